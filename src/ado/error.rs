@@ -1,0 +1,110 @@
+//! Errors of the Azure DevOps layer, each with enough context to act on.
+
+/// What went wrong talking to Azure DevOps.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AdoError {
+    /// The credential was refused, including the answers that look like success
+    /// (203 sign-in page, a redirect to `_signin`, HTML where JSON was expected).
+    #[error("authentication failed: {detail}. {hint}")]
+    Authentication {
+        status: u16,
+        detail: String,
+        hint: &'static str,
+    },
+    /// Azure DevOps answered with an error status; `message` and `type_key` come from its
+    /// error body when it sent one.
+    #[error("Azure DevOps answered HTTP {status}{}: {message}", type_key.as_deref().map(|k| format!(" ({k})")).unwrap_or_default())]
+    Service {
+        status: u16,
+        type_key: Option<String>,
+        message: String,
+    },
+    /// A 2xx body that could not be read as the documented shape.
+    #[error("could not read the answer of {what}: {detail}")]
+    Decode { what: &'static str, detail: String },
+    /// No answer: connection refused, DNS, TLS, timeout (after retries).
+    #[error("could not reach Azure DevOps: {0}")]
+    Transport(String),
+    /// A token could not be obtained from the configured credential.
+    #[error("could not get an access token: {0}")]
+    Credential(String),
+    /// The service broke the paging contract (for example a continuation token that repeats).
+    #[error("paging error: {0}")]
+    Paging(String),
+    /// Bad client configuration (for example an unparsable base URL).
+    #[error("invalid Azure DevOps client setting: {0}")]
+    Config(String),
+}
+
+/// Advice shown with every authentication failure: the usual causes, in order.
+pub const AUTH_HINT: &str = "Check that the credential has not expired, that a PAT has the scopes \
+    'Graph (read)' and 'Token administration' (vso.graph, vso.tokenadministration) for this organization, \
+    and that its owner (or the identity) is a Project Collection Administrator";
+
+impl AdoError {
+    /// The HTTP status of the answer behind this error, if there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AdoError::Authentication { status, .. } | AdoError::Service { status, .. } => {
+                Some(*status)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn is_authentication(&self) -> bool {
+        matches!(self, AdoError::Authentication { .. } | AdoError::Credential(_))
+    }
+
+    /// Map an `azure_core` error coming out of a pipeline to this layer's error.
+    ///
+    /// Our own policies put an `AdoError` inside the `azure_core::Error`; everything else
+    /// is classified by its kind.
+    pub fn from_core(err: azure_core::Error, what: &'static str) -> Self {
+        use azure_core::error::ErrorKind;
+        if let Some(inner) = find_ado_error(&err) {
+            return inner.clone();
+        }
+        match err.kind() {
+            ErrorKind::HttpResponse { status, error_code, .. } => AdoError::Service {
+                status: u16::from(*status),
+                type_key: error_code.clone(),
+                message: err.to_string(),
+            },
+            ErrorKind::DataConversion => AdoError::Decode { what, detail: err.to_string() },
+            ErrorKind::Credential => AdoError::Credential(error_chain(&err)),
+            ErrorKind::Io | ErrorKind::Connection => AdoError::Transport(error_chain(&err)),
+            _ if error_chain(&err).contains("get bearer token") => {
+                AdoError::Credential(error_chain(&err))
+            }
+            _ => AdoError::Transport(error_chain(&err)),
+        }
+    }
+}
+
+/// Find an `AdoError` anywhere in the source chain of an error.
+fn find_ado_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a AdoError> {
+    let mut current: Option<&'a (dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(ado) = e.downcast_ref::<AdoError>() {
+            return Some(ado);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// The messages of an error and its sources, joined: the top message alone is often
+/// only "failed to execute request".
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut current = err.source();
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,216 @@
+//! The Azure DevOps client: Microsoft's generated `azure_devops_rust_api` for request building
+//! and authentication, with our `azure_core` policies for what it misses (see `policy`) and for
+//! pacing (see `pacing`). Bodies are read into our own wire types (see `wire`).
+
+pub mod error;
+pub mod pacing;
+pub mod paging;
+pub mod policy;
+pub mod wire;
+
+pub use error::AdoError;
+
+use crate::inventory::{Pat, User};
+use crate::secret::Secret;
+use azure_core::credentials::TokenCredential;
+use azure_core::http::policies::Policy;
+use azure_core::http::{ExponentialRetryOptions, RetryOptions, Transport, Url};
+use azure_devops_rust_api::{graph, token_admin};
+use pacing::{PacingPolicy, PacingStats, Pacer};
+use policy::ContractPolicy;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The public Azure DevOps endpoint for Graph and Token Admin.
+pub const DEFAULT_ADO_URL: &str = "https://vssps.dev.azure.com";
+
+/// How the client authenticates.
+#[derive(Clone)]
+pub enum AdoCredential {
+    /// A personal access token, sent as HTTP Basic with an empty user name.
+    Pat(Secret),
+    /// Any Entra credential; its token is sent as a bearer.
+    Token(Arc<dyn TokenCredential>),
+}
+
+impl std::fmt::Debug for AdoCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdoCredential::Pat(_) => f.write_str("AdoCredential::Pat(<redacted>)"),
+            AdoCredential::Token(_) => f.write_str("AdoCredential::Token(..)"),
+        }
+    }
+}
+
+/// Settings of the client.
+#[derive(Debug, Clone)]
+pub struct AdoSettings {
+    /// Base URL, e.g. `https://vssps.dev.azure.com` or a loopback simulator.
+    pub base_url: Url,
+    pub organization: String,
+    /// Graph `subjectTypes` filter; `aad,msa` lists people and skips service identities.
+    pub subject_types: Vec<String>,
+    /// `pageSize` for Token Admin listings.
+    pub pat_page_size: u32,
+    /// Time allowed for one HTTP request, answer included.
+    pub request_timeout: Duration,
+    /// Retries of one request (429, 5xx, connection errors, timeouts).
+    pub max_retries: u32,
+}
+
+impl AdoSettings {
+    pub fn new(base_url: Url, organization: impl Into<String>) -> Self {
+        Self {
+            base_url,
+            organization: organization.into(),
+            subject_types: vec!["aad".into(), "msa".into()],
+            pat_page_size: 100,
+            request_timeout: Duration::from_secs(60),
+            max_retries: 8,
+        }
+    }
+}
+
+/// One page of users.
+#[derive(Debug)]
+pub struct UsersPage {
+    pub users: Vec<User>,
+    /// Users the service listed without a descriptor: they cannot be scanned.
+    pub without_descriptor: Vec<User>,
+    pub continuation: Option<String>,
+}
+
+/// One page of a user's PATs.
+#[derive(Debug)]
+pub struct PatsPage {
+    pub pats: Vec<Pat>,
+    pub continuation: Option<String>,
+}
+
+/// A client for one organization.
+#[derive(Clone)]
+pub struct AdoClient {
+    graph: graph::Client,
+    token_admin: token_admin::Client,
+    settings: Arc<AdoSettings>,
+    pacer: Arc<Pacer>,
+}
+
+impl AdoClient {
+    pub fn new(settings: AdoSettings, credential: AdoCredential) -> Result<Self, AdoError> {
+        let http = reqwest::Client::builder()
+            // The contract: a redirect is a sign-in page, never something to follow.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(settings.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .user_agent(concat!("patreport/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| AdoError::Config(format!("HTTP client: {e}")))?;
+        let transport = Transport::new(Arc::new(http));
+        let pacer = Arc::new(Pacer::default());
+        let per_call: Vec<Arc<dyn Policy>> = vec![Arc::new(ContractPolicy::new(pacer.clone()))];
+        let per_try: Vec<Arc<dyn Policy>> = vec![Arc::new(PacingPolicy::new(pacer.clone()))];
+        let retry = RetryOptions::exponential(ExponentialRetryOptions {
+            initial_delay: azure_core::time::Duration::milliseconds(250),
+            max_retries: settings.max_retries,
+            max_total_elapsed: azure_core::time::Duration::seconds(180),
+            max_delay: azure_core::time::Duration::seconds(30),
+        });
+        let credential = match credential {
+            AdoCredential::Pat(pat) => azure_devops_rust_api::Credential::from_pat(pat.expose()),
+            AdoCredential::Token(token) => azure_devops_rust_api::Credential::TokenCredential(token),
+        };
+        let graph = graph::ClientBuilder::new(credential.clone())
+            .endpoint(settings.base_url.clone())
+            .transport(transport.clone())
+            .retry(retry.clone())
+            .per_call_policies(per_call.clone())
+            .per_try_policies(per_try.clone())
+            .build();
+        let token_admin = token_admin::ClientBuilder::new(credential)
+            .endpoint(settings.base_url.clone())
+            .transport(transport)
+            .retry(retry)
+            .per_call_policies(per_call)
+            .per_try_policies(per_try)
+            .build();
+        Ok(Self { graph, token_admin, settings: Arc::new(settings), pacer })
+    }
+
+    pub fn settings(&self) -> &AdoSettings {
+        &self.settings
+    }
+
+    pub fn pacing(&self) -> PacingStats {
+        self.pacer.stats()
+    }
+
+    /// One page of `GET {org}/_apis/graph/users`.
+    pub async fn users_page(&self, continuation: Option<&str>) -> Result<UsersPage, AdoError> {
+        let mut request = self.graph.users_client().list(&self.settings.organization);
+        if !self.settings.subject_types.is_empty() {
+            request = request.subject_types(self.settings.subject_types.join(","));
+        }
+        if let Some(token) = continuation {
+            request = request.continuation_token(token);
+        }
+        let response = request.send().await.map_err(|e| AdoError::from_core(e, "Graph users"))?;
+        let continuation =
+            paging::users_continuation(response.headers().x_ms_continuation_token().ok());
+        let raw = response.into_raw_response();
+        let page: wire::UsersPage = serde_json::from_slice(raw.body())
+            .map_err(|e| AdoError::Decode { what: "Graph users", detail: e.to_string() })?;
+        let (mut users, mut without_descriptor) = (Vec::with_capacity(page.value.len()), Vec::new());
+        for u in page.value {
+            let descriptor = u.descriptor.filter(|d| !d.trim().is_empty());
+            let user = User {
+                descriptor: descriptor.clone().unwrap_or_default(),
+                display_name: u.display_name.unwrap_or_default(),
+                principal_name: u.principal_name.unwrap_or_default(),
+                mail_address: u.mail_address.unwrap_or_default(),
+                origin: u.origin.unwrap_or_default(),
+            };
+            if descriptor.is_some() {
+                users.push(user);
+            } else {
+                without_descriptor.push(user);
+            }
+        }
+        Ok(UsersPage { users, without_descriptor, continuation })
+    }
+
+    /// One page of `GET {org}/_apis/tokenadmin/personalaccesstokens/{descriptor}` (PATs only).
+    pub async fn pats_page(&self, descriptor: &str, continuation: Option<&str>) -> Result<PatsPage, AdoError> {
+        let page_size = i32::try_from(self.settings.pat_page_size).unwrap_or(i32::MAX);
+        let mut request = self
+            .token_admin
+            .personal_access_tokens_client()
+            .list(&self.settings.organization, descriptor)
+            .page_size(page_size)
+            .is_public(false);
+        if let Some(token) = continuation {
+            request = request.continuation_token(token);
+        }
+        let response = request.send().await.map_err(|e| AdoError::from_core(e, "Token Admin PAT list"))?;
+        let raw = response.into_raw_response();
+        let page: wire::PatPage = serde_json::from_slice(raw.body())
+            .map_err(|e| AdoError::Decode { what: "Token Admin PAT list", detail: e.to_string() })?;
+        let pats = page
+            .value
+            .into_iter()
+            .map(|t| Pat {
+                authorization_id: t.authorization_id,
+                display_name: t.display_name,
+                scope: t.scope,
+                target_accounts: t.target_accounts,
+                valid_from: t.valid_from,
+                valid_to: t.valid_to,
+                // The service always sends isValid; a missing one is not evidence of revocation.
+                is_valid: t.is_valid.unwrap_or(true),
+            })
+            .collect();
+        Ok(PatsPage { pats, continuation: paging::pat_continuation(page.continuation_token) })
+    }
+}

@@ -1,0 +1,229 @@
+//! The scan: page through the users, list every user's PATs with bounded concurrency while
+//! later user pages are still arriving, and turn every failure into a record.
+//!
+//! One entry point serves the CLI, the demo, the Functions worker and the benchmark.
+
+use crate::ado::error::error_chain;
+use crate::ado::paging::{self, LoopGuard};
+use crate::ado::{AdoClient, AdoError};
+use crate::inventory::{Inventory, RunStats, User, UserFailure, UserTokens};
+use futures::StreamExt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How a scan runs.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// PAT listings in flight at once.
+    pub concurrency: usize,
+    /// Stop starting new work after this long; the report is then partial and says so.
+    pub time_budget: Option<Duration>,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self { concurrency: DEFAULT_CONCURRENCY, time_budget: None }
+    }
+}
+
+/// Enough to hide the latency of one request per user without tripping throttling early.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+/// Where the scan reports its progress (CLI progress bar, worker status, nothing).
+pub trait Progress: Send + Sync {
+    /// `listed` users have been listed so far.
+    fn users_listed(&self, _listed: usize) {}
+    /// One user's PATs were listed (`pats` of them), or the listing failed.
+    fn user_scanned(&self, _pats: usize, _failed: bool) {}
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Why a scan could not produce a report at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("organization '{org}' was not found at {url} (HTTP 404): check the organization name and the Azure DevOps URL")]
+    OrgNotFound { org: String, url: String },
+    #[error("could not list the users of '{org}': {source}")]
+    Users { org: String, source: AdoError },
+    #[error("could not list personal access tokens in '{org}': {source}")]
+    TokenAdmin { org: String, source: AdoError },
+}
+
+enum Outcome {
+    Listed(Vec<crate::inventory::Pat>),
+    Failed(Option<u16>, String),
+}
+
+/// Scan one organization.
+pub async fn scan(client: &AdoClient, options: &ScanOptions, progress: &dyn Progress) -> Result<Inventory, ScanError> {
+    let org = client.settings().organization.clone();
+    let org_name = org.as_str();
+    let started = OffsetDateTime::now_utc();
+    let deadline = options.time_budget.map(|b| Instant::now() + b);
+    let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
+
+    let abort: Mutex<Option<ScanError>> = Mutex::new(None);
+    let aborted = AtomicBool::new(false);
+    let any_pat_success = AtomicBool::new(false);
+    let pat_pages = AtomicU64::new(0);
+
+    let (tx, mut rx) = mpsc::channel::<(usize, User)>(1024);
+
+    // Producer: the users chain is sequential by nature (each page needs the previous token).
+    let list_users = async {
+        let mut listed = 0usize;
+        let mut pages = 0u64;
+        let mut token: Option<String> = None;
+        let mut guard = LoopGuard::default();
+        let mut orphans = Vec::new();
+        let mut stopped_early = None;
+        loop {
+            if aborted.load(Ordering::Relaxed) {
+                break;
+            }
+            if out_of_time() {
+                stopped_early = Some(format!(
+                    "the time budget ran out after {pages} pages of users; users on later pages were not listed"
+                ));
+                break;
+            }
+            let page = match client.users_page(token.as_deref()).await {
+                Ok(page) => page,
+                Err(e) if pages == 0 => {
+                    let fatal = if e.status() == Some(404) {
+                        ScanError::OrgNotFound { org: org_name.to_owned(), url: client.settings().base_url.to_string() }
+                    } else {
+                        ScanError::Users { org: org_name.to_owned(), source: e }
+                    };
+                    set_abort(&abort, &aborted, fatal);
+                    break;
+                }
+                Err(e) => {
+                    stopped_early = Some(format!(
+                        "listing users failed after {pages} pages ({listed} users); later users were not listed: {e}"
+                    ));
+                    break;
+                }
+            };
+            pages += 1;
+            orphans.extend(page.without_descriptor);
+            for user in page.users {
+                if tx.send((listed, user)).await.is_err() {
+                    break;
+                }
+                listed += 1;
+            }
+            progress.users_listed(listed);
+            match page.continuation {
+                Some(next) => {
+                    if let Err(e) = guard.check(&next, "user listing") {
+                        stopped_early = Some(e.to_string());
+                        break;
+                    }
+                    token = Some(next);
+                }
+                None => break,
+            }
+        }
+        drop(tx);
+        (pages, orphans, stopped_early)
+    };
+
+    // Consumers: bounded concurrent PAT listings, started as soon as users arrive.
+    let list_pats = async {
+        let users = futures::stream::poll_fn(|cx| rx.poll_recv(cx));
+        users
+            .map(|(index, user)| {
+                let (abort, aborted, any_ok, pat_pages) = (&abort, &aborted, &any_pat_success, &pat_pages);
+                async move {
+                    if aborted.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    if out_of_time() {
+                        let msg = "not scanned: the time budget ran out before this user was reached".to_owned();
+                        progress.user_scanned(0, true);
+                        return Some((index, user, Outcome::Failed(None, msg)));
+                    }
+                    let outcome = match paging::list_all_pats(client, &user.descriptor).await {
+                        Ok((pats, pages)) => {
+                            any_ok.store(true, Ordering::Relaxed);
+                            pat_pages.fetch_add(pages, Ordering::Relaxed);
+                            progress.user_scanned(pats.len(), false);
+                            Outcome::Listed(pats)
+                        }
+                        // A credential refused before any listing succeeded is refused for
+                        // everyone: stop with one clear error rather than N identical records.
+                        Err(e) if e.is_authentication() && !any_ok.load(Ordering::Relaxed) => {
+                            set_abort(abort, aborted, ScanError::TokenAdmin { org: org_name.to_owned(), source: e });
+                            return None;
+                        }
+                        Err(e) => {
+                            progress.user_scanned(0, true);
+                            Outcome::Failed(e.status(), error_chain(&e))
+                        }
+                    };
+                    Some((index, user, outcome))
+                }
+            })
+            .buffer_unordered(options.concurrency.max(1))
+            .filter_map(|o| async move { o })
+            .collect::<Vec<_>>()
+            .await
+    };
+
+    let ((user_pages, orphans, stopped_early), mut outcomes) = tokio::join!(list_users, list_pats);
+
+    if let Some(fatal) = abort.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(fatal);
+    }
+
+    outcomes.sort_unstable_by_key(|(index, _, _)| *index);
+    let mut users = Vec::with_capacity(outcomes.len());
+    let mut failures = Vec::new();
+    for (_, user, outcome) in outcomes {
+        match outcome {
+            Outcome::Listed(pats) => users.push(UserTokens { user, pats }),
+            Outcome::Failed(status, message) => failures.push(UserFailure { user, status, message }),
+        }
+    }
+    for user in orphans {
+        failures.push(UserFailure {
+            user,
+            status: None,
+            message: "the service listed this user without a descriptor, so its tokens cannot be listed".into(),
+        });
+    }
+
+    let pacing = client.pacing();
+    Ok(Inventory {
+        org,
+        started,
+        finished: OffsetDateTime::now_utc(),
+        users,
+        failures,
+        stopped_early,
+        stats: RunStats {
+            api_calls: pacing.api_calls,
+            retries: pacing.retries,
+            throttled: pacing.throttled,
+            throttle_wait: pacing.throttle_wait,
+            user_pages,
+            pat_pages: pat_pages.into_inner(),
+        },
+    })
+}
+
+fn set_abort(slot: &Mutex<Option<ScanError>>, flag: &AtomicBool, error: ScanError) {
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.is_none() {
+        *slot = Some(error);
+    }
+    flag.store(true, Ordering::Relaxed);
+}

@@ -1,0 +1,108 @@
+//! The inventory: plain data gathered by a scan, before any report logic runs.
+//!
+//! Nothing here holds a secret. The Token Admin API's `token` and `alternateToken`
+//! fields are never read into these types (see `ado::wire`).
+
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// A user of the organization as listed by the Graph API.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct User {
+    /// Graph subject descriptor (`aad.…`, `msa.…`), the key for the Token Admin API.
+    pub descriptor: String,
+    pub display_name: String,
+    pub principal_name: String,
+    pub mail_address: String,
+    /// Identity origin: `aad`, `msa`, `vsts`, `ad`, …
+    pub origin: String,
+}
+
+/// One personal access token as listed by the Token Admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Pat {
+    /// The id used to revoke the PAT; absent only if the service omits it.
+    pub authorization_id: Option<String>,
+    /// The PAT name the user chose; the service may send `null`.
+    pub display_name: Option<String>,
+    /// Space-separated scopes; `app_token` means full access.
+    pub scope: Option<String>,
+    /// Organizations the PAT reaches; `None` or empty means all organizations (global).
+    pub target_accounts: Option<Vec<String>>,
+    pub valid_from: Option<OffsetDateTime>,
+    pub valid_to: Option<OffsetDateTime>,
+    /// `false` for revoked or otherwise invalidated tokens.
+    pub is_valid: bool,
+}
+
+/// A user whose PATs were listed completely.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserTokens {
+    pub user: User,
+    pub pats: Vec<Pat>,
+}
+
+/// A user whose PATs could not be listed after retries: reported, never dropped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserFailure {
+    pub user: User,
+    /// HTTP status of the last answer, if there was one.
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+/// Counters of one scan, for the Run sheet and the benchmark.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunStats {
+    /// HTTP requests sent, retries included.
+    pub api_calls: u64,
+    /// Requests that were retries of an earlier attempt.
+    pub retries: u64,
+    /// Answers that asked us to slow down (429, or `Retry-After` on a 2xx).
+    pub throttled: u64,
+    /// Total time spent waiting because the service asked us to.
+    #[serde(with = "duration_secs")]
+    pub throttle_wait: Duration,
+    pub user_pages: u64,
+    pub pat_pages: u64,
+}
+
+/// Everything one scan of one organization found.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Inventory {
+    pub org: String,
+    pub started: OffsetDateTime,
+    pub finished: OffsetDateTime,
+    /// Users whose PATs were listed completely (possibly none), in scan order.
+    pub users: Vec<UserTokens>,
+    /// Users whose PATs could not be listed.
+    pub failures: Vec<UserFailure>,
+    /// Set when the scan stopped early (for example a time budget); the report is partial.
+    pub stopped_early: Option<String>,
+    pub stats: RunStats,
+}
+
+impl Inventory {
+    /// Complete means every user was listed and the scan was not cut short.
+    pub fn is_complete(&self) -> bool {
+        self.failures.is_empty() && self.stopped_early.is_none()
+    }
+
+    pub fn pat_count(&self) -> usize {
+        self.users.iter().map(|u| u.pats.len()).sum()
+    }
+}
+
+mod duration_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}

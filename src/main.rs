@@ -1,0 +1,40 @@
+//! The `patreport` binary: parse the command line, run, map the outcome to an exit code.
+
+use clap::Parser;
+use patreport::cli::{self, Cli, Command, exit};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PATREPORT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::from(exit::FATAL);
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Report(args) => cli::report::run(args).await,
+            Command::Simulate(args) => cli::simulate::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // One clear line, then the causes: no panic, no backtrace.
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(exit::FATAL)
+        }
+    }
+}

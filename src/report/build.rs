@@ -1,0 +1,627 @@
+//! The rules that turn an [`Inventory`] into a [`Report`]. Pure: the clock is an argument.
+
+use std::cmp::Ordering;
+
+use time::{Duration, OffsetDateTime};
+
+use super::model::{
+    ErrorRow, Holder, Report, ReportOptions, RunInfo, StatusCounts, Summary, TokenRow, TokenStatus,
+};
+use super::scope;
+use crate::inventory::{Inventory, Pat, User};
+
+/// How many users the "top holders" table lists.
+const TOP_HOLDERS: usize = 10;
+
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// Builds the report of `inventory` as seen at `now`.
+///
+/// * One row per PAT, ordered by owner principal name (case-insensitive), then `valid_to`
+///   (PATs without one last), then authorization id, so the same inventory always gives
+///   the same report whatever order the scan finished in.
+/// * Invalid (revoked) PATs become rows only with `options.include_invalid`, but
+///   `summary.by_status.invalid` counts them either way, so the summary always says how
+///   many exist. Every other summary figure except the `expiring_within_*` ones
+///   (which count valid, unexpired PATs) is computed over the rows.
+/// * One error row per user whose PATs could not be listed.
+pub fn build(
+    inventory: &Inventory,
+    now: OffsetDateTime,
+    options: ReportOptions,
+    tool_version: &str,
+) -> Report {
+    let window = Duration::days(i64::from(options.expiring_days));
+
+    // Rows carry the index of their owner, whose lowercased principal name is the
+    // primary sort key, computed once per user rather than once per comparison.
+    let mut keyed: Vec<(usize, TokenRow)> = Vec::with_capacity(inventory.pat_count());
+    let mut by_status = StatusCounts::default();
+    let mut soon = [0usize; 3];
+    for (index, entry) in inventory.users.iter().enumerate() {
+        for pat in &entry.pats {
+            let status = status_of(pat, now, window);
+            match status {
+                TokenStatus::Active => by_status.active += 1,
+                TokenStatus::Expiring => by_status.expiring += 1,
+                TokenStatus::Expired => by_status.expired += 1,
+                TokenStatus::Invalid => by_status.invalid += 1,
+            }
+            if let (true, Some(valid_to)) = (pat.is_valid, pat.valid_to)
+                && valid_to >= now
+            {
+                for (count, days) in soon.iter_mut().zip([7, 30, 90]) {
+                    if valid_to <= now + Duration::days(days) {
+                        *count += 1;
+                    }
+                }
+            }
+            if status != TokenStatus::Invalid || options.include_invalid {
+                keyed.push((index, token_row(&entry.user, pat, status, now)));
+            }
+        }
+    }
+
+    let sort_keys: Vec<String> = inventory
+        .users
+        .iter()
+        .map(|u| u.user.principal_name.to_lowercase())
+        .collect();
+    keyed.sort_by(|(ia, a), (ib, b)| {
+        sort_keys[*ia]
+            .cmp(&sort_keys[*ib])
+            .then_with(|| a.owner_principal_name.cmp(&b.owner_principal_name))
+            .then_with(|| a.owner_descriptor.cmp(&b.owner_descriptor))
+            .then_with(|| cmp_none_last(a.valid_to, b.valid_to))
+            .then_with(|| a.authorization_id.cmp(&b.authorization_id))
+            .then_with(|| a.pat_name.cmp(&b.pat_name))
+            .then_with(|| a.valid_from.cmp(&b.valid_from))
+    });
+
+    let top_holders = top_holders(inventory, &keyed, &sort_keys);
+    let users_with_pats = count_owners(&keyed);
+    let rows: Vec<TokenRow> = keyed.into_iter().map(|(_, row)| row).collect();
+
+    let summary = Summary {
+        users_scanned: inventory.users.len() + inventory.failures.len(),
+        users_failed: inventory.failures.len(),
+        users_with_pats,
+        pats: rows.len(),
+        by_status,
+        full_access: rows.iter().filter(|r| r.full_access).count(),
+        global: rows.iter().filter(|r| r.global).count(),
+        expiring_within_7_days: soon[0],
+        expiring_within_30_days: soon[1],
+        expiring_within_90_days: soon[2],
+        top_holders,
+    };
+
+    let errors = inventory
+        .failures
+        .iter()
+        .map(|f| ErrorRow {
+            user_display_name: f.user.display_name.clone(),
+            user_principal_name: f.user.principal_name.clone(),
+            user_descriptor: f.user.descriptor.clone(),
+            http_status: f.status,
+            message: f.message.clone(),
+        })
+        .collect();
+
+    let run = RunInfo {
+        org: inventory.org.clone(),
+        started: inventory.started,
+        finished: inventory.finished,
+        duration_seconds: (inventory.finished - inventory.started)
+            .as_seconds_f64()
+            .max(0.0),
+        api_calls: inventory.stats.api_calls,
+        retries: inventory.stats.retries,
+        throttled: inventory.stats.throttled,
+        throttle_wait_seconds: inventory.stats.throttle_wait.as_secs_f64(),
+        tool_version: tool_version.to_owned(),
+        complete: inventory.is_complete(),
+        stopped_early: inventory.stopped_early.clone(),
+        expiring_days: options.expiring_days,
+        generated: now,
+    };
+
+    Report {
+        run,
+        summary,
+        rows,
+        errors,
+    }
+}
+
+/// The status of a PAT at `now`; invalid wins over expired.
+fn status_of(pat: &Pat, now: OffsetDateTime, window: Duration) -> TokenStatus {
+    if !pat.is_valid {
+        return TokenStatus::Invalid;
+    }
+    match pat.valid_to {
+        Some(to) if to < now => TokenStatus::Expired,
+        Some(to) if to <= now + window => TokenStatus::Expiring,
+        _ => TokenStatus::Active,
+    }
+}
+
+fn token_row(user: &User, pat: &Pat, status: TokenStatus, now: OffsetDateTime) -> TokenRow {
+    let scope = pat.scope.clone().unwrap_or_default();
+    let target_accounts = pat.target_accounts.clone().unwrap_or_default();
+    TokenRow {
+        owner_display_name: user.display_name.clone(),
+        owner_principal_name: user.principal_name.clone(),
+        owner_mail_address: user.mail_address.clone(),
+        owner_origin: user.origin.clone(),
+        owner_descriptor: user.descriptor.clone(),
+        pat_name: pat.display_name.clone(),
+        scope_summary: scope::summarize(&scope),
+        full_access: scope.split_ascii_whitespace().any(|s| s == "app_token"),
+        global: target_accounts.is_empty(),
+        target_accounts,
+        scope,
+        valid_from: pat.valid_from,
+        valid_to: pat.valid_to,
+        days_to_expiry: pat.valid_to.map(|to| whole_days(now, to)),
+        lifetime_days: pat
+            .valid_from
+            .zip(pat.valid_to)
+            .map(|(from, to)| whole_days(from, to)),
+        status,
+        authorization_id: pat.authorization_id.clone().unwrap_or_default(),
+    }
+}
+
+/// Whole days from `from` to `to`, rounded down (so one second past expiry is day -1).
+fn whole_days(from: OffsetDateTime, to: OffsetDateTime) -> i64 {
+    (to - from).whole_seconds().div_euclid(SECONDS_PER_DAY)
+}
+
+/// Orders dates with "no date" last: a PAT without an end is the latest to expire.
+fn cmp_none_last(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.cmp(&b),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
+/// Distinct owners among the rows (sorted, so one owner's rows are adjacent).
+fn count_owners(keyed: &[(usize, TokenRow)]) -> usize {
+    let mut owners: Vec<usize> = keyed.iter().map(|(i, _)| *i).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    owners.len()
+}
+
+/// The users with the most rows, most first; ties by principal name.
+fn top_holders(
+    inventory: &Inventory,
+    keyed: &[(usize, TokenRow)],
+    sort_keys: &[String],
+) -> Vec<Holder> {
+    let mut counts = vec![(0usize, 0usize); inventory.users.len()];
+    for (index, row) in keyed {
+        counts[*index].0 += 1;
+        counts[*index].1 += usize::from(row.full_access);
+    }
+    let mut holders: Vec<usize> = (0..counts.len()).filter(|&i| counts[i].0 > 0).collect();
+    holders.sort_by(|&a, &b| {
+        let (ua, ub) = (&inventory.users[a].user, &inventory.users[b].user);
+        counts[b]
+            .0
+            .cmp(&counts[a].0)
+            .then_with(|| sort_keys[a].cmp(&sort_keys[b]))
+            .then_with(|| ua.principal_name.cmp(&ub.principal_name))
+            .then_with(|| ua.descriptor.cmp(&ub.descriptor))
+    });
+    holders
+        .into_iter()
+        .take(TOP_HOLDERS)
+        .map(|i| {
+            let user = &inventory.users[i].user;
+            Holder {
+                display_name: user.display_name.clone(),
+                principal_name: user.principal_name.clone(),
+                pats: counts[i].0,
+                full_access: counts[i].1,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::inventory::{RunStats, UserFailure, UserTokens};
+    use time::macros::datetime;
+
+    pub(crate) const NOW: OffsetDateTime = datetime!(2026-03-10 12:00 UTC);
+
+    pub(crate) fn user(name: &str) -> User {
+        User {
+            descriptor: format!("aad.{name}"),
+            display_name: name.to_uppercase(),
+            principal_name: format!("{name}@contoso.com"),
+            mail_address: format!("{name}@contoso.com"),
+            origin: "aad".into(),
+        }
+    }
+
+    pub(crate) fn pat(id: &str, valid_to: Option<OffsetDateTime>) -> Pat {
+        Pat {
+            authorization_id: Some(id.into()),
+            display_name: Some(format!("pat {id}")),
+            scope: Some("vso.code".into()),
+            target_accounts: Some(vec!["org-guid".into()]),
+            valid_from: Some(datetime!(2026-01-01 00:00 UTC)),
+            valid_to,
+            is_valid: true,
+        }
+    }
+
+    pub(crate) fn inventory(users: Vec<(User, Vec<Pat>)>) -> Inventory {
+        Inventory {
+            org: "contoso".into(),
+            started: datetime!(2026-03-10 11:59 UTC),
+            finished: datetime!(2026-03-10 11:59:30.5 UTC),
+            users: users
+                .into_iter()
+                .map(|(user, pats)| UserTokens { user, pats })
+                .collect(),
+            failures: vec![],
+            stopped_early: None,
+            stats: RunStats {
+                api_calls: 12,
+                retries: 2,
+                throttled: 1,
+                ..RunStats::default()
+            },
+        }
+    }
+
+    fn one(p: Pat) -> Report {
+        build(
+            &inventory(vec![(user("a"), vec![p])]),
+            NOW,
+            ReportOptions::default(),
+            "1.0",
+        )
+    }
+
+    fn status(valid_to: OffsetDateTime) -> TokenStatus {
+        one(pat("x", Some(valid_to))).rows[0].status
+    }
+
+    #[test]
+    fn a_pat_that_ended_yesterday_is_expired() {
+        assert_eq!(status(NOW - Duration::days(1)), TokenStatus::Expired);
+        assert_eq!(status(NOW - Duration::seconds(1)), TokenStatus::Expired);
+    }
+
+    #[test]
+    fn a_pat_ending_exactly_at_the_window_edge_is_expiring() {
+        assert_eq!(status(NOW), TokenStatus::Expiring);
+        assert_eq!(status(NOW + Duration::days(30)), TokenStatus::Expiring);
+    }
+
+    #[test]
+    fn a_pat_ending_beyond_the_window_is_active() {
+        assert_eq!(
+            status(NOW + Duration::days(30) + Duration::seconds(1)),
+            TokenStatus::Active
+        );
+    }
+
+    #[test]
+    fn the_expiring_window_follows_the_options() {
+        let inv = inventory(vec![(
+            user("a"),
+            vec![pat("x", Some(NOW + Duration::days(10)))],
+        )]);
+        let narrow = ReportOptions {
+            expiring_days: 7,
+            ..ReportOptions::default()
+        };
+        assert_eq!(
+            build(&inv, NOW, narrow, "1").rows[0].status,
+            TokenStatus::Active
+        );
+        assert_eq!(build(&inv, NOW, narrow, "1").run.expiring_days, 7);
+    }
+
+    #[test]
+    fn invalid_wins_over_expired() {
+        let p = Pat {
+            is_valid: false,
+            ..pat("x", Some(NOW - Duration::days(3)))
+        };
+        let inv = inventory(vec![(user("a"), vec![p])]);
+        let opts = ReportOptions {
+            include_invalid: true,
+            ..ReportOptions::default()
+        };
+        assert_eq!(
+            build(&inv, NOW, opts, "1").rows[0].status,
+            TokenStatus::Invalid
+        );
+    }
+
+    #[test]
+    fn a_pat_without_an_end_is_active_with_no_days_to_expiry() {
+        let r = one(pat("x", None));
+        assert_eq!(r.rows[0].status, TokenStatus::Active);
+        assert_eq!(r.rows[0].days_to_expiry, None);
+        assert_eq!(r.rows[0].lifetime_days, None);
+    }
+
+    #[test]
+    fn days_to_expiry_rounds_down_and_goes_negative_once_expired() {
+        let days = |to| one(pat("x", Some(to))).rows[0].days_to_expiry;
+        assert_eq!(days(NOW + Duration::days(5)), Some(5));
+        assert_eq!(
+            days(NOW + Duration::days(5) - Duration::seconds(1)),
+            Some(4)
+        );
+        assert_eq!(days(NOW + Duration::hours(23)), Some(0));
+        assert_eq!(days(NOW - Duration::seconds(1)), Some(-1));
+        assert_eq!(days(NOW - Duration::days(2)), Some(-2));
+    }
+
+    #[test]
+    fn lifetime_is_whole_days_from_valid_from_to_valid_to() {
+        let p = Pat {
+            valid_from: Some(datetime!(2026-01-01 10:00 UTC)),
+            valid_to: Some(datetime!(2026-01-31 09:59 UTC)),
+            ..pat("x", None)
+        };
+        assert_eq!(one(p).rows[0].lifetime_days, Some(29));
+        let no_start = Pat {
+            valid_from: None,
+            ..pat("x", Some(NOW))
+        };
+        assert_eq!(one(no_start).rows[0].lifetime_days, None);
+    }
+
+    #[test]
+    fn null_name_scope_and_id_are_kept_as_none_or_empty() {
+        let p = Pat {
+            display_name: None,
+            scope: None,
+            authorization_id: None,
+            ..pat("x", Some(NOW))
+        };
+        let row = &one(p).rows[0];
+        assert_eq!(row.pat_name, None);
+        assert_eq!(row.scope, "");
+        assert_eq!(row.scope_summary, "(none)");
+        assert_eq!(row.authorization_id, "");
+        assert!(!row.full_access);
+    }
+
+    #[test]
+    fn invalid_pats_are_rows_only_when_included_but_always_counted() {
+        let inv = inventory(vec![(
+            user("a"),
+            vec![
+                pat("ok", Some(NOW + Duration::days(100))),
+                Pat {
+                    is_valid: false,
+                    ..pat("bad", None)
+                },
+            ],
+        )]);
+        let without = build(&inv, NOW, ReportOptions::default(), "1");
+        assert_eq!(without.rows.len(), 1);
+        assert_eq!(without.summary.pats, 1);
+        assert_eq!(
+            without.summary.by_status,
+            StatusCounts {
+                active: 1,
+                invalid: 1,
+                ..StatusCounts::default()
+            }
+        );
+
+        let with = build(
+            &inv,
+            NOW,
+            ReportOptions {
+                include_invalid: true,
+                ..ReportOptions::default()
+            },
+            "1",
+        );
+        assert_eq!(with.rows.len(), 2);
+        assert_eq!(with.summary.pats, 2);
+        assert_eq!(with.summary.by_status, without.summary.by_status);
+    }
+
+    #[test]
+    fn global_and_full_access_flags() {
+        let full = Pat {
+            scope: Some("vso.code app_token".into()),
+            ..pat("1", None)
+        };
+        let global_none = Pat {
+            target_accounts: None,
+            ..pat("2", None)
+        };
+        let global_empty = Pat {
+            target_accounts: Some(vec![]),
+            ..pat("3", None)
+        };
+        let not_full = Pat {
+            scope: Some("app_tokens vso.app_token".into()),
+            ..pat("4", None)
+        };
+        let r = build(
+            &inventory(vec![(
+                user("a"),
+                vec![full, global_none, global_empty, not_full],
+            )]),
+            NOW,
+            ReportOptions::default(),
+            "1",
+        );
+        let flags: Vec<(bool, bool)> = r.rows.iter().map(|r| (r.full_access, r.global)).collect();
+        assert_eq!(
+            flags,
+            [(true, false), (false, true), (false, true), (false, false)]
+        );
+        assert_eq!(r.rows[0].scope_summary, "Code (read), Full access");
+        assert_eq!((r.summary.full_access, r.summary.global), (1, 2));
+    }
+
+    #[test]
+    fn rows_are_ordered_by_owner_case_insensitively_then_end_then_id() {
+        let upper = User {
+            principal_name: "Bob@contoso.com".into(),
+            ..user("b")
+        };
+        let later = NOW + Duration::days(200);
+        let sooner = NOW + Duration::days(100);
+        let inv = inventory(vec![
+            (user("carol"), vec![pat("c1", Some(sooner))]),
+            (
+                upper,
+                vec![
+                    pat("b2", None),
+                    pat("b3", Some(later)),
+                    pat("b1", Some(later)),
+                    pat("b0", Some(sooner)),
+                ],
+            ),
+            (user("alice"), vec![pat("a1", Some(later))]),
+        ]);
+        let ids: Vec<String> = build(&inv, NOW, ReportOptions::default(), "1")
+            .rows
+            .into_iter()
+            .map(|r| r.authorization_id)
+            .collect();
+        assert_eq!(ids, ["a1", "b0", "b1", "b3", "b2", "c1"]);
+    }
+
+    #[test]
+    fn summary_counts_users_pats_and_expiry_windows() {
+        let mut inv = inventory(vec![
+            (
+                user("a"),
+                vec![
+                    pat("7", Some(NOW + Duration::days(7))),
+                    pat("8", Some(NOW + Duration::days(8))),
+                    pat("31", Some(NOW + Duration::days(31))),
+                    pat("91", Some(NOW + Duration::days(91))),
+                    pat("expired", Some(NOW - Duration::days(1))),
+                    Pat {
+                        is_valid: false,
+                        ..pat("revoked", Some(NOW + Duration::days(1)))
+                    },
+                ],
+            ),
+            (user("b"), vec![]),
+            (
+                user("c"),
+                vec![Pat {
+                    is_valid: false,
+                    ..pat("revoked2", None)
+                }],
+            ),
+        ]);
+        inv.failures.push(UserFailure {
+            user: user("d"),
+            status: Some(500),
+            message: "boom".into(),
+        });
+        let s = build(&inv, NOW, ReportOptions::default(), "1").summary;
+        assert_eq!(
+            (s.users_scanned, s.users_failed, s.users_with_pats),
+            (4, 1, 1)
+        );
+        assert_eq!(s.pats, 5);
+        assert_eq!(
+            s.by_status,
+            StatusCounts {
+                active: 2,
+                expiring: 2,
+                expired: 1,
+                invalid: 2
+            }
+        );
+        assert_eq!(
+            (
+                s.expiring_within_7_days,
+                s.expiring_within_30_days,
+                s.expiring_within_90_days
+            ),
+            (1, 2, 3)
+        );
+    }
+
+    #[test]
+    fn top_holders_are_most_pats_first_then_by_name_at_most_ten() {
+        let mut users = vec![];
+        for (name, n) in [("zed", 3), ("Amy", 1), ("bob", 3), ("none", 0)] {
+            users.push((
+                user(name),
+                (0..n).map(|i| pat(&format!("{name}{i}"), None)).collect(),
+            ));
+        }
+        for i in 0..12 {
+            users.push((user(&format!("u{i:02}")), vec![pat(&format!("u{i}"), None)]));
+        }
+        users[0].1[0].scope = Some("app_token".into());
+        let s = build(&inventory(users), NOW, ReportOptions::default(), "1").summary;
+        let names: Vec<&str> = s
+            .top_holders
+            .iter()
+            .map(|h| h.display_name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "BOB", "ZED", "AMY", "U00", "U01", "U02", "U03", "U04", "U05", "U06"
+            ]
+        );
+        assert_eq!(
+            (s.top_holders[1].pats, s.top_holders[1].full_access),
+            (3, 1)
+        );
+        assert_eq!(s.users_with_pats, 15);
+    }
+
+    #[test]
+    fn errors_and_run_info_come_from_the_inventory() {
+        let mut inv = inventory(vec![]);
+        inv.failures.push(UserFailure {
+            user: user("d"),
+            status: None,
+            message: "timed out".into(),
+        });
+        inv.stats.throttle_wait = std::time::Duration::from_millis(1500);
+        let r = build(&inv, NOW, ReportOptions::default(), "9.9.9");
+        assert_eq!(
+            r.errors,
+            [ErrorRow {
+                user_display_name: "D".into(),
+                user_principal_name: "d@contoso.com".into(),
+                user_descriptor: "aad.d".into(),
+                http_status: None,
+                message: "timed out".into(),
+            }]
+        );
+        assert_eq!(r.run.org, "contoso");
+        assert_eq!(r.run.duration_seconds, 30.5);
+        assert_eq!(
+            (r.run.api_calls, r.run.retries, r.run.throttled),
+            (12, 2, 1)
+        );
+        assert_eq!(r.run.throttle_wait_seconds, 1.5);
+        assert!(!r.run.complete);
+        assert_eq!(r.run.generated, NOW);
+        assert_eq!(r.run.tool_version, "9.9.9");
+        assert!(r.rows.is_empty());
+    }
+}

@@ -1,0 +1,150 @@
+//! The CSV report: the Tokens rows only, one line per PAT.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
+use super::error::ReportError;
+use super::model::Report;
+use super::text::csv_safe;
+use super::xlsx::TOKEN_COLUMNS;
+
+/// Writes the Tokens rows with the same header as the workbook's Tokens sheet.
+///
+/// Dates are RFC 3339 in UTC, booleans `true`/`false`, the status its lowercase name
+/// (as in JSON), missing values empty, target accounts joined with "; " (empty for a
+/// global PAT). Every text column goes through [`csv_safe`] so a spreadsheet opening the
+/// file never evaluates a name as a formula; numbers (days may be negative) do not.
+pub fn write_csv<W: Write>(report: &Report, w: W) -> Result<(), ReportError> {
+    let mut out = ::csv::Writer::from_writer(w);
+    out.write_record(TOKEN_COLUMNS)?;
+
+    // Reused across rows to keep per-row allocation down.
+    let mut buf = String::new();
+    for r in &report.rows {
+        let texts: [&str; 6] = [
+            &r.owner_display_name,
+            &r.owner_principal_name,
+            &r.owner_mail_address,
+            &r.owner_origin,
+            &r.owner_descriptor,
+            r.pat_name.as_deref().unwrap_or_default(),
+        ];
+        for text in texts {
+            out.write_field(csv_safe(text).as_bytes())?;
+        }
+        out.write_field(r.status.as_str())?;
+        out.write_field(bool_str(r.full_access))?;
+        out.write_field(bool_str(r.global))?;
+        out.write_field(csv_safe(&r.scope_summary).as_bytes())?;
+        out.write_field(csv_safe(&r.scope).as_bytes())?;
+        buf.clear();
+        for (i, account) in r.target_accounts.iter().enumerate() {
+            if i > 0 {
+                buf.push_str("; ");
+            }
+            buf.push_str(account);
+        }
+        out.write_field(csv_safe(&buf).as_bytes())?;
+        for date in [r.valid_from, r.valid_to] {
+            out.write_field(date.map(rfc3339_utc).unwrap_or_default())?;
+        }
+        for number in [r.days_to_expiry, r.lifetime_days] {
+            buf.clear();
+            if let Some(n) = number {
+                // Writing to a String cannot fail.
+                let _ = write!(buf, "{n}");
+            }
+            out.write_field(&buf)?;
+        }
+        out.write_field(csv_safe(&r.authorization_id).as_bytes())?;
+        out.write_record(None::<&[u8]>)?;
+    }
+    out.flush().map_err(|e| ReportError::Csv(e.into()))?;
+    Ok(())
+}
+
+/// RFC 3339 in UTC (`2026-03-10T12:00:00Z`); a date RFC 3339 cannot express (a year
+/// beyond 9999) falls back to the `time` crate's display form instead of failing.
+pub(crate) fn rfc3339_utc(date: OffsetDateTime) -> String {
+    match date.checked_to_offset(UtcOffset::UTC) {
+        Some(utc) => utc.format(&Rfc3339).unwrap_or_else(|_| utc.to_string()),
+        None => date.to_string(),
+    }
+}
+
+fn bool_str(b: bool) -> &'static str {
+    if b { "true" } else { "false" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures::{HOSTILE, empty_report, hostile_report};
+
+    fn records(report: &Report) -> Vec<::csv::StringRecord> {
+        let mut bytes = Vec::new();
+        write_csv(report, &mut bytes).unwrap();
+        ::csv::Reader::from_reader(bytes.as_slice())
+            .records()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn the_header_matches_the_tokens_sheet() {
+        let mut bytes = Vec::new();
+        write_csv(&hostile_report(), &mut bytes).unwrap();
+        let mut reader = ::csv::Reader::from_reader(bytes.as_slice());
+        assert_eq!(reader.headers().unwrap(), TOKEN_COLUMNS.as_slice());
+    }
+
+    #[test]
+    fn injection_strings_are_prefixed_with_a_quote() {
+        let rows = records(&hostile_report());
+        for (record, name) in rows.iter().zip(HOSTILE) {
+            assert_eq!(&record[5], csv_safe(name), "{name:?}");
+            assert_eq!(&record[0], "'=1+1");
+        }
+        assert_eq!(&rows[0][5], "'=HYPERLINK(\"http://x\",\"y\")");
+        assert_eq!(&rows[6][5], "<script>alert(1)</script>");
+    }
+
+    #[test]
+    fn values_are_rfc3339_utc_booleans_and_plain_numbers() {
+        let rows = records(&hostile_report());
+        let first = &rows[0];
+        assert_eq!(&first[6], "active");
+        assert_eq!((&first[7], &first[8]), ("false", "false"));
+        assert_eq!(&first[11], "org-guid");
+        assert_eq!(&first[12], "2026-01-01T00:00:00Z");
+        assert_eq!(&first[13], "2026-06-18T12:00:00Z");
+        assert_eq!(&first[14], "100");
+        assert_eq!(&first[16], "id0");
+
+        let last = &rows[7];
+        assert_eq!(&last[5], "");
+        assert_eq!(&last[6], "expired");
+        assert_eq!((&last[7], &last[8]), ("true", "true"));
+        assert_eq!(&last[11], "");
+        // A negative number is a number, not a formula: no quote.
+        assert_eq!(&last[14], "-2");
+    }
+
+    #[test]
+    fn dates_with_an_offset_are_written_in_utc() {
+        let date = time::macros::datetime!(2026-01-05 10:20:30 +02:00);
+        assert_eq!(rfc3339_utc(date), "2026-01-05T08:20:30Z");
+    }
+
+    #[test]
+    fn an_empty_report_is_just_the_header() {
+        let mut bytes = Vec::new();
+        write_csv(&empty_report(), &mut bytes).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.starts_with("Owner,Principal name,"));
+    }
+}

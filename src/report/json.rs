@@ -1,0 +1,145 @@
+//! The JSON report: the whole [`Report`], pretty-printed and safe to embed in HTML.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+use serde_json::ser::{Formatter, PrettyFormatter};
+
+use super::error::ReportError;
+use super::model::Report;
+
+/// Writes the whole report as pretty JSON. Inside strings, `<`, `>` and `&` are written
+/// as `\u003c`, `\u003e` and `\u0026` (and U+2028/U+2029 escaped too), so the output can
+/// sit inside an HTML `<script>` element without a name such as `</script>` ending it.
+pub fn write_json<W: Write>(report: &Report, mut w: W) -> Result<(), ReportError> {
+    let mut ser = serde_json::Serializer::with_formatter(&mut w, HtmlSafe(PrettyFormatter::new()));
+    report.serialize(&mut ser)?;
+    w.write_all(b"\n")
+        .and_then(|()| w.flush())
+        .map_err(serde_json::Error::io)?;
+    Ok(())
+}
+
+/// The pretty formatter, with HTML-significant characters in strings escaped. These
+/// characters can only occur inside strings in JSON, and every string's unescaped
+/// text passes through `write_string_fragment`, keys included.
+struct HtmlSafe(PrettyFormatter<'static>);
+
+impl Formatter for HtmlSafe {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut start = 0;
+        for (i, ch) in fragment.char_indices() {
+            let escaped: &[u8] = match ch {
+                '<' => b"\\u003c",
+                '>' => b"\\u003e",
+                '&' => b"\\u0026",
+                '\u{2028}' => b"\\u2028",
+                '\u{2029}' => b"\\u2029",
+                _ => continue,
+            };
+            writer.write_all(&fragment.as_bytes()[start..i])?;
+            writer.write_all(escaped)?;
+            start = i + ch.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+
+    // Layout: delegated to the pretty formatter.
+
+    fn begin_array<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.begin_array(writer)
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.end_array(writer)
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.0.begin_array_value(writer, first)
+    }
+
+    fn end_array_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.end_array_value(writer)
+    }
+
+    fn begin_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.begin_object(writer)
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.end_object(writer)
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.0.begin_object_key(writer, first)
+    }
+
+    fn end_object_key<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.end_object_key(writer)
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.begin_object_value(writer)
+    }
+
+    fn end_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.0.end_object_value(writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures::{empty_report, hostile_report};
+
+    fn json(report: &Report) -> String {
+        let mut bytes = Vec::new();
+        write_json(report, &mut bytes).unwrap();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn html_significant_characters_are_escaped_inside_strings() {
+        let text = json(&hostile_report());
+        assert!(!text.contains('<') && !text.contains('>') && !text.contains('&'));
+        assert!(text.contains(r#""pat_name": "\u003cscript\u003ealert(1)\u003c/script\u003e""#));
+        assert!(text.contains(r#"\u003crequests\u003e"#));
+    }
+
+    #[test]
+    fn the_json_reads_back_as_the_same_report() {
+        let report = hostile_report();
+        let text = json(&report);
+        assert!(text.contains("\n  \"run\": {"), "pretty-printed");
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, report);
+    }
+
+    #[test]
+    fn line_separators_are_escaped_for_script_embedding() {
+        let mut report = empty_report();
+        report.run.org = "a\u{2028}b\u{2029}&".into();
+        let text = json(&report);
+        assert!(text.contains(r#""org": "a\u2028b\u2029\u0026""#));
+    }
+
+    #[test]
+    fn an_empty_report_writes_valid_json() {
+        let value: serde_json::Value = serde_json::from_str(&json(&empty_report())).unwrap();
+        assert_eq!(value["rows"], serde_json::json!([]));
+        assert_eq!(value["summary"]["pats"], 0);
+        assert_eq!(value["run"]["complete"], true);
+    }
+}

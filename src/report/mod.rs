@@ -1,0 +1,19 @@
+//! The report: model, rules that derive it from an inventory, and its writers.
+
+pub mod build;
+pub mod csv;
+pub mod error;
+#[cfg(test)]
+mod fixtures;
+pub mod json;
+pub mod model;
+pub mod scope;
+pub mod text;
+pub mod xlsx;
+
+pub use build::build;
+pub use csv::write_csv;
+pub use error::ReportError;
+pub use json::write_json;
+pub use model::*;
+pub use xlsx::{write_xlsx, xlsx_bytes};

@@ -1,0 +1,154 @@
+//! The report model: what every writer (xlsx, csv, json) renders. Plain data, no I/O.
+
+use time::OffsetDateTime;
+
+/// Where a PAT stands at the time of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    /// Valid and expiring later than the "expiring" window.
+    Active,
+    /// Valid and expiring within the configured number of days.
+    Expiring,
+    /// `validTo` is in the past.
+    Expired,
+    /// Revoked or otherwise invalidated by the service (`isValid: false`).
+    Invalid,
+}
+
+impl TokenStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Expiring => "expiring",
+            TokenStatus::Expired => "expired",
+            TokenStatus::Invalid => "invalid",
+        }
+    }
+}
+
+/// One row per PAT.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TokenRow {
+    pub owner_display_name: String,
+    pub owner_principal_name: String,
+    pub owner_mail_address: String,
+    pub owner_origin: String,
+    pub owner_descriptor: String,
+    /// `None` when the service sent a null name.
+    pub pat_name: Option<String>,
+    /// The raw, space-separated scope string.
+    pub scope: String,
+    /// A readable summary of the scopes, e.g. "Full access" or "Code (read), Build (read & execute)".
+    pub scope_summary: String,
+    /// Scope `app_token`: the PAT can do anything the user can.
+    pub full_access: bool,
+    /// `targetAccounts` null or empty: the PAT reaches every organization the user belongs to.
+    pub global: bool,
+    pub target_accounts: Vec<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub valid_from: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub valid_to: Option<OffsetDateTime>,
+    /// Whole days from the report time to `valid_to` (negative once expired).
+    pub days_to_expiry: Option<i64>,
+    /// Whole days from `valid_from` to `valid_to`.
+    pub lifetime_days: Option<i64>,
+    pub status: TokenStatus,
+    pub authorization_id: String,
+}
+
+/// A user whose tokens could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorRow {
+    pub user_display_name: String,
+    pub user_principal_name: String,
+    pub user_descriptor: String,
+    /// HTTP status of the last answer, if any.
+    pub http_status: Option<u16>,
+    pub message: String,
+}
+
+/// A user holding PATs, for the "top holders" table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Holder {
+    pub display_name: String,
+    pub principal_name: String,
+    pub pats: usize,
+    pub full_access: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatusCounts {
+    pub active: usize,
+    pub expiring: usize,
+    pub expired: usize,
+    pub invalid: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub users_scanned: usize,
+    pub users_failed: usize,
+    pub users_with_pats: usize,
+    /// Rows in the report (invalid PATs are counted only when included).
+    pub pats: usize,
+    pub by_status: StatusCounts,
+    pub full_access: usize,
+    pub global: usize,
+    /// Valid, unexpired PATs expiring within 7 / 30 / 90 days of the report time.
+    pub expiring_within_7_days: usize,
+    pub expiring_within_30_days: usize,
+    pub expiring_within_90_days: usize,
+    /// Users with the most PATs, most first (at most 10).
+    pub top_holders: Vec<Holder>,
+}
+
+/// Facts about the run that produced the report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunInfo {
+    pub org: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished: OffsetDateTime,
+    pub duration_seconds: f64,
+    pub api_calls: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    pub throttle_wait_seconds: f64,
+    pub tool_version: String,
+    /// False when some users could not be read or the scan stopped early.
+    pub complete: bool,
+    /// Why the scan stopped early, if it did.
+    pub stopped_early: Option<String>,
+    /// The "expiring within N days" window used for `TokenStatus::Expiring`.
+    pub expiring_days: u32,
+    /// When statuses and days were computed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated: OffsetDateTime,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Report {
+    pub run: RunInfo,
+    pub summary: Summary,
+    pub rows: Vec<TokenRow>,
+    pub errors: Vec<ErrorRow>,
+}
+
+/// Options that shape the report (not the scan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportOptions {
+    /// A valid PAT expiring within this many days is `Expiring`.
+    pub expiring_days: u32,
+    /// Include revoked / invalid PATs as rows.
+    pub include_invalid: bool,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        Self { expiring_days: 30, include_invalid: false }
+    }
+}

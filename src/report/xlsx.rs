@@ -1,0 +1,757 @@
+//! The Excel workbook: sheets Tokens, Summary, Errors and Run, in that order.
+//!
+//! Untrusted text (names, messages) goes through [`excel_text`] and is always written
+//! with `write_string`, so Excel stores it as a string cell and never parses it as a
+//! formula. Tokens is a constant-memory sheet: it may hold 100,000 rows, so its rows are
+//! written strictly in order and its column widths are computed up front.
+
+use std::path::Path;
+
+use rust_xlsxwriter::{
+    Color, ConditionalFormatFormula, ExcelDateTime, Format, FormatBorder, Table, TableColumn,
+    TableStyle, Workbook, Worksheet, XlsxError, column_number_to_name,
+};
+use time::OffsetDateTime;
+
+use super::error::ReportError;
+use super::model::{Report, TokenStatus};
+use super::text::excel_text;
+
+/// Header of the Tokens sheet (and of the CSV report), in column order.
+pub const TOKEN_COLUMNS: [&str; 17] = [
+    "Owner",
+    "Principal name",
+    "Mail",
+    "Origin",
+    "User descriptor",
+    "PAT name",
+    "Status",
+    "Full access",
+    "Global",
+    "Scope summary",
+    "Scope",
+    "Target accounts",
+    "Valid from",
+    "Valid to",
+    "Days to expiry",
+    "Lifetime (days)",
+    "Authorization id",
+];
+
+// Column indexes of the Tokens sheet that code refers to by position.
+const STATUS: u16 = 6;
+const FULL_ACCESS: u16 = 7;
+const GLOBAL: u16 = 8;
+const TARGETS: u16 = 11;
+const VALID_FROM: u16 = 12;
+const VALID_TO: u16 = 13;
+const DAYS_TO_EXPIRY: u16 = 14;
+const LIFETIME: u16 = 15;
+const LAST_COL: u16 = TOKEN_COLUMNS.len() as u16 - 1;
+
+/// What the Target accounts column says for a global PAT.
+pub const ALL_ORGANIZATIONS: &str = "All organizations";
+
+/// Shown next to the global count: the service's retirement date for global PATs.
+const GLOBAL_NOTE: &str = "Global PATs stop working on 1 December 2026 (creating or regenerating them is \
+                           blocked since 15 March 2026): replace them with PATs scoped to one organization.";
+
+const DATE_FORMAT: &str = "yyyy-mm-dd hh:mm";
+const MIN_WIDTH: usize = 8;
+const MAX_WIDTH: usize = 60;
+/// Room for the autofilter button next to a header.
+const FILTER_BUTTON: usize = 3;
+
+const SHEET_TOKENS: &str = "Tokens";
+const SHEET_SUMMARY: &str = "Summary";
+const SHEET_ERRORS: &str = "Errors";
+const SHEET_RUN: &str = "Run";
+
+/// Writes the workbook to `path`.
+pub fn write_xlsx(report: &Report, path: &Path) -> Result<(), ReportError> {
+    let bytes = xlsx_bytes(report)?;
+    std::fs::write(path, bytes).map_err(|source| ReportError::File {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The workbook as the bytes of an `.xlsx` file.
+pub fn xlsx_bytes(report: &Report) -> Result<Vec<u8>, ReportError> {
+    let styles = Styles::new();
+    let mut workbook = Workbook::new();
+    let in_sheet = |sheet: &'static str| move |source| ReportError::Xlsx { sheet, source };
+
+    let tokens = workbook
+        .add_worksheet_with_constant_memory()
+        .map_err(in_sheet(SHEET_TOKENS))?;
+    write_tokens(tokens, report, &styles).map_err(in_sheet(SHEET_TOKENS))?;
+    write_summary(workbook.add_worksheet(), report, &styles).map_err(in_sheet(SHEET_SUMMARY))?;
+    write_errors(workbook.add_worksheet(), report).map_err(in_sheet(SHEET_ERRORS))?;
+    write_run(workbook.add_worksheet(), report, &styles).map_err(in_sheet(SHEET_RUN))?;
+    workbook.save_to_buffer().map_err(in_sheet("(saving)"))
+}
+
+/// Formats shared by all sheets, created once (a format per cell would be costly).
+struct Styles {
+    date: Format,
+    seconds: Format,
+    header: Format,
+    title: Format,
+    warning: Format,
+    note: Format,
+}
+
+impl Styles {
+    fn new() -> Self {
+        Self {
+            date: Format::new().set_num_format(DATE_FORMAT),
+            seconds: Format::new().set_num_format("0.0"),
+            header: Format::new()
+                .set_bold()
+                .set_border_bottom(FormatBorder::Thin),
+            title: Format::new().set_bold().set_font_size(14),
+            warning: Format::new()
+                .set_bold()
+                .set_font_color(Color::RGB(0x9C_0006)),
+            note: Format::new()
+                .set_italic()
+                .set_font_color(Color::RGB(0x59_5959)),
+        }
+    }
+}
+
+fn write_tokens(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(), XlsxError> {
+    ws.set_name(SHEET_TOKENS)?;
+    let widths = token_widths(report);
+    for (col, width) in (0u16..).zip(widths) {
+        ws.set_column_width(col, width as f64)?;
+    }
+
+    // The table writes the header row, so it must come before the data (constant
+    // memory); an empty report keeps one blank data row because a table needs one.
+    let last_row = report.rows.len().max(1);
+    let last_row = u32::try_from(last_row).map_err(|_| XlsxError::RowColumnLimitError)?;
+    let columns: Vec<TableColumn> = TOKEN_COLUMNS
+        .iter()
+        .map(|h| TableColumn::new().set_header(*h))
+        .collect();
+    let table = Table::new()
+        .set_name(SHEET_TOKENS)
+        .set_style(TableStyle::Medium2)
+        .set_columns(&columns);
+    ws.add_table(0, 0, last_row, LAST_COL, &table)?;
+    ws.set_freeze_panes(1, 0)?;
+    add_token_highlights(ws, last_row)?;
+
+    let mut targets = String::new();
+    for (row, r) in (1u32..).zip(&report.rows) {
+        write_text(ws, row, 0, &r.owner_display_name)?;
+        write_text(ws, row, 1, &r.owner_principal_name)?;
+        write_text(ws, row, 2, &r.owner_mail_address)?;
+        write_text(ws, row, 3, &r.owner_origin)?;
+        write_text(ws, row, 4, &r.owner_descriptor)?;
+        // A null PAT name stays an empty cell: a placeholder could be mistaken for a name.
+        write_text(ws, row, 5, r.pat_name.as_deref().unwrap_or_default())?;
+        ws.write_string(row, STATUS, status_label(r.status))?;
+        ws.write_string(row, FULL_ACCESS, yes_no(r.full_access))?;
+        ws.write_string(row, GLOBAL, yes_no(r.global))?;
+        write_text(ws, row, 9, &r.scope_summary)?;
+        write_text(ws, row, 10, &r.scope)?;
+        if r.global {
+            ws.write_string(row, TARGETS, ALL_ORGANIZATIONS)?;
+        } else {
+            join_into(&mut targets, &r.target_accounts);
+            write_text(ws, row, TARGETS, &targets)?;
+        }
+        write_date(ws, row, VALID_FROM, r.valid_from, &styles.date)?;
+        write_date(ws, row, VALID_TO, r.valid_to, &styles.date)?;
+        if let Some(days) = r.days_to_expiry {
+            ws.write_number(row, DAYS_TO_EXPIRY, days as f64)?;
+        }
+        if let Some(days) = r.lifetime_days {
+            ws.write_number(row, LIFETIME, days as f64)?;
+        }
+        write_text(ws, row, LAST_COL, &r.authorization_id)?;
+    }
+    Ok(())
+}
+
+/// Conditional formats over the data rows. Added first means higher priority, so the
+/// cell flags stay visible on a red or amber row.
+fn add_token_highlights(ws: &mut Worksheet, last_row: u32) -> Result<(), XlsxError> {
+    let cell_rule =
+        |col: u16, value: &str| format!("=${}2=\"{value}\"", column_number_to_name(col));
+    let status = column_number_to_name(STATUS);
+    let row_rule = |value: &str| format!("=${status}2=\"{value}\"");
+
+    let full_access = Format::new()
+        .set_bold()
+        .set_font_color(Color::RGB(0x83_3C0B))
+        .set_background_color(Color::RGB(0xF8_CBAD));
+    let global = Format::new()
+        .set_bold()
+        .set_font_color(Color::RGB(0x1F_4E78))
+        .set_background_color(Color::RGB(0xDD_EBF7));
+    let expired = Format::new()
+        .set_font_color(Color::RGB(0x9C_0006))
+        .set_background_color(Color::RGB(0xFF_C7CE));
+    let expiring = Format::new()
+        .set_font_color(Color::RGB(0x9C_5700))
+        .set_background_color(Color::RGB(0xFF_EB9C));
+    let invalid = Format::new().set_font_color(Color::RGB(0x80_8080));
+
+    for (col, rule, format) in [
+        (FULL_ACCESS, cell_rule(FULL_ACCESS, "Yes"), full_access),
+        (GLOBAL, cell_rule(GLOBAL, "Yes"), global),
+    ] {
+        ws.add_conditional_format(
+            1,
+            col,
+            last_row,
+            col,
+            &ConditionalFormatFormula::new()
+                .set_rule(rule.as_str())
+                .set_format(format),
+        )?;
+    }
+    for (status, format) in [
+        (TokenStatus::Expired, expired),
+        (TokenStatus::Expiring, expiring),
+        (TokenStatus::Invalid, invalid),
+    ] {
+        let cf = ConditionalFormatFormula::new()
+            .set_rule(row_rule(status_label(status)).as_str())
+            .set_format(format);
+        ws.add_conditional_format(1, 0, last_row, LAST_COL, &cf)?;
+    }
+    Ok(())
+}
+
+/// Column widths (in characters) that fit the header and the longest value, capped.
+fn token_widths(report: &Report) -> [usize; TOKEN_COLUMNS.len()] {
+    let mut widths = TOKEN_COLUMNS.map(|h| h.len() + FILTER_BUTTON);
+    let mut fit = |col: u16, len: usize| {
+        let w = &mut widths[usize::from(col)];
+        *w = (*w).max(len);
+    };
+    for r in &report.rows {
+        fit(0, text_width(&r.owner_display_name));
+        fit(1, text_width(&r.owner_principal_name));
+        fit(2, text_width(&r.owner_mail_address));
+        fit(3, text_width(&r.owner_origin));
+        fit(4, text_width(&r.owner_descriptor));
+        fit(5, r.pat_name.as_deref().map_or(0, text_width));
+        fit(9, text_width(&r.scope_summary));
+        fit(10, text_width(&r.scope));
+        let targets = if r.global {
+            ALL_ORGANIZATIONS.len()
+        } else {
+            r.target_accounts
+                .iter()
+                .map(|t| text_width(t) + 2)
+                .sum::<usize>()
+                .saturating_sub(2)
+        };
+        fit(TARGETS, targets);
+        fit(LAST_COL, text_width(&r.authorization_id));
+    }
+    fit(VALID_FROM, DATE_FORMAT.len());
+    fit(VALID_TO, DATE_FORMAT.len());
+    widths.map(|w| (w + 1).clamp(MIN_WIDTH, MAX_WIDTH))
+}
+
+fn write_summary(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(), XlsxError> {
+    ws.set_name(SHEET_SUMMARY)?;
+    let s = &report.summary;
+    let run = &report.run;
+    ws.set_column_width(0, 34)?;
+    ws.set_column_width(1, 12)?;
+    ws.set_column_width(2, 40)?;
+
+    ws.write_string_with_format(0, 0, "PAT report", &styles.title)?;
+    ws.write_string_with_format(0, 1, excel_text(&run.org), &styles.title)?;
+    ws.write_string(1, 0, "Generated (UTC)")?;
+    write_date(ws, 1, 1, Some(run.generated), &styles.date)?;
+    if !run.complete {
+        let mut why = Vec::new();
+        if s.users_failed > 0 {
+            why.push(format!(
+                "{} users could not be read (see the Errors sheet)",
+                s.users_failed
+            ));
+        }
+        if let Some(reason) = &run.stopped_early {
+            why.push(format!("the scan stopped early: {reason}"));
+        }
+        let message = format!("Incomplete report: {}.", why.join("; "));
+        ws.write_string_with_format(2, 0, excel_text(&message), &styles.warning)?;
+    }
+
+    let invalid_listed = report.rows.iter().any(|r| r.status == TokenStatus::Invalid);
+    let invalid_note = if s.by_status.invalid > 0 && !invalid_listed {
+        "Counted, but not listed on the Tokens sheet."
+    } else {
+        ""
+    };
+    let expiring_label = format!("Expiring (within {} days)", run.expiring_days);
+    let figures = [
+        ("Users scanned", s.users_scanned, ""),
+        (
+            "Users failed",
+            s.users_failed,
+            if s.users_failed > 0 {
+                "See the Errors sheet."
+            } else {
+                ""
+            },
+        ),
+        ("Users holding PATs", s.users_with_pats, ""),
+        ("PATs listed", s.pats, ""),
+        ("Active", s.by_status.active, ""),
+        (expiring_label.as_str(), s.by_status.expiring, ""),
+        ("Expired", s.by_status.expired, ""),
+        ("Invalid (revoked)", s.by_status.invalid, invalid_note),
+        (
+            "Full access",
+            s.full_access,
+            "Scope app_token: anything the owner can do.",
+        ),
+        ("Global (all organizations)", s.global, GLOBAL_NOTE),
+        ("Expiring within 7 days", s.expiring_within_7_days, ""),
+        ("Expiring within 30 days", s.expiring_within_30_days, ""),
+        ("Expiring within 90 days", s.expiring_within_90_days, ""),
+    ];
+    let mut row = 4;
+    for (i, header) in ["Figure", "Count", "Note"].into_iter().enumerate() {
+        ws.write_string_with_format(row, i as u16, header, &styles.header)?;
+    }
+    for (label, value, note) in figures {
+        row += 1;
+        ws.write_string(row, 0, label)?;
+        ws.write_number(row, 1, value as f64)?;
+        if !note.is_empty() {
+            ws.write_string_with_format(row, 2, note, &styles.note)?;
+        }
+    }
+
+    row += 2;
+    ws.write_string_with_format(row, 0, "Top holders", &styles.title)?;
+    row += 1;
+    if s.top_holders.is_empty() {
+        ws.write_string(row, 0, "No user holds a PAT in this report.")?;
+        return Ok(());
+    }
+    let columns = ["Owner", "Principal name", "PATs", "Full access"]
+        .map(|h| TableColumn::new().set_header(h));
+    let last = row + s.top_holders.len() as u32;
+    ws.add_table(
+        row,
+        0,
+        last,
+        3,
+        &Table::new()
+            .set_name("TopHolders")
+            .set_style(TableStyle::Medium2)
+            .set_columns(&columns),
+    )?;
+    let mut principal_width = "Principal name".len() + FILTER_BUTTON;
+    for holder in &s.top_holders {
+        row += 1;
+        write_text(ws, row, 0, &holder.display_name)?;
+        write_text(ws, row, 1, &holder.principal_name)?;
+        ws.write_number(row, 2, holder.pats as f64)?;
+        ws.write_number(row, 3, holder.full_access as f64)?;
+        principal_width = principal_width.max(text_width(&holder.principal_name));
+    }
+    // Column C holds the notes above, so it only widens for the holders' names.
+    ws.set_column_width(1, principal_width.clamp(12, MAX_WIDTH) as f64)?;
+    ws.set_column_width(3, 14)?;
+    Ok(())
+}
+
+fn write_errors(ws: &mut Worksheet, report: &Report) -> Result<(), XlsxError> {
+    ws.set_name(SHEET_ERRORS)?;
+    if report.errors.is_empty() {
+        ws.write_string(0, 0, "No errors: the tokens of every user were listed.")?;
+        return Ok(());
+    }
+    const HEADERS: [&str; 5] = [
+        "User",
+        "Principal name",
+        "Descriptor",
+        "HTTP status",
+        "Message",
+    ];
+    let mut widths = HEADERS.map(|h| h.len() + FILTER_BUTTON);
+    let columns = HEADERS.map(|h| TableColumn::new().set_header(h));
+    let last = u32::try_from(report.errors.len()).map_err(|_| XlsxError::RowColumnLimitError)?;
+    ws.add_table(
+        0,
+        0,
+        last,
+        4,
+        &Table::new()
+            .set_name("Errors")
+            .set_style(TableStyle::Medium2)
+            .set_columns(&columns),
+    )?;
+    ws.set_freeze_panes(1, 0)?;
+    for (row, e) in (1u32..).zip(&report.errors) {
+        write_text(ws, row, 0, &e.user_display_name)?;
+        write_text(ws, row, 1, &e.user_principal_name)?;
+        write_text(ws, row, 2, &e.user_descriptor)?;
+        if let Some(status) = e.http_status {
+            ws.write_number(row, 3, f64::from(status))?;
+        }
+        write_text(ws, row, 4, &e.message)?;
+        for (w, s) in widths.iter_mut().zip([
+            &e.user_display_name,
+            &e.user_principal_name,
+            &e.user_descriptor,
+        ]) {
+            *w = (*w).max(text_width(s));
+        }
+        widths[4] = widths[4].max(text_width(&e.message));
+    }
+    for (col, width) in (0u16..).zip(widths) {
+        ws.set_column_width(col, (width + 1).clamp(MIN_WIDTH, MAX_WIDTH) as f64)?;
+    }
+    Ok(())
+}
+
+fn write_run(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(), XlsxError> {
+    ws.set_name(SHEET_RUN)?;
+    let run = &report.run;
+    ws.set_column_width(0, 24)?;
+    ws.set_column_width(1, 40)?;
+    ws.write_string_with_format(0, 0, "Field", &styles.header)?;
+    ws.write_string_with_format(0, 1, "Value (times in UTC)", &styles.header)?;
+
+    let labels = [
+        "Organization",
+        "Started",
+        "Finished",
+        "Duration (s)",
+        "API calls",
+        "Retries",
+        "Throttled responses",
+        "Throttling wait (s)",
+        "Complete",
+        "Stopped early",
+        "Expiring window (days)",
+        "Generated",
+        "Tool version",
+    ];
+    for (row, label) in (1u32..).zip(labels) {
+        ws.write_string(row, 0, label)?;
+    }
+    write_text(ws, 1, 1, &run.org)?;
+    write_date(ws, 2, 1, Some(run.started), &styles.date)?;
+    write_date(ws, 3, 1, Some(run.finished), &styles.date)?;
+    ws.write_number_with_format(4, 1, run.duration_seconds, &styles.seconds)?;
+    ws.write_number(5, 1, run.api_calls as f64)?;
+    ws.write_number(6, 1, run.retries as f64)?;
+    ws.write_number(7, 1, run.throttled as f64)?;
+    ws.write_number_with_format(8, 1, run.throttle_wait_seconds, &styles.seconds)?;
+    ws.write_string(9, 1, yes_no(run.complete))?;
+    write_text(ws, 10, 1, run.stopped_early.as_deref().unwrap_or("No"))?;
+    ws.write_number(11, 1, f64::from(run.expiring_days))?;
+    write_date(ws, 12, 1, Some(run.generated), &styles.date)?;
+    write_text(ws, 13, 1, &run.tool_version)?;
+    Ok(())
+}
+
+/// Writes untrusted text as a string cell (never a formula); empty text leaves the cell empty.
+fn write_text(ws: &mut Worksheet, row: u32, col: u16, s: &str) -> Result<(), XlsxError> {
+    if !s.is_empty() {
+        ws.write_string(row, col, excel_text(s))?;
+    }
+    Ok(())
+}
+
+/// Writes a real date cell (UTC). A date outside Excel's range (years 1900–9999) is
+/// written as RFC 3339 text rather than failing the workbook.
+fn write_date(
+    ws: &mut Worksheet,
+    row: u32,
+    col: u16,
+    date: Option<OffsetDateTime>,
+    format: &Format,
+) -> Result<(), XlsxError> {
+    let Some(date) = date else { return Ok(()) };
+    // The Unix timestamp is offset-independent, so this is the UTC date and time.
+    match ExcelDateTime::from_timestamp(date.unix_timestamp()) {
+        Ok(excel) => ws.write_datetime_with_format(row, col, &excel, format)?,
+        Err(_) => ws.write_string(row, col, super::csv::rfc3339_utc(date))?,
+    };
+    Ok(())
+}
+
+fn join_into(buffer: &mut String, parts: &[String]) {
+    buffer.clear();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            buffer.push_str("; ");
+        }
+        buffer.push_str(part);
+    }
+}
+
+fn status_label(status: TokenStatus) -> &'static str {
+    match status {
+        TokenStatus::Active => "Active",
+        TokenStatus::Expiring => "Expiring",
+        TokenStatus::Expired => "Expired",
+        TokenStatus::Invalid => "Invalid",
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "Yes" } else { "No" }
+}
+
+/// Approximate display width in characters (bytes for ASCII, the cheap common case).
+fn text_width(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+
+    use super::*;
+    use crate::report::build::tests::NOW;
+    use crate::report::fixtures::{HOSTILE, empty_report, hostile_report};
+    use crate::report::model::TokenRow;
+
+    fn open(report: &Report) -> Xlsx<Cursor<Vec<u8>>> {
+        open_workbook_from_rs(Cursor::new(xlsx_bytes(report).unwrap())).unwrap()
+    }
+
+    fn cell(range: &calamine::Range<Data>, row: u32, col: u16) -> Data {
+        range
+            .get_value((row, u32::from(col)))
+            .cloned()
+            .unwrap_or(Data::Empty)
+    }
+
+    fn excel_serial(date: OffsetDateTime) -> f64 {
+        date.unix_timestamp() as f64 / 86_400.0 + 25_569.0
+    }
+
+    #[test]
+    fn sheets_come_in_order_tokens_summary_errors_run() {
+        assert_eq!(
+            open(&hostile_report()).sheet_names(),
+            [SHEET_TOKENS, SHEET_SUMMARY, SHEET_ERRORS, SHEET_RUN]
+        );
+    }
+
+    #[test]
+    fn tokens_header_row_matches_the_columns_and_is_a_table() {
+        let mut wb = open(&hostile_report());
+        let range = wb.worksheet_range(SHEET_TOKENS).unwrap();
+        let header: Vec<Data> = (0..=LAST_COL).map(|c| cell(&range, 0, c)).collect();
+        let expected: Vec<Data> = TOKEN_COLUMNS
+            .iter()
+            .map(|h| Data::String((*h).into()))
+            .collect();
+        assert_eq!(header, expected);
+        wb.load_tables().unwrap();
+        let table = wb.table_by_name("Tokens").unwrap();
+        assert_eq!(table.sheet_name(), SHEET_TOKENS);
+        assert_eq!(table.columns(), TOKEN_COLUMNS);
+        assert_eq!(table.data().height(), 8);
+    }
+
+    #[test]
+    fn injection_strings_are_literal_text_never_formulas() {
+        let report = hostile_report();
+        let mut wb = open(&report);
+        let range = wb.worksheet_range(SHEET_TOKENS).unwrap();
+        let formulas = wb.worksheet_formula(SHEET_TOKENS).unwrap();
+        assert!(
+            formulas.used_cells().all(|(_, _, f)| f.is_empty()),
+            "no cell holds a formula"
+        );
+        for (row, name) in (1u32..).zip(HOSTILE) {
+            assert_eq!(
+                cell(&range, row, 5),
+                Data::String(name.into()),
+                "PAT name {name:?}"
+            );
+            assert_eq!(cell(&range, row, 0), Data::String("=1+1".into()));
+        }
+        let errors = wb.worksheet_range(SHEET_ERRORS).unwrap();
+        assert_eq!(
+            cell(&errors, 1, 4),
+            Data::String("@too many <requests>".into())
+        );
+        assert!(
+            wb.worksheet_formula(SHEET_ERRORS)
+                .unwrap()
+                .used_cells()
+                .all(|(_, _, f)| f.is_empty())
+        );
+    }
+
+    #[test]
+    fn token_values_are_typed_dates_numbers_and_flags() {
+        let report = hostile_report();
+        let mut wb = open(&report);
+        let range = wb.worksheet_range(SHEET_TOKENS).unwrap();
+        let first = &report.rows[0];
+
+        let Data::DateTime(valid_to) = cell(&range, 1, VALID_TO) else {
+            panic!("valid to is not a date: {:?}", cell(&range, 1, VALID_TO));
+        };
+        assert!(valid_to.is_datetime());
+        assert!((valid_to.as_f64() - excel_serial(first.valid_to.unwrap())).abs() < 1e-6);
+        assert!(matches!(cell(&range, 1, VALID_FROM), Data::DateTime(_)));
+        assert_eq!(cell(&range, 1, DAYS_TO_EXPIRY), Data::Float(100.0));
+        assert_eq!(
+            cell(&range, 1, LIFETIME),
+            Data::Float(first.lifetime_days.unwrap() as f64)
+        );
+        assert_eq!(cell(&range, 1, STATUS), Data::String("Active".into()));
+        assert_eq!(cell(&range, 1, TARGETS), Data::String("org-guid".into()));
+        assert_eq!(cell(&range, 1, LAST_COL), Data::String("id0".into()));
+
+        // The last row: the unnamed, full-access, global, expired PAT.
+        assert_eq!(cell(&range, 8, 5), Data::Empty);
+        assert_eq!(cell(&range, 8, STATUS), Data::String("Expired".into()));
+        assert_eq!(cell(&range, 8, FULL_ACCESS), Data::String("Yes".into()));
+        assert_eq!(cell(&range, 8, GLOBAL), Data::String("Yes".into()));
+        assert_eq!(
+            cell(&range, 8, TARGETS),
+            Data::String(ALL_ORGANIZATIONS.into())
+        );
+        assert_eq!(cell(&range, 8, 9), Data::String("Full access".into()));
+        assert_eq!(cell(&range, 8, DAYS_TO_EXPIRY), Data::Float(-2.0));
+    }
+
+    #[test]
+    fn summary_errors_and_run_carry_the_figures() {
+        let report = hostile_report();
+        let mut wb = open(&report);
+        let summary = wb.worksheet_range(SHEET_SUMMARY).unwrap();
+        let figure = |label: &str| {
+            let row = (0..summary.height() as u32)
+                .find(|&r| cell(&summary, r, 0) == Data::String(label.into()))
+                .unwrap_or_else(|| panic!("no {label:?} on the Summary sheet"));
+            cell(&summary, row, 1)
+        };
+        assert_eq!(figure("Users scanned"), Data::Float(3.0));
+        assert_eq!(figure("Users failed"), Data::Float(1.0));
+        assert_eq!(figure("PATs listed"), Data::Float(8.0));
+        assert_eq!(figure("Expired"), Data::Float(1.0));
+        assert_eq!(figure("Global (all organizations)"), Data::Float(1.0));
+        assert_eq!(figure("Owner"), Data::String("Principal name".into()));
+        assert!(
+            summary
+                .used_cells()
+                .any(|(_, _, v)| matches!(v, Data::String(s) if s.contains("1 December 2026")))
+        );
+
+        let errors = wb.worksheet_range(SHEET_ERRORS).unwrap();
+        assert_eq!(cell(&errors, 0, 3), Data::String("HTTP status".into()));
+        assert_eq!(cell(&errors, 1, 1), Data::String("x@contoso.com".into()));
+        assert_eq!(cell(&errors, 1, 3), Data::Float(429.0));
+
+        let run = wb.worksheet_range(SHEET_RUN).unwrap();
+        assert_eq!(cell(&run, 1, 1), Data::String("contoso".into()));
+        assert!(matches!(cell(&run, 2, 1), Data::DateTime(_)));
+        assert_eq!(cell(&run, 4, 1), Data::Float(30.5));
+        assert_eq!(cell(&run, 5, 1), Data::Float(12.0));
+        assert_eq!(cell(&run, 9, 0), Data::String("Complete".into()));
+        assert_eq!(cell(&run, 9, 1), Data::String("No".into()));
+        let Data::DateTime(generated) = cell(&run, 12, 1) else {
+            panic!("generated is not a date")
+        };
+        assert!((generated.as_f64() - excel_serial(NOW)).abs() < 1e-6);
+        assert_eq!(cell(&run, 13, 1), Data::String("0.1.0".into()));
+    }
+
+    #[test]
+    fn an_empty_report_is_a_valid_workbook() {
+        let mut wb = open(&empty_report());
+        assert_eq!(
+            wb.sheet_names(),
+            [SHEET_TOKENS, SHEET_SUMMARY, SHEET_ERRORS, SHEET_RUN]
+        );
+        let tokens = wb.worksheet_range(SHEET_TOKENS).unwrap();
+        assert_eq!(cell(&tokens, 0, 0), Data::String("Owner".into()));
+        assert_eq!(cell(&tokens, 1, 0), Data::Empty);
+        wb.load_tables().unwrap();
+        assert_eq!(wb.table_names(), ["Tokens"]);
+        let errors = wb.worksheet_range(SHEET_ERRORS).unwrap();
+        assert!(matches!(cell(&errors, 0, 0), Data::String(s) if s.starts_with("No errors")));
+    }
+
+    #[test]
+    fn write_xlsx_writes_the_file_and_names_it_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.xlsx");
+        write_xlsx(&empty_report(), &path).unwrap();
+        assert!(std::fs::read(&path).unwrap().starts_with(b"PK"));
+
+        let bad = dir.path().join("missing").join("report.xlsx");
+        let err = write_xlsx(&empty_report(), &bad).unwrap_err();
+        assert!(
+            matches!(&err, ReportError::File { path, .. } if *path == bad),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn overlong_and_control_character_text_still_writes() {
+        let mut report = hostile_report();
+        report.rows[0].pat_name = Some(format!("a\u{1}b{}", "x".repeat(40_000)));
+        let mut wb = open(&report);
+        let range = wb.worksheet_range(SHEET_TOKENS).unwrap();
+        let Data::String(name) = cell(&range, 1, 5) else {
+            panic!("name is not text")
+        };
+        assert!(name.starts_with("abxxx"));
+        assert_eq!(name.len(), crate::report::text::EXCEL_MAX_CELL_CHARS);
+    }
+
+    #[test]
+    fn column_widths_fit_content_within_bounds() {
+        let mut report = hostile_report();
+        report.rows[0].scope = "s".repeat(500);
+        let widths = token_widths(&report);
+        assert_eq!(widths[10], MAX_WIDTH);
+        assert!(widths.iter().all(|w| (MIN_WIDTH..=MAX_WIDTH).contains(w)));
+        assert_eq!(widths[usize::from(VALID_TO)], DATE_FORMAT.len() + 1);
+    }
+
+    /// Run with `cargo test --release --lib -- --ignored many_rows` to check the budget.
+    #[test]
+    #[ignore = "timing; meaningful in release builds only"]
+    fn many_rows_write_within_the_time_budget() {
+        let template = hostile_report().rows[0].clone();
+        let mut report = hostile_report();
+        report.rows = (0..100_000)
+            .map(|i| TokenRow {
+                pat_name: Some(format!("token {i}")),
+                authorization_id: format!("{i:08x}-0000-0000-0000-000000000000"),
+                owner_principal_name: format!("user{}@contoso.com", i / 7),
+                ..template.clone()
+            })
+            .collect();
+        let start = std::time::Instant::now();
+        let bytes = xlsx_bytes(&report).unwrap();
+        let elapsed = start.elapsed();
+        eprintln!("100,000 rows: {elapsed:?}, {} bytes", bytes.len());
+        #[cfg(not(debug_assertions))]
+        assert!(elapsed < std::time::Duration::from_secs(2), "{elapsed:?}");
+    }
+}

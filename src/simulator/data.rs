@@ -1,0 +1,610 @@
+//! The generated organization: users, service identities and their PATs.
+//!
+//! Generation is deterministic for a given [`OrgSpec`] and `now`, and everything time-based
+//! is placed relative to `now`, so a report over the same org always shows the same mix of
+//! expired, expiring and long-lived tokens.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::{Duration, OffsetDateTime, UtcOffset};
+
+use super::names::{
+    FIRST_NAMES, HOSTILE_PAT_NAMES, HOSTILE_USER_NAMES, LAST_NAMES, PAT_NAMES, PROJECTS, SCOPES,
+};
+use super::wire::guid_from_u128;
+
+/// The marker every fake secret value contains, so tests can search any output for it.
+pub const SECRET_MARKER: &str = "SIMULATED-SECRET";
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrgSpec {
+    /// Human users (`aad.` and `msa.` subjects).
+    pub users: usize,
+    pub seed: u64,
+    /// `svc.`/`acs.` service identities mixed into the Graph listing (they have no PATs).
+    pub service_identities: usize,
+    /// Share of human users with at least one PAT.
+    pub share_with_pats: f64,
+    /// Share of human users that are Microsoft accounts (`msa.`) rather than Entra (`aad.`).
+    pub msa_share: f64,
+    /// Share of Entra users that are guests (`metaType: guest`).
+    pub guest_share: f64,
+    /// PATs of the one "heavy" user, placed mid-list; more than two default pages (20) so
+    /// clients must follow body continuation tokens. 0 leaves the heavy user out, and with it
+    /// the guaranteed edge cases (null name, "no date" sentinel, secret value, hostile names).
+    pub heavy_user_pats: usize,
+    /// Share of PATs for which the service fills `token`/`alternateToken` with a fake secret.
+    pub secret_share: f64,
+}
+
+impl OrgSpec {
+    /// The organization behind `patreport report --demo`.
+    pub fn demo() -> Self {
+        Self::with_users(1_250)
+    }
+
+    /// Default proportions with `n` human users.
+    pub fn with_users(n: usize) -> Self {
+        OrgSpec {
+            users: n,
+            seed: 0x5EED_2026,
+            service_identities: 8,
+            share_with_pats: 0.62,
+            msa_share: 0.12,
+            guest_share: 0.08,
+            heavy_user_pats: 45,
+            secret_share: 0.02,
+        }
+    }
+}
+
+/// Graph subject kinds, by descriptor prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubjectKind {
+    /// Microsoft Entra user (`aad.`)
+    Aad,
+    /// Microsoft account (`msa.`)
+    Msa,
+    /// Service identity such as a build service (`svc.`)
+    Svc,
+    /// Internal service account (`acs.`)
+    Acs,
+}
+
+impl SubjectKind {
+    pub const ALL: [SubjectKind; 4] = [Self::Aad, Self::Msa, Self::Svc, Self::Acs];
+
+    /// The descriptor prefix, also the `subjectTypes` filter value.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Aad => "aad",
+            Self::Msa => "msa",
+            Self::Svc => "svc",
+            Self::Acs => "acs",
+        }
+    }
+
+    /// Parses a prefix, ignoring ASCII case.
+    pub fn from_prefix(prefix: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.prefix().eq_ignore_ascii_case(prefix))
+    }
+
+    /// Human users are the ones a PAT inventory is about.
+    pub fn is_human(self) -> bool {
+        matches!(self, Self::Aad | Self::Msa)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimUser {
+    pub descriptor: String,
+    pub kind: SubjectKind,
+    pub display_name: String,
+    pub principal_name: String,
+    pub mail_address: String,
+    /// `aad`, `msa` or `vsts`.
+    pub origin: String,
+    pub origin_id: String,
+    /// Tenant id for Entra users, "Windows Live ID" for MSA, "Build" etc. for services.
+    pub domain: String,
+    /// "member" or "guest"; absent for service identities, as in the example.
+    pub meta_type: Option<String>,
+    pub pats: Vec<SimPat>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimPat {
+    pub authorization_id: String,
+    /// The PAT name; the service sends `null` for some.
+    pub display_name: Option<String>,
+    pub scope: String,
+    /// `None` = all organizations (global).
+    pub target_accounts: Option<Vec<String>>,
+    pub valid_from: OffsetDateTime,
+    pub valid_to: OffsetDateTime,
+    pub is_valid: bool,
+    /// The owner's user id; deliberately not the GUID inside the descriptor (see CONTRACT §1).
+    pub user_id: String,
+    /// A fake secret the server puts in `token`/`alternateToken`, containing
+    /// [`SECRET_MARKER`], so tests can prove a client never keeps or prints it.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimOrg {
+    pub name: String,
+    /// In Graph listing order: humans with service identities interleaved.
+    pub users: Vec<SimUser>,
+}
+
+impl SimOrg {
+    /// Generates an organization; the same `(spec, now)` always gives the same org.
+    pub fn generate(name: &str, spec: &OrgSpec, now: OffsetDateTime) -> SimOrg {
+        Generator::new(name, spec, now).run()
+    }
+
+    /// Users of kind `aad` or `msa`.
+    pub fn human_users(&self) -> impl Iterator<Item = &SimUser> {
+        self.users.iter().filter(|u| u.kind.is_human())
+    }
+
+    /// PATs of human users.
+    pub fn pat_count(&self) -> usize {
+        self.human_users().map(|u| u.pats.len()).sum()
+    }
+
+    pub fn user(&self, descriptor: &str) -> Option<&SimUser> {
+        self.users.iter().find(|u| u.descriptor == descriptor)
+    }
+}
+
+/// The year-1 "no date" sentinel the service uses (`0001-01-01T00:00:00`).
+pub fn no_date_sentinel() -> OffsetDateTime {
+    OffsetDateTime::UNIX_EPOCH
+        .replace_year(1)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Builds a descriptor: `<kind>.<base64url-without-padding(id)>`, as in the examples.
+fn descriptor(kind: SubjectKind, id: &str) -> String {
+    format!("{}.{}", kind.prefix(), URL_SAFE_NO_PAD.encode(id))
+}
+
+/// Lower-case ASCII for e-mail local parts; drops what it cannot map.
+fn ascii_slug(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        let mapped = match c {
+            'a'..='z' | '0'..='9' => Some(c),
+            'A'..='Z' => Some(c.to_ascii_lowercase()),
+            'á' | 'à' | 'ä' | 'å' | 'Å' => Some('a'),
+            'é' | 'è' | 'ë' => Some('e'),
+            'í' | 'ï' => Some('i'),
+            'ó' | 'ö' | 'ø' | 'ô' => Some('o'),
+            'ú' | 'ü' | 'Ü' => Some('u'),
+            'ç' => Some('c'),
+            'ñ' => Some('n'),
+            'ł' | 'Ł' => Some('l'),
+            _ => None,
+        };
+        out.extend(mapped);
+    }
+    if out.is_empty() { "user".into() } else { out }
+}
+
+struct Generator<'a> {
+    name: &'a str,
+    spec: &'a OrgSpec,
+    /// `now` in UTC, whole seconds: every generated time is then exact at 100 ns, which the
+    /// wire format keeps, so what clients parse equals what the generator made.
+    now: OffsetDateTime,
+    rng: fastrand::Rng,
+    tenant_id: String,
+    account_id: String,
+    other_account_id: String,
+    principals: HashMap<String, u32>,
+}
+
+impl<'a> Generator<'a> {
+    fn new(name: &'a str, spec: &'a OrgSpec, now: OffsetDateTime) -> Self {
+        let now = now.to_offset(UtcOffset::UTC);
+        let now = now.replace_nanosecond(0).unwrap_or(now);
+        let mut rng = fastrand::Rng::with_seed(spec.seed);
+        let tenant_id = guid(&mut rng);
+        let account_id = guid(&mut rng);
+        let other_account_id = guid(&mut rng);
+        Generator {
+            name,
+            spec,
+            now,
+            rng,
+            tenant_id,
+            account_id,
+            other_account_id,
+            principals: HashMap::new(),
+        }
+    }
+
+    fn run(mut self) -> SimOrg {
+        let n = self.spec.users;
+        let heavy = (self.spec.heavy_user_pats > 0 && n > 0).then_some(n / 2);
+        // Hostile names go to evenly spread users, so some land past the first Graph page.
+        let hostile_at = |i: usize| {
+            (0..HOSTILE_USER_NAMES.len())
+                .find(|k| n > 0 && (2 * k + 1) * n / (2 * HOSTILE_USER_NAMES.len()) == i)
+        };
+        let mut users: Vec<SimUser> = Vec::with_capacity(n + self.spec.service_identities);
+        for i in 0..n {
+            let mut user = self.human(hostile_at(i).map(|k| HOSTILE_USER_NAMES[k]));
+            if Some(i) == heavy {
+                self.make_heavy(&mut user);
+            }
+            users.push(user);
+        }
+        // Service identities: the first at the top (as in the example), the rest spread out.
+        let s = self.spec.service_identities;
+        for j in (0..s).rev() {
+            let identity = self.service_identity(j);
+            let at = if j == 0 { 0 } else { j * n / s };
+            users.insert(at.min(users.len()), identity);
+        }
+        SimOrg {
+            name: self.name.to_string(),
+            users,
+        }
+    }
+
+    fn human(&mut self, hostile_name: Option<&str>) -> SimUser {
+        let kind = if self.rng.f64() < self.spec.msa_share {
+            SubjectKind::Msa
+        } else {
+            SubjectKind::Aad
+        };
+        let first = FIRST_NAMES[self.rng.usize(..FIRST_NAMES.len())];
+        let last = LAST_NAMES[self.rng.usize(..LAST_NAMES.len())];
+        let display_name = hostile_name.map_or_else(|| format!("{first} {last}"), str::to_string);
+        let guest = kind == SubjectKind::Aad && self.rng.f64() < self.spec.guest_share;
+        let local = self.unique_local_part(&format!("{}.{}", ascii_slug(first), ascii_slug(last)));
+        let org_domain = format!("{}.example.com", ascii_slug(self.name));
+        let principal_name = match (kind, guest) {
+            (SubjectKind::Msa, _) => format!("{local}@outlook.example.com"),
+            (_, true) => format!("{local}@partner.example.org"),
+            _ => format!("{local}@{org_domain}"),
+        };
+        let id = guid(&mut self.rng);
+        let origin_id = guid(&mut self.rng);
+        let user_id = guid(&mut self.rng);
+        let mut pat_total = if self.rng.f64() < self.spec.share_with_pats {
+            self.pats_per_user()
+        } else {
+            0
+        };
+        if hostile_name.is_some() {
+            // Make sure the hostile names also reach the PAT rows of a report.
+            pat_total = pat_total.max(1);
+        }
+        let pats = (0..pat_total).map(|_| self.pat(&user_id)).collect();
+        SimUser {
+            descriptor: descriptor(kind, &id),
+            kind,
+            display_name,
+            mail_address: principal_name.clone(),
+            principal_name,
+            origin: kind.prefix().to_string(),
+            origin_id,
+            domain: if kind == SubjectKind::Msa {
+                "Windows Live ID".into()
+            } else {
+                self.tenant_id.clone()
+            },
+            meta_type: Some(if guest { "guest" } else { "member" }.into()),
+            pats,
+        }
+    }
+
+    /// Gives the heavy user its PATs and the edge cases every org must contain.
+    fn make_heavy(&mut self, user: &mut SimUser) {
+        let user_id = user
+            .pats
+            .first()
+            .map(|p| p.user_id.clone())
+            .unwrap_or_else(|| guid(&mut self.rng));
+        while user.pats.len() < self.spec.heavy_user_pats {
+            let pat = self.pat(&user_id);
+            user.pats.push(pat);
+        }
+        user.pats.truncate(self.spec.heavy_user_pats);
+        let mut pats = user.pats.iter_mut();
+        if let Some(p) = pats.next() {
+            p.display_name = None;
+        }
+        if let Some(p) = pats.next() {
+            p.valid_from = no_date_sentinel();
+        }
+        if let Some(p) = pats.next() {
+            p.token = Some(secret(&mut self.rng));
+        }
+        for (p, name) in pats.zip(HOSTILE_PAT_NAMES) {
+            p.display_name = Some((*name).to_string());
+        }
+    }
+
+    fn unique_local_part(&mut self, base: &str) -> String {
+        let seen = self.principals.entry(base.to_string()).or_insert(0);
+        *seen += 1;
+        if *seen == 1 {
+            base.to_string()
+        } else {
+            format!("{base}{seen}")
+        }
+    }
+
+    /// PATs of a user who has some: mostly a few, a long tail of many.
+    fn pats_per_user(&mut self) -> usize {
+        match self.rng.u32(..100) {
+            0..25 => 1,
+            25..43 => 2,
+            43..57 => 3,
+            57..68 => 4,
+            68..77 => 5,
+            77..84 => 6,
+            84..95 => self.rng.usize(7..=10),
+            _ => self.rng.usize(11..=19),
+        }
+    }
+
+    fn pat(&mut self, user_id: &str) -> SimPat {
+        let rng = &mut self.rng;
+        let display_name = match rng.u32(..1000) {
+            0..30 => None,
+            30..36 => Some(HOSTILE_PAT_NAMES[rng.usize(..HOSTILE_PAT_NAMES.len())].to_string()),
+            _ => {
+                let base = PAT_NAMES[rng.usize(..PAT_NAMES.len())];
+                Some(if rng.bool() {
+                    base.to_string()
+                } else {
+                    format!("{base} {}", rng.u32(1..40))
+                })
+            }
+        };
+        let scope = weighted_scope(rng).to_string();
+        let target_accounts = match rng.u32(..100) {
+            0..35 => None,
+            35..90 => Some(vec![self.account_id.clone()]),
+            _ => Some(vec![self.account_id.clone(), self.other_account_id.clone()]),
+        };
+        let (valid_from, valid_to) = validity(rng, self.now);
+        let valid_from = if rng.u32(..1000) < 3 {
+            no_date_sentinel()
+        } else {
+            valid_from
+        };
+        let token = (rng.f64() < self.spec.secret_share).then(|| secret(rng));
+        SimPat {
+            authorization_id: guid(rng),
+            display_name,
+            scope,
+            target_accounts,
+            valid_from,
+            valid_to,
+            is_valid: rng.u32(..100) >= 6,
+            user_id: user_id.to_string(),
+            token,
+        }
+    }
+
+    fn service_identity(&mut self, j: usize) -> SimUser {
+        let org = self.name;
+        let (kind, display_name, domain, meta_type) = match j {
+            0 => (
+                SubjectKind::Acs,
+                "TeamFoundationService (TEAM FOUNDATION)".to_string(),
+                "LOCAL AUTHORITY",
+                Some("member"),
+            ),
+            1 => (
+                SubjectKind::Svc,
+                format!("Project Collection Build Service ({org})"),
+                "Build",
+                None,
+            ),
+            j if j % 4 == 3 => (
+                SubjectKind::Svc,
+                format!("Agent Pool Service ({j})"),
+                "AgentPool",
+                None,
+            ),
+            j => (
+                SubjectKind::Svc,
+                format!("{} Build Service ({org})", PROJECTS[j % PROJECTS.len()]),
+                "Build",
+                None,
+            ),
+        };
+        let scope_id = guid(&mut self.rng);
+        let principal = guid(&mut self.rng);
+        let raw_id = match kind {
+            SubjectKind::Svc => format!("{scope_id}:{domain}:{principal}"),
+            _ => scope_id,
+        };
+        let principal_name = if kind == SubjectKind::Acs {
+            display_name.clone()
+        } else {
+            principal
+        };
+        SimUser {
+            descriptor: descriptor(kind, &raw_id),
+            kind,
+            display_name,
+            principal_name,
+            mail_address: String::new(),
+            origin: "vsts".into(),
+            origin_id: guid(&mut self.rng),
+            domain: domain.into(),
+            meta_type: meta_type.map(str::to_string),
+            pats: Vec::new(),
+        }
+    }
+}
+
+fn guid(rng: &mut fastrand::Rng) -> String {
+    // Version-4 layout, like the GUIDs the service hands out.
+    let v = (rng.u128(..) & !(0xF << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    guid_from_u128(v)
+}
+
+fn secret(rng: &mut fastrand::Rng) -> String {
+    format!("{SECRET_MARKER}-{:032x}", rng.u128(..))
+}
+
+fn weighted_scope(rng: &mut fastrand::Rng) -> &'static str {
+    let total: u32 = SCOPES.iter().map(|(_, w)| w).sum();
+    let mut pick = rng.u32(..total);
+    for (scope, weight) in SCOPES {
+        if pick < *weight {
+            return scope;
+        }
+        pick -= weight;
+    }
+    "app_token"
+}
+
+/// A `(valid_from, valid_to)` pair relative to `now`, drawn from the mix a real org shows:
+/// expired, expiring within a week / month / quarter, ordinary, and longer than a year.
+fn validity(rng: &mut fastrand::Rng, now: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
+    let day = Duration::DAY;
+    let ahead = match rng.u32(..100) {
+        0..18 => -day * rng.i32(1..=400),
+        18..26 => Duration::hours(rng.i64(1..7 * 24)),
+        26..38 => day * rng.i32(7..30),
+        38..58 => day * rng.i32(30..90),
+        58..85 => day * rng.i32(90..=365),
+        _ => day * rng.i32(366..=730),
+    };
+    let mut valid_to = now + ahead + Duration::seconds(rng.i64(0..86_400));
+    let whole_days = rng.u32(..100) < 40;
+    if whole_days {
+        // Tokens made in the web UI expire at midnight; the example shows exactly that.
+        valid_to = valid_to.replace_time(time::Time::MIDNIGHT);
+    } else {
+        valid_to += Duration::nanoseconds(i64::from(rng.u32(1..10_000_000)) * 100);
+    }
+    let lifetime = if ahead > day * 365 {
+        ahead + day * rng.i32(1..200)
+    } else {
+        day * [7, 30, 60, 90, 180, 365][rng.usize(..6)]
+    };
+    let mut valid_from = valid_to - lifetime;
+    if valid_from > now {
+        valid_from = now - Duration::seconds(rng.i64(60..30 * 86_400));
+    }
+    if !whole_days {
+        valid_from = valid_from.replace_nanosecond(rng.u32(0..10_000_000) * 100).unwrap_or(valid_from);
+    }
+    (valid_from, valid_to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
+
+    #[test]
+    fn generation_is_deterministic() {
+        let a = SimOrg::generate("Fabrikam", &OrgSpec::demo(), NOW);
+        let b = SimOrg::generate("Fabrikam", &OrgSpec::demo(), NOW);
+        assert_eq!(a, b);
+        let other = OrgSpec {
+            seed: 7,
+            ..OrgSpec::demo()
+        };
+        assert_ne!(a, SimOrg::generate("Fabrikam", &other, NOW));
+    }
+
+    #[test]
+    fn demo_org_has_the_promised_shape() {
+        let org = SimOrg::generate("Fabrikam", &OrgSpec::demo(), NOW);
+        let humans: Vec<&SimUser> = org.human_users().collect();
+        assert!(humans.len() >= 1_200);
+        assert_eq!(org.users.len(), humans.len() + 8);
+        let per_user = org.pat_count() as f64 / humans.len() as f64;
+        assert!((2.0..3.0).contains(&per_user), "{per_user} PATs per user");
+        let without = humans.iter().filter(|u| u.pats.is_empty()).count();
+        assert!(without > humans.len() / 4, "{without} users without PATs");
+        assert!(humans.iter().any(|u| u.pats.len() == 45));
+        assert!(humans.iter().any(|u| u.kind == SubjectKind::Msa));
+        assert!(org.users.iter().any(|u| u.kind == SubjectKind::Svc && u.origin == "vsts"));
+        assert!(org.users.iter().any(|u| u.kind == SubjectKind::Acs));
+    }
+
+    #[test]
+    fn demo_org_contains_the_edge_cases() {
+        let org = SimOrg::generate("Fabrikam", &OrgSpec::demo(), NOW);
+        let pats: Vec<&SimPat> = org.human_users().flat_map(|u| &u.pats).collect();
+        let names: Vec<&str> = org.users.iter().map(|u| u.display_name.as_str()).collect();
+        for hostile in HOSTILE_USER_NAMES {
+            assert!(names.contains(hostile), "user name {hostile}");
+        }
+        for hostile in HOSTILE_PAT_NAMES {
+            assert!(pats.iter().any(|p| p.display_name.as_deref() == Some(*hostile)));
+        }
+        assert!(pats.iter().any(|p| p.display_name.is_none()));
+        assert!(pats.iter().any(|p| p.valid_from == no_date_sentinel()));
+        assert!(pats.iter().any(|p| !p.is_valid));
+        assert!(pats.iter().any(|p| p.target_accounts.is_none()));
+        assert!(pats.iter().any(|p| p.target_accounts.as_ref().is_some_and(|t| t.len() == 2)));
+        assert!(pats.iter().any(|p| p.scope == "app_token"));
+        assert!(pats.iter().any(|p| p.scope.contains(' ')));
+        assert!(pats.iter().any(|p| p.token.as_deref().is_some_and(|t| t.contains(SECRET_MARKER))));
+        let days = |p: &&SimPat| (p.valid_to - NOW).whole_days();
+        assert!(pats.iter().any(|p| p.valid_to < NOW));
+        assert!(pats.iter().any(|p| p.valid_to > NOW && days(p) < 7));
+        assert!(pats.iter().any(|p| (7..30).contains(&days(p))));
+        assert!(pats.iter().any(|p| (30..90).contains(&days(p))));
+        assert!(pats.iter().any(|p| days(p) > 365));
+        assert!(pats.iter().any(|p| p.valid_to.nanosecond() != 0));
+        assert!(pats.iter().any(|p| p.valid_to.nanosecond() == 0));
+        assert!(pats.iter().all(|p| p.valid_from <= NOW));
+    }
+
+    #[test]
+    fn descriptors_are_unique_and_decode_to_ids() {
+        let org = SimOrg::generate("Fabrikam", &OrgSpec::with_users(500), NOW);
+        let mut seen = std::collections::HashSet::new();
+        for u in &org.users {
+            assert!(seen.insert(u.descriptor.as_str()), "duplicate {}", u.descriptor);
+            let (prefix, rest) = u.descriptor.split_once('.').expect("kind prefix");
+            assert_eq!(SubjectKind::from_prefix(prefix), Some(u.kind));
+            let raw = URL_SAFE_NO_PAD.decode(rest).expect("base64url");
+            let text = String::from_utf8(raw).expect("utf8");
+            assert!(text.len() >= 36, "{text}");
+        }
+        let principals: std::collections::HashSet<&str> =
+            org.human_users().map(|u| u.principal_name.as_str()).collect();
+        assert_eq!(principals.len(), org.human_users().count());
+    }
+
+    #[test]
+    fn small_orgs_still_work() {
+        for n in [0, 1, 2, 5] {
+            let org = SimOrg::generate("Tiny", &OrgSpec::with_users(n), NOW);
+            assert_eq!(org.human_users().count(), n);
+        }
+    }
+
+    #[test]
+    fn ten_thousand_users_generate_quickly() {
+        let start = std::time::Instant::now();
+        let org = SimOrg::generate("Big", &OrgSpec::with_users(10_000), NOW);
+        assert_eq!(org.human_users().count(), 10_000);
+        assert!(org.pat_count() > 20_000);
+        assert!(start.elapsed() < std::time::Duration::from_secs(2), "{:?}", start.elapsed());
+    }
+}

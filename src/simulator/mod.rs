@@ -1,0 +1,1 @@
+//! The simulated Azure DevOps organization (filled in by the simulator work).
