@@ -25,7 +25,10 @@ pub enum AuthError {
     #[error("no PAT given: set {PAT_ENV} or pass --pat-file FILE (env AZURE_DEVOPS_PAT_FILE)")]
     MissingPat,
     #[error("could not read the PAT file {path}: {source}")]
-    PatFile { path: PathBuf, source: std::io::Error },
+    PatFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the PAT in {0} is empty")]
     EmptyPat(String),
     #[error("could not set up the Azure CLI credential: {0}")]
@@ -39,7 +42,9 @@ pub fn resolve(mode: AuthMode, pat_file: Option<&Path>) -> Result<AdoCredential,
         AuthMode::AzureCli => {
             let credential = azure_identity::AzureCliCredential::new(None)
                 .map_err(|e| AuthError::AzureCli(e.to_string()))?;
-            Ok(AdoCredential::Token(credential as Arc<dyn azure_core::credentials::TokenCredential>))
+            Ok(AdoCredential::Token(
+                credential as Arc<dyn azure_core::credentials::TokenCredential>,
+            ))
         }
     }
 }
@@ -47,8 +52,10 @@ pub fn resolve(mode: AuthMode, pat_file: Option<&Path>) -> Result<AdoCredential,
 fn pat_from(file: Option<&Path>, env_value: Option<String>) -> Result<Secret, AuthError> {
     let (value, origin) = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| AuthError::PatFile { path: path.to_owned(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| AuthError::PatFile {
+                path: path.to_owned(),
+                source,
+            })?;
             (text, path.display().to_string())
         }
         None => (env_value.ok_or(AuthError::MissingPat)?, PAT_ENV.to_owned()),
@@ -76,7 +83,10 @@ mod tests {
     #[test]
     fn missing_and_empty_pats_name_the_setting() {
         let e = pat_from(None, None).unwrap_err().to_string();
-        assert!(e.contains("AZURE_DEVOPS_PAT") && e.contains("--pat-file"), "{e}");
+        assert!(
+            e.contains("AZURE_DEVOPS_PAT") && e.contains("--pat-file"),
+            "{e}"
+        );
         let e = pat_from(None, Some(" \n".into())).unwrap_err().to_string();
         assert!(e.contains("AZURE_DEVOPS_PAT"), "{e}");
     }

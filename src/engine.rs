@@ -26,7 +26,10 @@ pub struct ScanOptions {
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        Self { concurrency: DEFAULT_CONCURRENCY, time_budget: None }
+        Self {
+            concurrency: DEFAULT_CONCURRENCY,
+            time_budget: None,
+        }
     }
 }
 
@@ -48,7 +51,9 @@ impl Progress for NoProgress {}
 /// Why a scan could not produce a report at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("organization '{org}' was not found at {url} (HTTP 404): check the organization name and the Azure DevOps URL")]
+    #[error(
+        "organization '{org}' was not found at {url} (HTTP 404): check the organization name and the Azure DevOps URL"
+    )]
     OrgNotFound { org: String, url: String },
     #[error("could not list the users of '{org}': {source}")]
     Users { org: String, source: AdoError },
@@ -62,7 +67,11 @@ enum Outcome {
 }
 
 /// Scan one organization.
-pub async fn scan(client: &AdoClient, options: &ScanOptions, progress: &dyn Progress) -> Result<Inventory, ScanError> {
+pub async fn scan(
+    client: &AdoClient,
+    options: &ScanOptions,
+    progress: &dyn Progress,
+) -> Result<Inventory, ScanError> {
     let org = client.settings().organization.clone();
     let org_name = org.as_str();
     let started = OffsetDateTime::now_utc();
@@ -98,9 +107,15 @@ pub async fn scan(client: &AdoClient, options: &ScanOptions, progress: &dyn Prog
                 Ok(page) => page,
                 Err(e) if pages == 0 => {
                     let fatal = if e.status() == Some(404) {
-                        ScanError::OrgNotFound { org: org_name.to_owned(), url: client.settings().base_url.to_string() }
+                        ScanError::OrgNotFound {
+                            org: org_name.to_owned(),
+                            url: client.settings().base_url.to_string(),
+                        }
                     } else {
-                        ScanError::Users { org: org_name.to_owned(), source: e }
+                        ScanError::Users {
+                            org: org_name.to_owned(),
+                            source: e,
+                        }
                     };
                     set_abort(&abort, &aborted, fatal);
                     break;
@@ -141,13 +156,16 @@ pub async fn scan(client: &AdoClient, options: &ScanOptions, progress: &dyn Prog
         let users = futures::stream::poll_fn(|cx| rx.poll_recv(cx));
         users
             .map(|(index, user)| {
-                let (abort, aborted, any_ok, pat_pages) = (&abort, &aborted, &any_pat_success, &pat_pages);
+                let (abort, aborted, any_ok, pat_pages) =
+                    (&abort, &aborted, &any_pat_success, &pat_pages);
                 async move {
                     if aborted.load(Ordering::Relaxed) {
                         return None;
                     }
                     if out_of_time() {
-                        let msg = "not scanned: the time budget ran out before this user was reached".to_owned();
+                        let msg =
+                            "not scanned: the time budget ran out before this user was reached"
+                                .to_owned();
                         progress.user_scanned(0, true);
                         return Some((index, user, Outcome::Failed(None, msg)));
                     }
@@ -161,7 +179,14 @@ pub async fn scan(client: &AdoClient, options: &ScanOptions, progress: &dyn Prog
                         // A credential refused before any listing succeeded is refused for
                         // everyone: stop with one clear error rather than N identical records.
                         Err(e) if e.is_authentication() && !any_ok.load(Ordering::Relaxed) => {
-                            set_abort(abort, aborted, ScanError::TokenAdmin { org: org_name.to_owned(), source: e });
+                            set_abort(
+                                abort,
+                                aborted,
+                                ScanError::TokenAdmin {
+                                    org: org_name.to_owned(),
+                                    source: e,
+                                },
+                            );
                             return None;
                         }
                         Err(e) => {
@@ -190,14 +215,20 @@ pub async fn scan(client: &AdoClient, options: &ScanOptions, progress: &dyn Prog
     for (_, user, outcome) in outcomes {
         match outcome {
             Outcome::Listed(pats) => users.push(UserTokens { user, pats }),
-            Outcome::Failed(status, message) => failures.push(UserFailure { user, status, message }),
+            Outcome::Failed(status, message) => failures.push(UserFailure {
+                user,
+                status,
+                message,
+            }),
         }
     }
     for user in orphans {
         failures.push(UserFailure {
             user,
             status: None,
-            message: "the service listed this user without a descriptor, so its tokens cannot be listed".into(),
+            message:
+                "the service listed this user without a descriptor, so its tokens cannot be listed"
+                    .into(),
         });
     }
 

@@ -6,9 +6,12 @@
 
 pub mod ado;
 pub mod auth;
-// pub mod cli; (re-enabled when the simulator lands)
+pub mod cli;
+pub mod config;
 pub mod engine;
+pub mod functions;
 pub mod inventory;
 pub mod report;
 pub mod secret;
 pub mod simulator;
+pub mod storage;

@@ -12,7 +12,8 @@ use time::macros::datetime;
 fn example_body(file: &str) -> String {
     let path = format!("{}/tests/fixtures/ado/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).expect("fixture");
-    let doc: serde_json::Value = serde_json::from_str(text.trim_start_matches('\u{feff}')).expect("fixture JSON");
+    let doc: serde_json::Value =
+        serde_json::from_str(text.trim_start_matches('\u{feff}')).expect("fixture JSON");
     doc["responses"]["200"]["body"].to_string()
 }
 
@@ -33,11 +34,19 @@ async fn graph_get_all_users_example_is_read_field_by_field() {
     let body = example_body("graph__7.1__Users__GetAllUsers.json");
     let base = serve(Router::new().route(
         "/fabrikam/_apis/graph/users",
-        get(move || async move { ([(header::CONTENT_TYPE, "application/json; charset=utf-8")], body) }),
+        get(move || async move {
+            (
+                [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                body,
+            )
+        }),
     ))
     .await;
     let page = client(&base).users_page(None).await.unwrap();
-    assert_eq!(page.continuation, None, "no X-MS-ContinuationToken header means last page");
+    assert_eq!(
+        page.continuation, None,
+        "no X-MS-ContinuationToken header means last page"
+    );
     assert!(page.without_descriptor.is_empty());
     let names: Vec<_> = page.users.iter().map(|u| u.display_name.as_str()).collect();
     assert_eq!(
@@ -54,7 +63,10 @@ async fn graph_get_all_users_example_is_read_field_by_field() {
     assert_eq!(francis.principal_name, "ftotten@vscsi.us");
     assert_eq!(francis.mail_address, "ftotten@vscsi.us");
     assert_eq!(francis.origin, "aad");
-    assert_eq!(francis.descriptor, "aad.NjU5MDNmOTItNTNkYy03MWIzLWJiMGUtZTY5Y2ZhMWNiNzE5");
+    assert_eq!(
+        francis.descriptor,
+        "aad.NjU5MDNmOTItNTNkYy03MWIzLWJiMGUtZTY5Y2ZhMWNiNzE5"
+    );
     assert_eq!(page.users[0].origin, "vsts");
     assert!(page.users[4].descriptor.starts_with("svc."));
 }
@@ -73,8 +85,15 @@ async fn token_admin_example_is_read_field_by_field() {
         .pats_page("msa.MjcwYjYwYzMtZThiMy03MGU1LWFjZDYtYzM5Zjk3ZDZmYTRh", None)
         .await
         .unwrap();
-    assert_eq!(page.continuation, None, "continuationToken null ends the listing");
-    let ids: Vec<_> = page.pats.iter().map(|p| p.authorization_id.as_deref().unwrap()).collect();
+    assert_eq!(
+        page.continuation, None,
+        "continuationToken null ends the listing"
+    );
+    let ids: Vec<_> = page
+        .pats
+        .iter()
+        .map(|p| p.authorization_id.as_deref().unwrap())
+        .collect();
     assert_eq!(
         ids,
         [
@@ -90,7 +109,10 @@ async fn token_admin_example_is_read_field_by_field() {
     assert_eq!(first.valid_from, Some(datetime!(2018-07-19 0:00 UTC)));
     assert_eq!(first.valid_to, Some(datetime!(2018-07-19 0:00 UTC)));
     assert!(first.is_valid);
-    assert_eq!(page.pats[1].scope.as_deref(), Some("vso.dashboards vso.taskgroups_manage"));
+    assert_eq!(
+        page.pats[1].scope.as_deref(),
+        Some("vso.dashboards vso.taskgroups_manage")
+    );
 }
 
 #[test]

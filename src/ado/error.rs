@@ -53,7 +53,10 @@ impl AdoError {
     }
 
     pub fn is_authentication(&self) -> bool {
-        matches!(self, AdoError::Authentication { .. } | AdoError::Credential(_))
+        matches!(
+            self,
+            AdoError::Authentication { .. } | AdoError::Credential(_)
+        )
     }
 
     /// Map an `azure_core` error coming out of a pipeline to this layer's error.
@@ -66,12 +69,17 @@ impl AdoError {
             return inner.clone();
         }
         match err.kind() {
-            ErrorKind::HttpResponse { status, error_code, .. } => AdoError::Service {
+            ErrorKind::HttpResponse {
+                status, error_code, ..
+            } => AdoError::Service {
                 status: u16::from(*status),
                 type_key: error_code.clone(),
                 message: err.to_string(),
             },
-            ErrorKind::DataConversion => AdoError::Decode { what, detail: err.to_string() },
+            ErrorKind::DataConversion => AdoError::Decode {
+                what,
+                detail: err.to_string(),
+            },
             ErrorKind::Credential => AdoError::Credential(error_chain(&err)),
             ErrorKind::Io | ErrorKind::Connection => AdoError::Transport(error_chain(&err)),
             _ if error_chain(&err).contains("get bearer token") => {

@@ -16,7 +16,7 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::Policy;
 use azure_core::http::{ExponentialRetryOptions, RetryOptions, Transport, Url};
 use azure_devops_rust_api::{graph, token_admin};
-use pacing::{PacingPolicy, PacingStats, Pacer};
+use pacing::{Pacer, PacingPolicy, PacingStats};
 use policy::ContractPolicy;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,7 +64,9 @@ impl AdoSettings {
             base_url,
             organization: organization.into(),
             subject_types: vec!["aad".into(), "msa".into()],
-            pat_page_size: 100,
+            // What Microsoft's sample and the spec example use; the server's cap is undocumented
+            // and a pageSize above it is a 400.
+            pat_page_size: 20,
             request_timeout: Duration::from_secs(60),
             max_retries: 8,
         }
@@ -120,7 +122,9 @@ impl AdoClient {
         });
         let credential = match credential {
             AdoCredential::Pat(pat) => azure_devops_rust_api::Credential::from_pat(pat.expose()),
-            AdoCredential::Token(token) => azure_devops_rust_api::Credential::TokenCredential(token),
+            AdoCredential::Token(token) => {
+                azure_devops_rust_api::Credential::TokenCredential(token)
+            }
         };
         let graph = graph::ClientBuilder::new(credential.clone())
             .endpoint(settings.base_url.clone())
@@ -136,7 +140,12 @@ impl AdoClient {
             .per_call_policies(per_call)
             .per_try_policies(per_try)
             .build();
-        Ok(Self { graph, token_admin, settings: Arc::new(settings), pacer })
+        Ok(Self {
+            graph,
+            token_admin,
+            settings: Arc::new(settings),
+            pacer,
+        })
     }
 
     pub fn settings(&self) -> &AdoSettings {
@@ -149,6 +158,10 @@ impl AdoClient {
 
     /// One page of `GET {org}/_apis/graph/users`.
     pub async fn users_page(&self, continuation: Option<&str>) -> Result<UsersPage, AdoError> {
+        retry_undecodable(|| self.users_page_once(continuation)).await
+    }
+
+    async fn users_page_once(&self, continuation: Option<&str>) -> Result<UsersPage, AdoError> {
         let mut request = self.graph.users_client().list(&self.settings.organization);
         if !self.settings.subject_types.is_empty() {
             request = request.subject_types(self.settings.subject_types.join(","));
@@ -156,13 +169,20 @@ impl AdoClient {
         if let Some(token) = continuation {
             request = request.continuation_token(token);
         }
-        let response = request.send().await.map_err(|e| AdoError::from_core(e, "Graph users"))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| AdoError::from_core(e, "Graph users"))?;
         let continuation =
             paging::users_continuation(response.headers().x_ms_continuation_token().ok());
         let raw = response.into_raw_response();
-        let page: wire::UsersPage = serde_json::from_slice(raw.body())
-            .map_err(|e| AdoError::Decode { what: "Graph users", detail: e.to_string() })?;
-        let (mut users, mut without_descriptor) = (Vec::with_capacity(page.value.len()), Vec::new());
+        let page: wire::UsersPage =
+            serde_json::from_slice(raw.body()).map_err(|e| AdoError::Decode {
+                what: "Graph users",
+                detail: e.to_string(),
+            })?;
+        let (mut users, mut without_descriptor) =
+            (Vec::with_capacity(page.value.len()), Vec::new());
         for u in page.value {
             let descriptor = u.descriptor.filter(|d| !d.trim().is_empty());
             let user = User {
@@ -178,11 +198,27 @@ impl AdoClient {
                 without_descriptor.push(user);
             }
         }
-        Ok(UsersPage { users, without_descriptor, continuation })
+        Ok(UsersPage {
+            users,
+            without_descriptor,
+            continuation,
+        })
     }
 
     /// One page of `GET {org}/_apis/tokenadmin/personalaccesstokens/{descriptor}` (PATs only).
-    pub async fn pats_page(&self, descriptor: &str, continuation: Option<&str>) -> Result<PatsPage, AdoError> {
+    pub async fn pats_page(
+        &self,
+        descriptor: &str,
+        continuation: Option<&str>,
+    ) -> Result<PatsPage, AdoError> {
+        retry_undecodable(|| self.pats_page_once(descriptor, continuation)).await
+    }
+
+    async fn pats_page_once(
+        &self,
+        descriptor: &str,
+        continuation: Option<&str>,
+    ) -> Result<PatsPage, AdoError> {
         let page_size = i32::try_from(self.settings.pat_page_size).unwrap_or(i32::MAX);
         let mut request = self
             .token_admin
@@ -193,10 +229,16 @@ impl AdoClient {
         if let Some(token) = continuation {
             request = request.continuation_token(token);
         }
-        let response = request.send().await.map_err(|e| AdoError::from_core(e, "Token Admin PAT list"))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| AdoError::from_core(e, "Token Admin PAT list"))?;
         let raw = response.into_raw_response();
-        let page: wire::PatPage = serde_json::from_slice(raw.body())
-            .map_err(|e| AdoError::Decode { what: "Token Admin PAT list", detail: e.to_string() })?;
+        let page: wire::PatPage =
+            serde_json::from_slice(raw.body()).map_err(|e| AdoError::Decode {
+                what: "Token Admin PAT list",
+                detail: e.to_string(),
+            })?;
         let pats = page
             .value
             .into_iter()
@@ -211,6 +253,27 @@ impl AdoClient {
                 is_valid: t.is_valid.unwrap_or(true),
             })
             .collect();
-        Ok(PatsPage { pats, continuation: paging::pat_continuation(page.continuation_token) })
+        Ok(PatsPage {
+            pats,
+            continuation: paging::pat_continuation(page.continuation_token),
+        })
+    }
+}
+
+/// Extra attempts for a 2xx whose body cannot be read (a truncated answer is usually
+/// transient, and these GETs are safe to repeat). The pipeline's retry policy only sees statuses.
+const DECODE_RETRIES: u32 = 2;
+
+async fn retry_undecodable<T, F, Fut>(mut call: F) -> Result<T, AdoError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AdoError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(AdoError::Decode { .. }) if attempt < DECODE_RETRIES => attempt += 1,
+            other => return other,
+        }
     }
 }

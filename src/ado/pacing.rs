@@ -61,7 +61,9 @@ impl Pacer {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PauseState> {
         // A panic while holding this lock cannot leave the state inconsistent.
-        self.pause.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pause
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Hold every request until `now + wait`.
@@ -89,7 +91,8 @@ impl Pacer {
     }
 
     fn observe(&self, status: u16, retry_after: Option<Duration>) {
-        let asked_to_wait = status == 429 || (retry_after.is_some() && (200..300).contains(&status));
+        let asked_to_wait =
+            status == 429 || (retry_after.is_some() && (200..300).contains(&status));
         if asked_to_wait {
             self.throttled.fetch_add(1, Ordering::Relaxed);
             // A 429 without Retry-After still means "slow down": pause briefly.
@@ -126,7 +129,8 @@ impl Policy for PacingPolicy {
                 .headers()
                 .get_optional_str(&RETRY_AFTER)
                 .and_then(parse_retry_after);
-            self.pacer.observe(u16::from(response.status()), retry_after);
+            self.pacer
+                .observe(u16::from(response.status()), retry_after);
         }
         result
     }

@@ -11,7 +11,10 @@ use crate::inventory::Pat;
 
 /// The next users page token: the header's value; absent or blank means "last page".
 pub fn users_continuation(header: Option<&str>) -> Option<String> {
-    header.map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned)
+    header
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
 }
 
 /// The next PAT page token. `null`, a missing field, `""` and the all-zero GUID all mean
@@ -46,7 +49,10 @@ impl LoopGuard {
 }
 
 /// Every PAT of one user, all pages followed. Returns the PATs and the number of pages read.
-pub async fn list_all_pats(client: &AdoClient, descriptor: &str) -> Result<(Vec<Pat>, u64), AdoError> {
+pub async fn list_all_pats(
+    client: &AdoClient,
+    descriptor: &str,
+) -> Result<(Vec<Pat>, u64), AdoError> {
     let mut pats = Vec::new();
     let mut token: Option<String> = None;
     let mut guard = LoopGuard::default();
@@ -73,7 +79,10 @@ mod tests {
     fn every_pat_end_marker_ends_the_listing() {
         assert_eq!(pat_continuation(None), None);
         assert_eq!(pat_continuation(Some(String::new())), None);
-        assert_eq!(pat_continuation(Some("00000000-0000-0000-0000-000000000000".into())), None);
+        assert_eq!(
+            pat_continuation(Some("00000000-0000-0000-0000-000000000000".into())),
+            None
+        );
         assert_eq!(
             pat_continuation(Some("5f0b2a1c-0000-4000-8000-000000000001".into())).as_deref(),
             Some("5f0b2a1c-0000-4000-8000-000000000001")

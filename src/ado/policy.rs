@@ -117,7 +117,11 @@ async fn check_response(response: AsyncRawResponse) -> PolicyResult {
         } else {
             format!("Azure DevOps answered with a redirect ({status}); redirects are not followed")
         };
-        return Err(core_error(AdoError::Authentication { status, detail, hint: AUTH_HINT }));
+        return Err(core_error(AdoError::Authentication {
+            status,
+            detail,
+            hint: AUTH_HINT,
+        }));
     }
 
     let (status_code, headers, body) = response.deconstruct();
@@ -125,10 +129,16 @@ async fn check_response(response: AsyncRawResponse) -> PolicyResult {
 
     if (200..300).contains(&status) {
         if !content_type.contains("json") {
-            let shown = if content_type.is_empty() { "no content type" } else { content_type.as_str() };
+            let shown = if content_type.is_empty() {
+                "no content type"
+            } else {
+                content_type.as_str()
+            };
             return Err(core_error(AdoError::Authentication {
                 status,
-                detail: format!("expected JSON but Azure DevOps sent {shown} (likely a sign-in page)"),
+                detail: format!(
+                    "expected JSON but Azure DevOps sent {shown} (likely a sign-in page)"
+                ),
                 hint: AUTH_HINT,
             }));
         }
@@ -142,9 +152,17 @@ async fn check_response(response: AsyncRawResponse) -> PolicyResult {
     let (type_key, message) = error_body_message(&bytes, &content_type);
     let message = message.unwrap_or_else(|| format!("HTTP {status} with no readable error body"));
     if status == 401 {
-        return Err(core_error(AdoError::Authentication { status, detail: message, hint: AUTH_HINT }));
+        return Err(core_error(AdoError::Authentication {
+            status,
+            detail: message,
+            hint: AUTH_HINT,
+        }));
     }
-    Err(core_error(AdoError::Service { status, type_key, message }))
+    Err(core_error(AdoError::Service {
+        status,
+        type_key,
+        message,
+    }))
 }
 
 fn core_error(err: AdoError) -> azure_core::Error {
@@ -159,7 +177,10 @@ pub fn error_body_message(body: &[u8], content_type: &str) -> (Option<String>, O
         return (None, None);
     }
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
-        let type_key = value.get("typeKey").and_then(|v| v.as_str()).map(str::to_owned);
+        let type_key = value
+            .get("typeKey")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
         let message = value
             .get("message")
             .or_else(|| value.get("value").and_then(|v| v.get("Message")))
@@ -169,7 +190,13 @@ pub fn error_body_message(body: &[u8], content_type: &str) -> (Option<String>, O
         return (type_key, message);
     }
     if content_type.contains("html") {
-        return (None, Some(format!("an HTML page of {} bytes instead of an error body", body.len())));
+        return (
+            None,
+            Some(format!(
+                "an HTML page of {} bytes instead of an error body",
+                body.len()
+            )),
+        );
     }
     (None, Some(clip(&String::from_utf8_lossy(body))))
 }
@@ -193,12 +220,21 @@ mod tests {
         )
         .unwrap();
         normalize_url(&mut url);
-        assert_eq!(url.path(), "/fabrikam/_apis/tokenadmin/personalaccesstokens/aad.x");
+        assert_eq!(
+            url.path(),
+            "/fabrikam/_apis/tokenadmin/personalaccesstokens/aad.x"
+        );
         assert_eq!(url.query(), Some("pageSize=5&api-version=7.1"));
 
-        let mut url = Url::parse("https://vssps.dev.azure.com//org/_apis/graph/users?api-version=7.1-preview").unwrap();
+        let mut url = Url::parse(
+            "https://vssps.dev.azure.com//org/_apis/graph/users?api-version=7.1-preview",
+        )
+        .unwrap();
         normalize_url(&mut url);
-        assert_eq!(url.as_str(), "https://vssps.dev.azure.com/org/_apis/graph/users?api-version=7.1-preview.1");
+        assert_eq!(
+            url.as_str(),
+            "https://vssps.dev.azure.com/org/_apis/graph/users?api-version=7.1-preview.1"
+        );
     }
 
     #[test]
@@ -211,7 +247,10 @@ mod tests {
 
     #[test]
     fn improper_error_plain_text_and_html_bodies() {
-        let (_, msg) = error_body_message(br#"{"count":1,"value":{"Message":"boom"}}"#, "application/json");
+        let (_, msg) = error_body_message(
+            br#"{"count":1,"value":{"Message":"boom"}}"#,
+            "application/json",
+        );
         assert_eq!(msg.as_deref(), Some("boom"));
         let (_, msg) = error_body_message(b"plain failure", "text/plain");
         assert_eq!(msg.as_deref(), Some("plain failure"));

@@ -87,15 +87,25 @@ mod tests {
 
     #[test]
     fn seven_fractional_digits_parse() {
-        let d = parse_datetime("2020-11-23T04:04:38.5233333Z").unwrap().unwrap();
-        assert_eq!(d.unix_timestamp(), datetime!(2020-11-23 04:04:38 UTC).unix_timestamp());
+        let d = parse_datetime("2020-11-23T04:04:38.5233333Z")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            d.unix_timestamp(),
+            datetime!(2020-11-23 04:04:38 UTC).unix_timestamp()
+        );
         assert_eq!(d.millisecond(), 523);
     }
 
     #[test]
     fn offsets_are_kept() {
-        let d = parse_datetime("2026-01-05T10:20:30+02:00").unwrap().unwrap();
-        assert_eq!(d.unix_timestamp(), datetime!(2026-01-05 08:20:30 UTC).unix_timestamp());
+        let d = parse_datetime("2026-01-05T10:20:30+02:00")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            d.unix_timestamp(),
+            datetime!(2026-01-05 08:20:30 UTC).unix_timestamp()
+        );
     }
 
     #[test]

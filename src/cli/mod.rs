@@ -66,14 +66,21 @@ impl Format {
 }
 
 #[derive(Debug, Clone, clap::Args)]
-#[command(after_help = "Exit codes: 0 complete report; 1 fatal error, nothing written; \
+#[command(
+    after_help = "Exit codes: 0 complete report; 1 fatal error, nothing written; \
     2 wrong arguments; 3 report written but incomplete (see its Errors sheet).\n\n\
     Credentials: with --auth pat (the default) the PAT is read from AZURE_DEVOPS_PAT or \
     --pat-file, never from the command line. It needs the scopes Graph (read) and Token \
-    administration, and its owner must be a Project Collection Administrator.")]
+    administration, and its owner must be a Project Collection Administrator."
+)]
 pub struct ReportArgs {
     /// Organization name, as in https://dev.azure.com/ORG.
-    #[arg(long, env = "PATREPORT_ORG", required_unless_present = "demo", conflicts_with = "demo")]
+    #[arg(
+        long,
+        env = "PATREPORT_ORG",
+        required_unless_present = "demo",
+        conflicts_with = "demo"
+    )]
     pub org: Option<String>,
 
     /// Scan the built-in demo organization (a simulated Azure DevOps on loopback); no account needed.
@@ -85,7 +92,12 @@ pub struct ReportArgs {
     pub out: PathBuf,
 
     /// Formats to write, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "xlsx,csv,json")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "xlsx,csv,json"
+    )]
     pub format: Vec<Format>,
 
     /// A valid PAT expiring within this many days has status "expiring".
@@ -118,7 +130,7 @@ pub struct ReportArgs {
     pub subject_types: Vec<String>,
 
     /// Page size asked of the Token Admin API.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub pat_page_size: u32,
 
     /// Time allowed for one HTTP request, e.g. 60s.
@@ -157,15 +169,23 @@ pub struct ReportArgs {
 /// Parse `250ms`, `90s`, `25m`, `2h` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 90s, 25m or 2h"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like 90s, 25m or 2h"))?;
     let secs = match unit.trim() {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown unit '{other}' in '{text}': use ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{text}': use ms, s, m or h"
+            ));
+        }
     };
     Duration::try_from_secs_f64(secs).map_err(|e| format!("'{text}': {e}"))
 }
@@ -194,8 +214,18 @@ mod tests {
     fn org_or_demo_is_required_and_not_both() {
         assert!(Cli::try_parse_from(["patreport", "report"]).is_err());
         assert!(Cli::try_parse_from(["patreport", "report", "--demo", "--org", "x"]).is_err());
-        let cli = Cli::try_parse_from(["patreport", "report", "--org", "fabrikam", "--format", "csv,json"]).unwrap();
-        let Command::Report(args) = cli.command else { panic!("expected report") };
+        let cli = Cli::try_parse_from([
+            "patreport",
+            "report",
+            "--org",
+            "fabrikam",
+            "--format",
+            "csv,json",
+        ])
+        .unwrap();
+        let Command::Report(args) = cli.command else {
+            panic!("expected report")
+        };
         assert_eq!(args.format, vec![Format::Csv, Format::Json]);
         assert_eq!(args.subject_types, vec!["aad", "msa"]);
     }

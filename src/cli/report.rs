@@ -6,7 +6,7 @@ use crate::ado::{AdoClient, AdoCredential, AdoSettings};
 use crate::engine::{self, ScanOptions};
 use crate::report::{self, Report, ReportOptions};
 use crate::secret::Secret;
-use crate::simulator::{OrgSpec, SimConfig, SimOrg, SimServer};
+use crate::simulator::{AuthConfig, OrgSpec, SimConfig, SimOrg, SimServer};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
@@ -21,26 +21,47 @@ pub async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     } else {
         let org = args.org.clone().context("--org is required (or --demo)")?;
         let credential = crate::auth::resolve(args.auth, args.pat_file.as_deref())?;
-        (settings_from(args, args.ado_url.clone(), &org), credential, None)
+        (
+            settings_from(args, args.ado_url.clone(), &org),
+            credential,
+            None,
+        )
     };
 
     let client = AdoClient::new(settings, credential)?;
     let progress = CliProgress::new(client.clone(), args.quiet);
-    let options = ScanOptions { concurrency: args.concurrency, time_budget: args.time_budget };
+    let options = ScanOptions {
+        concurrency: args.concurrency,
+        time_budget: args.time_budget,
+    };
     let scanned = engine::scan(&client, &options, &progress).await;
     progress.finish();
     let inventory = scanned?;
 
-    let options = ReportOptions { expiring_days: args.expiring_days, include_invalid: args.include_invalid };
-    let report = report::build(&inventory, OffsetDateTime::now_utc(), options, env!("CARGO_PKG_VERSION"));
+    let options = ReportOptions {
+        expiring_days: args.expiring_days,
+        include_invalid: args.include_invalid,
+    };
+    let report = report::build(
+        &inventory,
+        OffsetDateTime::now_utc(),
+        options,
+        env!("CARGO_PKG_VERSION"),
+    );
     let formats = args.format.clone();
     let out = args.out.clone();
-    let files = tokio::task::spawn_blocking(move || write_outputs(&report, &out, &formats).map(|f| (f, report)))
-        .await
-        .context("the report writer stopped unexpectedly")??;
+    let files = tokio::task::spawn_blocking(move || {
+        write_outputs(&report, &out, &formats).map(|f| (f, report))
+    })
+    .await
+    .context("the report writer stopped unexpectedly")??;
     let (files, report) = files;
     println!("{}", closing_summary(&report, &files));
-    Ok(if report.run.complete { exit::OK } else { exit::INCOMPLETE })
+    Ok(if report.run.complete {
+        exit::OK
+    } else {
+        exit::INCOMPLETE
+    })
 }
 
 fn settings_from(args: &ReportArgs, base_url: url::Url, org: &str) -> AdoSettings {
@@ -55,21 +76,40 @@ fn settings_from(args: &ReportArgs, base_url: url::Url, org: &str) -> AdoSetting
 
 /// Start the simulated organization in this process; the client reaches it over loopback HTTP.
 async fn start_demo(args: &ReportArgs) -> anyhow::Result<(SimServer, AdoCredential)> {
-    let spec = OrgSpec { users: args.demo_users, seed: args.demo_seed, ..OrgSpec::demo() };
+    let spec = OrgSpec {
+        users: args.demo_users,
+        seed: args.demo_seed,
+        ..OrgSpec::demo()
+    };
     let org = SimOrg::generate("demo", &spec, OffsetDateTime::now_utc());
     // A throwaway PAT known only to this process and the simulator.
     let pat = format!("demo-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    let mut config = if args.demo_no_faults { SimConfig::strict() } else { SimConfig::demo() };
-    config.accepted_pats = vec![pat.clone()];
-    config.latency = args.demo_latency;
-    let server = SimServer::start(org, config).await.context("starting the demo organization")?;
-    eprintln!("demo: simulated Azure DevOps organization 'demo' with {} people at {}", args.demo_users, server.base_url());
+    let mut config = if args.demo_no_faults {
+        SimConfig::strict()
+    } else {
+        SimConfig::demo()
+    };
+    config.auth = AuthConfig::accepting(&[&pat], &[]);
+    config.faults.latency = args.demo_latency;
+    let server = SimServer::start(org, config)
+        .await
+        .context("starting the demo organization")?;
+    eprintln!(
+        "demo: simulated Azure DevOps organization 'demo' with {} people at {}",
+        args.demo_users,
+        server.base_url()
+    );
     Ok((server, AdoCredential::Pat(Secret::new(pat))))
 }
 
 /// Write the report in each format; returns the paths written.
-pub fn write_outputs(report: &Report, dir: &Path, formats: &[Format]) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating the output directory {}", dir.display()))?;
+pub fn write_outputs(
+    report: &Report,
+    dir: &Path,
+    formats: &[Format],
+) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the output directory {}", dir.display()))?;
     let stem = file_stem(&report.run.org, report.run.finished);
     let mut written = Vec::new();
     for format in formats {
@@ -77,11 +117,13 @@ pub fn write_outputs(report: &Report, dir: &Path, formats: &[Format]) -> anyhow:
         match format {
             Format::Xlsx => report::write_xlsx(report, &path)?,
             Format::Csv => {
-                let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                let file = std::fs::File::create(&path)
+                    .with_context(|| format!("creating {}", path.display()))?;
                 report::write_csv(report, std::io::BufWriter::new(file))?;
             }
             Format::Json => {
-                let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                let file = std::fs::File::create(&path)
+                    .with_context(|| format!("creating {}", path.display()))?;
                 report::write_json(report, std::io::BufWriter::new(file))?;
             }
         }
@@ -94,7 +136,13 @@ pub fn write_outputs(report: &Report, dir: &Path, formats: &[Format]) -> anyhow:
 pub fn file_stem(org: &str, at: OffsetDateTime) -> String {
     let org: String = org
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let at = at.to_offset(time::UtcOffset::UTC);
     format!(
@@ -135,7 +183,10 @@ pub fn closing_summary(report: &Report, files: &[PathBuf]) -> String {
         text.push_str(&format!(
             "\nINCOMPLETE: {} users could not be read{}; see the Errors sheet.",
             s.users_failed,
-            r.stopped_early.as_deref().map(|w| format!(" and the scan stopped early ({w})")).unwrap_or_default()
+            r.stopped_early
+                .as_deref()
+                .map(|w| format!(" and the scan stopped early ({w})"))
+                .unwrap_or_default()
         ));
     }
     for f in files {

@@ -1,6 +1,6 @@
 //! `patreport simulate`: the demo organization as a standalone server, to explore the API by hand.
 
-use crate::simulator::{OrgSpec, SimConfig, SimOrg, SimServer};
+use crate::simulator::{AuthConfig, OrgSpec, SimConfig, SimOrg, SimServer};
 use anyhow::Context;
 use time::OffsetDateTime;
 
@@ -21,11 +21,21 @@ pub struct SimulateArgs {
 }
 
 pub async fn run(args: &SimulateArgs) -> anyhow::Result<u8> {
-    let spec = OrgSpec { users: args.users, seed: args.seed, ..OrgSpec::demo() };
+    let spec = OrgSpec {
+        users: args.users,
+        seed: args.seed,
+        ..OrgSpec::demo()
+    };
     let org = SimOrg::generate("demo", &spec, OffsetDateTime::now_utc());
-    let mut config = if args.faults { SimConfig::demo() } else { SimConfig::strict() };
-    config.accepted_pats = vec![args.accept_pat.clone()];
-    let server = SimServer::start(org, config).await.context("starting the simulator")?;
+    let mut config = if args.faults {
+        SimConfig::demo()
+    } else {
+        SimConfig::strict()
+    };
+    config.auth = AuthConfig::accepting(&[&args.accept_pat], &[]);
+    let server = SimServer::start(org, config)
+        .await
+        .context("starting the simulator")?;
     println!("Simulated organization 'demo' at {}", server.base_url());
     println!(
         "  curl -u :{} '{}/demo/_apis/graph/users?subjectTypes=aad,msa&api-version=7.1-preview.1'",
@@ -33,7 +43,9 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<u8> {
         server.base_url()
     );
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     server.shutdown().await;
     Ok(super::exit::OK)
 }

@@ -22,8 +22,8 @@ const SECONDS_PER_DAY: i64 = 86_400;
 ///   the same report whatever order the scan finished in.
 /// * Invalid (revoked) PATs become rows only with `options.include_invalid`, but
 ///   `summary.by_status.invalid` counts them either way, so the summary always says how
-///   many exist. Every other summary figure except the `expiring_within_*` ones
-///   (which count valid, unexpired PATs) is computed over the rows.
+///   many exist. `pats`, `users_with_pats`, `full_access`, `global` and `top_holders`
+///   count rows; the `expiring_within_*` figures count valid, unexpired PATs.
 /// * One error row per user whose PATs could not be listed.
 pub fn build(
     inventory: &Inventory,
@@ -31,7 +31,9 @@ pub fn build(
     options: ReportOptions,
     tool_version: &str,
 ) -> Report {
-    let window = Duration::days(i64::from(options.expiring_days));
+    // `None` when the window reaches past the last representable date: no end is beyond it.
+    let horizon = now.checked_add(Duration::days(i64::from(options.expiring_days)));
+    let soon_limits = [7, 30, 90].map(|days| now.checked_add(Duration::days(days)));
 
     // Rows carry the index of their owner, whose lowercased principal name is the
     // primary sort key, computed once per user rather than once per comparison.
@@ -40,20 +42,19 @@ pub fn build(
     let mut soon = [0usize; 3];
     for (index, entry) in inventory.users.iter().enumerate() {
         for pat in &entry.pats {
-            let status = status_of(pat, now, window);
+            let status = status_of(pat, now, horizon);
             match status {
                 TokenStatus::Active => by_status.active += 1,
                 TokenStatus::Expiring => by_status.expiring += 1,
                 TokenStatus::Expired => by_status.expired += 1,
                 TokenStatus::Invalid => by_status.invalid += 1,
             }
-            if let (true, Some(valid_to)) = (pat.is_valid, pat.valid_to)
+            if pat.is_valid
+                && let Some(valid_to) = pat.valid_to
                 && valid_to >= now
             {
-                for (count, days) in soon.iter_mut().zip([7, 30, 90]) {
-                    if valid_to <= now + Duration::days(days) {
-                        *count += 1;
-                    }
+                for (count, limit) in soon.iter_mut().zip(soon_limits) {
+                    *count += usize::from(within(valid_to, limit));
                 }
             }
             if status != TokenStatus::Invalid || options.include_invalid {
@@ -135,13 +136,13 @@ pub fn build(
 }
 
 /// The status of a PAT at `now`; invalid wins over expired.
-fn status_of(pat: &Pat, now: OffsetDateTime, window: Duration) -> TokenStatus {
+fn status_of(pat: &Pat, now: OffsetDateTime, horizon: Option<OffsetDateTime>) -> TokenStatus {
     if !pat.is_valid {
         return TokenStatus::Invalid;
     }
     match pat.valid_to {
         Some(to) if to < now => TokenStatus::Expired,
-        Some(to) if to <= now + window => TokenStatus::Expiring,
+        Some(to) if within(to, horizon) => TokenStatus::Expiring,
         _ => TokenStatus::Active,
     }
 }
@@ -171,6 +172,11 @@ fn token_row(user: &User, pat: &Pat, status: TokenStatus, now: OffsetDateTime) -
         status,
         authorization_id: pat.authorization_id.clone().unwrap_or_default(),
     }
+}
+
+/// Whether `date` is at or before `limit`; no limit means beyond every date.
+fn within(date: OffsetDateTime, limit: Option<OffsetDateTime>) -> bool {
+    limit.is_none_or(|limit| date <= limit)
 }
 
 /// Whole days from `from` to `to`, rounded down (so one second past expiry is day -1).
@@ -330,6 +336,22 @@ pub(crate) mod tests {
             TokenStatus::Active
         );
         assert_eq!(build(&inv, NOW, narrow, "1").run.expiring_days, 7);
+    }
+
+    #[test]
+    fn a_window_past_the_end_of_time_makes_every_valid_pat_expiring() {
+        let inv = inventory(vec![(
+            user("a"),
+            vec![pat("x", Some(NOW + Duration::days(5000)))],
+        )]);
+        let huge = ReportOptions {
+            expiring_days: u32::MAX,
+            ..ReportOptions::default()
+        };
+        assert_eq!(
+            build(&inv, NOW, huge, "1").rows[0].status,
+            TokenStatus::Expiring
+        );
     }
 
     #[test]

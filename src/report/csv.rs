@@ -40,13 +40,7 @@ pub fn write_csv<W: Write>(report: &Report, w: W) -> Result<(), ReportError> {
         out.write_field(bool_str(r.global))?;
         out.write_field(csv_safe(&r.scope_summary).as_bytes())?;
         out.write_field(csv_safe(&r.scope).as_bytes())?;
-        buf.clear();
-        for (i, account) in r.target_accounts.iter().enumerate() {
-            if i > 0 {
-                buf.push_str("; ");
-            }
-            buf.push_str(account);
-        }
+        join_into(&mut buf, &r.target_accounts);
         out.write_field(csv_safe(&buf).as_bytes())?;
         for date in [r.valid_from, r.valid_to] {
             out.write_field(date.map(rfc3339_utc).unwrap_or_default())?;
@@ -68,10 +62,21 @@ pub fn write_csv<W: Write>(report: &Report, w: W) -> Result<(), ReportError> {
 
 /// RFC 3339 in UTC (`2026-03-10T12:00:00Z`); a date RFC 3339 cannot express (a year
 /// beyond 9999) falls back to the `time` crate's display form instead of failing.
-pub(crate) fn rfc3339_utc(date: OffsetDateTime) -> String {
+pub(super) fn rfc3339_utc(date: OffsetDateTime) -> String {
     match date.checked_to_offset(UtcOffset::UTC) {
         Some(utc) => utc.format(&Rfc3339).unwrap_or_else(|_| utc.to_string()),
         None => date.to_string(),
+    }
+}
+
+/// Joins target accounts with "; " into a reused buffer (also used by the workbook).
+pub(super) fn join_into(buffer: &mut String, parts: &[String]) {
+    buffer.clear();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            buffer.push_str("; ");
+        }
+        buffer.push_str(part);
     }
 }
 

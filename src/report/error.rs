@@ -6,7 +6,8 @@ use std::path::PathBuf;
 /// workbook, which sheet) failed; the underlying error is the `source`.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    /// The workbook could not be built; `sheet` names the sheet being written.
+    /// The workbook could not be built; `sheet` names the sheet being written, or is
+    /// "(saving)" when assembling the file failed.
     #[error("cannot build the xlsx report (sheet {sheet})")]
     Xlsx {
         sheet: &'static str,

@@ -3,7 +3,9 @@
 use time::OffsetDateTime;
 
 /// Where a PAT stands at the time of the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenStatus {
     /// Valid and expiring later than the "expiring" window.
@@ -149,6 +151,9 @@ pub struct ReportOptions {
 
 impl Default for ReportOptions {
     fn default() -> Self {
-        Self { expiring_days: 30, include_invalid: false }
+        Self {
+            expiring_days: 30,
+            include_invalid: false,
+        }
     }
 }

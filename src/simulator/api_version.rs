@@ -95,7 +95,11 @@ fn from_accept(accept: &str) -> Option<&str> {
 /// Picks the version from the query (preferred) or the `Accept` header and checks it
 /// against what `api` supports. Returns the version text as sent, for the response
 /// `Content-Type`.
-pub fn negotiate(api: Api, query: Option<&str>, accept: Option<&str>) -> Result<String, VersionError> {
+pub fn negotiate(
+    api: Api,
+    query: Option<&str>,
+    accept: Option<&str>,
+) -> Result<String, VersionError> {
     let text = query
         .map(str::trim)
         .filter(|q| !q.is_empty())
@@ -165,7 +169,14 @@ mod tests {
 
     #[test]
     fn graph_accepts_the_preview_versions_clients_send() {
-        for v in ["7.1-preview.1", "7.1-preview", "7.0-preview.1", "6.0-preview.1", "4.1-preview.1", "7.2-PREVIEW.1"] {
+        for v in [
+            "7.1-preview.1",
+            "7.1-preview",
+            "7.0-preview.1",
+            "6.0-preview.1",
+            "4.1-preview.1",
+            "7.2-PREVIEW.1",
+        ] {
             assert!(ok(Api::GraphUsers, v), "{v}");
         }
     }
@@ -191,7 +202,15 @@ mod tests {
 
     #[test]
     fn token_admin_accepts_released_and_preview_forms() {
-        for v in ["7.1", "7.1-preview", "7.1-preview.1", "7.0", "5.0-preview.1", "6.1-preview.1", "7.2-preview.1"] {
+        for v in [
+            "7.1",
+            "7.1-preview",
+            "7.1-preview.1",
+            "7.0",
+            "5.0-preview.1",
+            "6.1-preview.1",
+            "7.2-preview.1",
+        ] {
             assert!(ok(Api::TokenAdmin, v), "{v}");
         }
         assert!(!ok(Api::TokenAdmin, "5.0"));
@@ -200,9 +219,16 @@ mod tests {
 
     #[test]
     fn version_may_come_from_the_accept_header() {
-        let v = negotiate(Api::TokenAdmin, None, Some("application/json; api-version=7.1-preview.1"));
+        let v = negotiate(
+            Api::TokenAdmin,
+            None,
+            Some("application/json; api-version=7.1-preview.1"),
+        );
         assert_eq!(v, Ok("7.1-preview.1".to_string()));
         let missing = negotiate(Api::TokenAdmin, Some(""), Some("application/json"));
-        assert_eq!(missing.map_err(|e| e.kind), Err(ExceptionType::VersionNotSpecified));
+        assert_eq!(
+            missing.map_err(|e| e.kind),
+            Err(ExceptionType::VersionNotSpecified)
+        );
     }
 }

@@ -73,7 +73,10 @@ impl AuthConfig {
     }
 
     /// Uses `validator` for Bearer tokens instead of the list.
-    pub fn with_bearer_validator(mut self, validator: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+    pub fn with_bearer_validator(
+        mut self,
+        validator: impl Fn(&str) -> bool + Send + Sync + 'static,
+    ) -> Self {
         self.bearer = Arc::new(validator);
         self
     }
@@ -163,9 +166,15 @@ fn unauthorized() -> Reply {
         "www-authenticate",
         "Bearer authorization_uri=https://login.microsoftonline.com/common",
     )
-    .header("www-authenticate", "Basic realm=\"https://tfsprodsim1.visualstudio.com/\"")
+    .header(
+        "www-authenticate",
+        "Basic realm=\"https://tfsprodsim1.visualstudio.com/\"",
+    )
     .header("www-authenticate", "TFS-Federated")
-    .header("x-tfs-fedauthrealm", "https://tfsprodsim1.visualstudio.com/")
+    .header(
+        "x-tfs-fedauthrealm",
+        "https://tfsprodsim1.visualstudio.com/",
+    )
 }
 
 /// `/_signin?realm=…&reply_to=…`: where the service sends browser-like clients.
@@ -226,7 +235,10 @@ mod tests {
     #[test]
     fn bearer_uses_the_validator() {
         let c = AuthConfig::default();
-        assert!(authenticate(&c, &with_auth(&format!("Bearer {DEMO_BEARER}"))));
+        assert!(authenticate(
+            &c,
+            &with_auth(&format!("Bearer {DEMO_BEARER}"))
+        ));
         assert!(!authenticate(&c, &with_auth("Bearer other")));
         let c = c.with_bearer_validator(|t| t.starts_with("eyJ"));
         assert!(authenticate(&c, &with_auth("bearer eyJabc")));
@@ -238,7 +250,10 @@ mod tests {
         assert!(!authenticate(&c, &basic(&format!(":{DEMO_PAT}"))));
         let r = refusal(&c, &HeaderMap::new(), "/x");
         assert_eq!(r.status, StatusCode::NON_AUTHORITATIVE_INFORMATION);
-        assert!(!r.is_json());
+        assert!(matches!(
+            r.payload,
+            crate::simulator::reply::Payload::Html(_)
+        ));
     }
 
     #[test]

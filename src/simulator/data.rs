@@ -504,7 +504,9 @@ fn validity(rng: &mut fastrand::Rng, now: OffsetDateTime) -> (OffsetDateTime, Of
         valid_from = now - Duration::seconds(rng.i64(60..30 * 86_400));
     }
     if !whole_days {
-        valid_from = valid_from.replace_nanosecond(rng.u32(0..10_000_000) * 100).unwrap_or(valid_from);
+        valid_from = valid_from
+            .replace_nanosecond(rng.u32(0..10_000_000) * 100)
+            .unwrap_or(valid_from);
     }
     (valid_from, valid_to)
 }
@@ -540,7 +542,11 @@ mod tests {
         assert!(without > humans.len() / 4, "{without} users without PATs");
         assert!(humans.iter().any(|u| u.pats.len() == 45));
         assert!(humans.iter().any(|u| u.kind == SubjectKind::Msa));
-        assert!(org.users.iter().any(|u| u.kind == SubjectKind::Svc && u.origin == "vsts"));
+        assert!(
+            org.users
+                .iter()
+                .any(|u| u.kind == SubjectKind::Svc && u.origin == "vsts")
+        );
         assert!(org.users.iter().any(|u| u.kind == SubjectKind::Acs));
     }
 
@@ -553,16 +559,26 @@ mod tests {
             assert!(names.contains(hostile), "user name {hostile}");
         }
         for hostile in HOSTILE_PAT_NAMES {
-            assert!(pats.iter().any(|p| p.display_name.as_deref() == Some(*hostile)));
+            assert!(
+                pats.iter()
+                    .any(|p| p.display_name.as_deref() == Some(*hostile))
+            );
         }
         assert!(pats.iter().any(|p| p.display_name.is_none()));
         assert!(pats.iter().any(|p| p.valid_from == no_date_sentinel()));
         assert!(pats.iter().any(|p| !p.is_valid));
         assert!(pats.iter().any(|p| p.target_accounts.is_none()));
-        assert!(pats.iter().any(|p| p.target_accounts.as_ref().is_some_and(|t| t.len() == 2)));
+        assert!(
+            pats.iter()
+                .any(|p| p.target_accounts.as_ref().is_some_and(|t| t.len() == 2))
+        );
         assert!(pats.iter().any(|p| p.scope == "app_token"));
         assert!(pats.iter().any(|p| p.scope.contains(' ')));
-        assert!(pats.iter().any(|p| p.token.as_deref().is_some_and(|t| t.contains(SECRET_MARKER))));
+        assert!(pats.iter().any(|p| {
+            p.token
+                .as_deref()
+                .is_some_and(|t| t.contains(SECRET_MARKER))
+        }));
         let days = |p: &&SimPat| (p.valid_to - NOW).whole_days();
         assert!(pats.iter().any(|p| p.valid_to < NOW));
         assert!(pats.iter().any(|p| p.valid_to > NOW && days(p) < 7));
@@ -579,15 +595,21 @@ mod tests {
         let org = SimOrg::generate("Fabrikam", &OrgSpec::with_users(500), NOW);
         let mut seen = std::collections::HashSet::new();
         for u in &org.users {
-            assert!(seen.insert(u.descriptor.as_str()), "duplicate {}", u.descriptor);
+            assert!(
+                seen.insert(u.descriptor.as_str()),
+                "duplicate {}",
+                u.descriptor
+            );
             let (prefix, rest) = u.descriptor.split_once('.').expect("kind prefix");
             assert_eq!(SubjectKind::from_prefix(prefix), Some(u.kind));
             let raw = URL_SAFE_NO_PAD.decode(rest).expect("base64url");
             let text = String::from_utf8(raw).expect("utf8");
             assert!(text.len() >= 36, "{text}");
         }
-        let principals: std::collections::HashSet<&str> =
-            org.human_users().map(|u| u.principal_name.as_str()).collect();
+        let principals: std::collections::HashSet<&str> = org
+            .human_users()
+            .map(|u| u.principal_name.as_str())
+            .collect();
         assert_eq!(principals.len(), org.human_users().count());
     }
 
@@ -605,6 +627,10 @@ mod tests {
         let org = SimOrg::generate("Big", &OrgSpec::with_users(10_000), NOW);
         assert_eq!(org.human_users().count(), 10_000);
         assert!(org.pat_count() > 20_000);
-        assert!(start.elapsed() < std::time::Duration::from_secs(2), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

@@ -141,6 +141,9 @@ pub(crate) struct Faults {
     config: FaultConfig,
     /// Faulted attempts so far, per request key; removed when the request gets through.
     attempts: Mutex<HashMap<u64, u32>>,
+    /// Slow answers so far, per request key: slowness is transient too, so a request is slow
+    /// at most `max_transient_attempts` times (a client that timed out and retried gets through).
+    slow_attempts: Mutex<HashMap<u64, u32>>,
     malformed_seen: Mutex<HashSet<String>>,
     window: Option<Mutex<SlidingWindow>>,
 }
@@ -148,9 +151,13 @@ pub(crate) struct Faults {
 impl Faults {
     pub fn new(config: FaultConfig) -> Self {
         Faults {
-            window: config.window.clone().map(|w| Mutex::new(SlidingWindow::new(w))),
+            window: config
+                .window
+                .clone()
+                .map(|w| Mutex::new(SlidingWindow::new(w))),
             config,
             attempts: Mutex::new(HashMap::new()),
+            slow_attempts: Mutex::new(HashMap::new()),
             malformed_seen: Mutex::new(HashSet::new()),
         }
     }
@@ -167,13 +174,17 @@ impl Faults {
         let throttle = Early::Throttle {
             retry_after_secs: c.retry_after_secs,
         };
-        if c.storm.is_some_and(|s| seq >= s.start_at && seq - s.start_at < s.count) {
+        if c.storm
+            .is_some_and(|s| seq >= s.start_at && seq - s.start_at < s.count)
+        {
             return Err(throttle);
         }
         let mut late = Late::default();
         if let Some(window) = &self.window {
             let now = Instant::now();
-            let mut w = window.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut w = window
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let admission = w.admit(now);
             late.reset_in = w.empties_in(now);
             let soft = w.limit().soft_threshold;
@@ -197,8 +208,17 @@ impl Faults {
         if u < c.delayed_200_probability {
             late.hold = late.hold.max(c.delayed_200_delay);
             late.throttled = late.throttled.max(Some(c.retry_after_secs));
-        } else if u < c.delayed_200_probability + c.slow_probability {
-            late.hold = late.hold.max(c.slow_delay);
+        } else if c.slow_probability > 0.0 {
+            let h = hash_parts(c.seed ^ 0x51_0E, key, &[]);
+            let mut slow = self.slow_attempts.lock().unwrap_or_else(|p| p.into_inner());
+            let times = slow.get(&h).copied().unwrap_or(0);
+            let u = unit_float(hash_parts(c.seed ^ 0x51_0E, key, &[u64::from(times)]));
+            if times < c.max_transient_attempts && u < c.slow_probability {
+                slow.insert(h, times + 1);
+                late.hold = late.hold.max(c.slow_delay);
+            } else {
+                slow.remove(&h);
+            }
         }
         Ok(late)
     }
@@ -285,7 +305,12 @@ pub(crate) fn server_error(activity_id: &str) -> Reply {
 }
 
 /// Adds the rate-limit headers of a successful answer.
-pub(crate) fn rate_limit_headers(reply: Reply, late: &Late, send_always: bool, now_epoch: i64) -> Reply {
+pub(crate) fn rate_limit_headers(
+    reply: Reply,
+    late: &Late,
+    send_always: bool,
+    now_epoch: i64,
+) -> Reply {
     if !send_always && late.usage.is_none() && late.throttled.is_none() {
         return reply;
     }
@@ -302,9 +327,10 @@ pub(crate) fn rate_limit_headers(reply: Reply, late: &Late, send_always: bool, n
         .header("x-ratelimit-remaining", remaining.to_string())
         .header("x-ratelimit-reset", reset.to_string());
     if let Some(secs) = late.throttled {
-        reply = reply
-            .header("retry-after", secs.to_string())
-            .header("x-ratelimit-delay", format!("{:.3}", late.hold.as_secs_f64()));
+        reply = reply.header("retry-after", secs.to_string()).header(
+            "x-ratelimit-delay",
+            format!("{:.3}", late.hold.as_secs_f64()),
+        );
     }
     reply
 }
@@ -331,7 +357,10 @@ mod tests {
                 if r.is_ok() {
                     break;
                 }
-                assert!(outcomes.len() <= 3, "more than 3 faulted attempts for {key}");
+                assert!(
+                    outcomes.len() <= 3,
+                    "more than 3 faulted attempts for {key}"
+                );
             }
             faulted += outcomes.len() - 1;
             // The same request meets the same faults on a second scan.
@@ -360,8 +389,12 @@ mod tests {
     #[test]
     fn malformed_first_time_only_happens_once() {
         let mut config = FaultConfig::none();
-        config.malformed_json.insert("aad.a".into(), Persistence::FirstTimeOnly);
-        config.malformed_json.insert("aad.b".into(), Persistence::Always);
+        config
+            .malformed_json
+            .insert("aad.a".into(), Persistence::FirstTimeOnly);
+        config
+            .malformed_json
+            .insert("aad.b".into(), Persistence::Always);
         let faults = Faults::new(config);
         assert!(faults.malformed("aad.a"));
         assert!(!faults.malformed("aad.a"));

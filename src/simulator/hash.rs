@@ -27,7 +27,9 @@ pub(crate) fn hash_bytes(key: u64, bytes: &[u8]) -> u64 {
 pub(crate) fn hash_parts(key: u64, text: &str, numbers: &[u64]) -> u64 {
     numbers
         .iter()
-        .fold(hash_bytes(key, text.as_bytes()), |h, n| mix64(h ^ mix64(*n)))
+        .fold(hash_bytes(key, text.as_bytes()), |h, n| {
+            mix64(h ^ mix64(*n))
+        })
 }
 
 /// Maps a hash to a uniform float in `[0, 1)`.

@@ -1,1 +1,45 @@
-//! The simulated Azure DevOps organization (filled in by the simulator work).
+//! A simulated Azure DevOps organization: a deterministic org generator and an HTTP server
+//! that speaks the Graph users and Token Admin PAT APIs exactly as `shared/ado/CONTRACT.md`
+//! describes them, including the awkward parts (header vs body paging, four "last page"
+//! markers, sign-in pages instead of 401s, throttling, BOMs).
+//!
+//! It backs `patreport report --demo`, the integration tests and the benchmark. It is at
+//! least as strict as the real service: a client that passes against it should not trip
+//! over the real one.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use patreport::simulator::{OrgSpec, SimConfig, SimOrg, SimServer};
+//! let org = SimOrg::generate("Fabrikam", &OrgSpec::demo(), time::OffsetDateTime::now_utc());
+//! let server = SimServer::start(org, SimConfig::demo()).await?;
+//! let users_url = format!("{}/Fabrikam/_apis/graph/users", server.base_url());
+//! // ... scan with PAT `patreport::simulator::DEMO_PAT` ...
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod api_version;
+mod auth;
+mod config;
+mod data;
+mod faults;
+mod hash;
+mod names;
+mod paging;
+mod ratelimit;
+mod reply;
+mod server;
+mod stats;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use auth::{AuthConfig, AuthFailureMode, BearerValidator, DEMO_BEARER, DEMO_PAT};
+pub use config::SimConfig;
+pub use data::{OrgSpec, SECRET_MARKER, SimOrg, SimPat, SimUser, SubjectKind, no_date_sentinel};
+pub use faults::{FaultConfig, Persistence, Storm};
+pub use paging::PagingConfig;
+pub use ratelimit::WindowLimit;
+pub use server::{SimServer, router};
+pub use stats::SimStatsSnapshot;

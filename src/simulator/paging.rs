@@ -103,7 +103,8 @@ pub fn decode_graph_token(key: u64, token: &str) -> Option<GraphCursor> {
     if bytes[13..] != check[..7] {
         return None;
     }
-    let word = |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let word =
+        |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     Some(GraphCursor {
         next_index: word(4),
         page: word(8),
@@ -113,7 +114,12 @@ pub fn decode_graph_token(key: u64, token: &str) -> Option<GraphCursor> {
 
 /// One Graph page: up to `size` users matching `mask` from `start` on, the index after the
 /// last one taken, and whether any matching user remains after it.
-pub fn graph_page(users: &[SimUser], start: usize, size: usize, mask: u8) -> (Vec<&SimUser>, usize, bool) {
+pub fn graph_page(
+    users: &[SimUser],
+    start: usize,
+    size: usize,
+    mask: u8,
+) -> (Vec<&SimUser>, usize, bool) {
     let matches = |u: &SimUser| mask & kind_bit(u.kind) != 0;
     let mut taken = Vec::with_capacity(size.min(users.len()));
     let mut next = start;
@@ -123,7 +129,9 @@ pub fn graph_page(users: &[SimUser], start: usize, size: usize, mask: u8) -> (Ve
         }
         next += 1;
     }
-    let more = users.get(next..).is_some_and(|rest| rest.iter().any(matches));
+    let more = users
+        .get(next..)
+        .is_some_and(|rest| rest.iter().any(matches));
     (taken, next, more)
 }
 
@@ -140,10 +148,12 @@ const PAT_OFFSET_BITS: u32 = 24;
 
 /// A GUID-shaped token bound to the user's descriptor.
 pub fn encode_pat_token(key: u64, descriptor: &str, cursor: PatCursor) -> String {
-    let position = (cursor.offset & ((1 << PAT_OFFSET_BITS) - 1)) | (u32::from(cursor.ordinal) << PAT_OFFSET_BITS);
+    let position = (cursor.offset & ((1 << PAT_OFFSET_BITS) - 1))
+        | (u32::from(cursor.ordinal) << PAT_OFFSET_BITS);
     let high = hash_parts(key, descriptor, &[u64::from(position)]);
     let mid = mix64(high);
-    let mut v = (u128::from(high) << 64) | (u128::from(mid & 0xFFFF_FFFF_0000_0000)) | u128::from(position);
+    let mut v =
+        (u128::from(high) << 64) | (u128::from(mid & 0xFFFF_FFFF_0000_0000)) | u128::from(position);
     // Version-4 layout, as the service's GUIDs have.
     v = (v & !(0xF << 76)) | (0x4 << 76);
     v = (v & !(0x3 << 62)) | (0x2 << 62);
@@ -162,12 +172,22 @@ pub fn decode_pat_token(key: u64, descriptor: &str, token: &str) -> Option<PatCu
 
 /// How many PATs to put on a page: `requested`, or with uneven pages sometimes fewer and
 /// now and then none (never twice running, so the listing always ends).
-pub fn pat_page_size(key: u64, descriptor: &str, cursor: PatCursor, requested: usize, uneven: bool) -> usize {
+pub fn pat_page_size(
+    key: u64,
+    descriptor: &str,
+    cursor: PatCursor,
+    requested: usize,
+    uneven: bool,
+) -> usize {
     if !uneven {
         return requested;
     }
-    let h = hash_parts(key, descriptor, &[u64::from(cursor.offset), u64::from(cursor.ordinal)]);
-    if cursor.ordinal % 2 == 1 && h % 5 == 0 {
+    let h = hash_parts(
+        key,
+        descriptor,
+        &[u64::from(cursor.offset), u64::from(cursor.ordinal)],
+    );
+    if cursor.ordinal % 2 == 1 && h.is_multiple_of(5) {
         return 0;
     }
     let spread = (h >> 8) as usize % (requested / 2 + 1);
@@ -189,10 +209,17 @@ mod tests {
         assert!(t.contains('+') && t.contains('='), "{t}");
         assert_eq!(decode_graph_token(9, &t), Some(c));
         assert_eq!(decode_graph_token(10, &t), None, "other key");
-        assert_eq!(decode_graph_token(9, &t.replace('+', " ")), None, "unencoded");
+        assert_eq!(
+            decode_graph_token(9, &t.replace('+', " ")),
+            None,
+            "unencoded"
+        );
         let mut garbled = t.clone().into_bytes();
         garbled[10] = if garbled[10] == b'A' { b'B' } else { b'A' };
-        assert_eq!(decode_graph_token(9, &String::from_utf8_lossy(&garbled)), None);
+        assert_eq!(
+            decode_graph_token(9, &String::from_utf8_lossy(&garbled)),
+            None
+        );
         assert_eq!(decode_graph_token(9, "abc"), None);
     }
 
@@ -208,7 +235,10 @@ mod tests {
         assert_eq!(decode_pat_token(5, "aad.x", &t), Some(c));
         assert_eq!(decode_pat_token(5, "aad.x", &t.to_uppercase()), Some(c));
         assert_eq!(decode_pat_token(5, "aad.y", &t), None);
-        assert_eq!(decode_pat_token(5, "aad.x", "00000000-0000-0000-0000-000000000000"), None);
+        assert_eq!(
+            decode_pat_token(5, "aad.x", "00000000-0000-0000-0000-000000000000"),
+            None
+        );
     }
 
     #[test]
@@ -239,6 +269,18 @@ mod tests {
                 assert!(pat_page_size(1, "d", c, 20, true) >= 1);
             }
         }
-        assert_eq!(pat_page_size(1, "d", PatCursor { offset: 3, ordinal: 1 }, 20, false), 20);
+        assert_eq!(
+            pat_page_size(
+                1,
+                "d",
+                PatCursor {
+                    offset: 3,
+                    ordinal: 1
+                },
+                20,
+                false
+            ),
+            20
+        );
     }
 }

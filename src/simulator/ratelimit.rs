@@ -63,9 +63,9 @@ impl SlidingWindow {
         }
         // Time until the request at `index` (oldest first) leaves the window.
         let frees_in = |admitted: &VecDeque<Instant>, index: usize| {
-            admitted
-                .get(index)
-                .map_or(Duration::ZERO, |t| (*t + window).saturating_duration_since(now))
+            admitted.get(index).map_or(Duration::ZERO, |t| {
+                (*t + window).saturating_duration_since(now)
+            })
         };
         if self.admitted.len() >= self.limit.budget {
             let index = self.admitted.len() - self.limit.budget;
@@ -86,9 +86,9 @@ impl SlidingWindow {
 
     /// Time until the window would be empty, for `X-RateLimit-Reset`.
     pub fn empties_in(&self, now: Instant) -> Duration {
-        self.admitted
-            .back()
-            .map_or(Duration::ZERO, |t| (*t + self.limit.window).saturating_duration_since(now))
+        self.admitted.back().map_or(Duration::ZERO, |t| {
+            (*t + self.limit.window).saturating_duration_since(now)
+        })
     }
 }
 
@@ -137,7 +137,10 @@ mod tests {
             }
         );
         // Once the first request left, one slot is free again.
-        assert!(matches!(w.admit(at(10)), Admission::Delayed { used: 5, .. }));
+        assert!(matches!(
+            w.admit(at(10)),
+            Admission::Delayed { used: 5, .. }
+        ));
         // Much later, the window is empty.
         assert_eq!(w.admit(at(100)), Admission::Normal { used: 1 });
         assert_eq!(w.empties_in(at(100)), Duration::from_secs(10));

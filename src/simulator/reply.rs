@@ -58,10 +58,6 @@ impl Reply {
         self
     }
 
-    pub fn is_json(&self) -> bool {
-        matches!(self.payload, Payload::Json(_))
-    }
-
     /// The final response. `bom` prefixes JSON bodies with a UTF-8 BOM; `api_version`, when
     /// negotiated, is echoed in the `Content-Type` as the service does.
     pub fn into_response(self, bom: bool, api_version: Option<&str>) -> Response<Body> {
@@ -100,7 +96,10 @@ mod tests {
         let mut r = Reply::json(StatusCode::OK, br#"{"value":[1,2,3]}"#.to_vec());
         r.truncate = true;
         let response = r.into_response(true, Some("7.1"));
-        let ct = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let ct = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         assert_eq!(ct, Some("application/json; charset=utf-8; api-version=7.1"));
     }
 }

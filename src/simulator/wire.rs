@@ -28,7 +28,11 @@ pub fn guid_from_u128(v: u128) -> String {
 pub fn parse_guid(text: &str) -> Option<u128> {
     let groups: Vec<&str> = text.split('-').collect();
     let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
-    if lens != [8, 4, 4, 4, 12] || !groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit())) {
+    if lens != [8, 4, 4, 4, 12]
+        || !groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
         return None;
     }
     u128::from_str_radix(&groups.concat(), 16).ok()
@@ -385,9 +389,15 @@ mod tests {
     #[test]
     fn page_end_markers_serialise_as_the_four_variants() {
         let text = |end| String::from_utf8(pat_page(&[], &Continuation::End(end))).expect("utf8");
-        assert_eq!(text(PageEnd::Null), r#"{"value":[],"continuationToken":null}"#);
+        assert_eq!(
+            text(PageEnd::Null),
+            r#"{"value":[],"continuationToken":null}"#
+        );
         assert_eq!(text(PageEnd::Missing), r#"{"value":[]}"#);
-        assert_eq!(text(PageEnd::Empty), r#"{"value":[],"continuationToken":""}"#);
+        assert_eq!(
+            text(PageEnd::Empty),
+            r#"{"value":[],"continuationToken":""}"#
+        );
         assert_eq!(
             text(PageEnd::ZeroGuid),
             format!(r#"{{"value":[],"continuationToken":"{ZERO_GUID}"}}"#)

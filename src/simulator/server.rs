@@ -1,0 +1,621 @@
+//! The HTTP side: route matching (case-insensitive, as the service does), the request
+//! pipeline (organization, authentication, faults, `api-version`), the two handlers, and the
+//! [`SimServer`] that runs it all on a loopback port.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::ACCEPT;
+use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::api_version::{Api, negotiate};
+use super::auth::{self, AuthConfig};
+use super::config::SimConfig;
+use super::data::SimOrg;
+use super::faults::{self, Early, Faults};
+use super::hash::{hash_bytes, mix64};
+use super::paging::{
+    GraphCursor, PagingConfig, PatCursor, decode_graph_token, decode_pat_token, encode_graph_token,
+    encode_pat_token, graph_page, pat_page_size, subject_mask,
+};
+use super::reply::Reply;
+use super::stats::{SimStats, SimStatsSnapshot, add, bump};
+use super::wire::{self, Continuation, ExceptionType, PageEnd, guid_from_u128, parse_guid};
+
+/// A router serving `org` under `config`, for in-process use.
+pub fn router(org: Arc<SimOrg>, config: SimConfig) -> Router {
+    build(org, config).0
+}
+
+fn build(org: Arc<SimOrg>, config: SimConfig) -> (Router, Arc<AppState>) {
+    let state = Arc::new(AppState::new(org, config));
+    // One fallback handler instead of axum routes: the service matches paths ignoring case,
+    // and axum's router does not.
+    let router = Router::new()
+        .fallback(handle)
+        .with_state(Arc::clone(&state));
+    (router, state)
+}
+
+/// A simulated Azure DevOps organization served on `127.0.0.1` on a free port.
+pub struct SimServer {
+    base_url: String,
+    state: Arc<AppState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SimServer {
+    /// Binds `127.0.0.1:0` and serves in a background task.
+    pub async fn start(org: SimOrg, config: SimConfig) -> std::io::Result<SimServer> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let (router, state) = build(Arc::new(org), config);
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    // A dropped sender also means "stop".
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::warn!(%error, "simulated Azure DevOps server stopped with an error");
+            }
+        });
+        Ok(SimServer {
+            base_url: format!("http://{addr}"),
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`, without a trailing slash. The organization's URLs are
+    /// `{base_url}/{org}/_apis/...`.
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// The organization being served.
+    pub fn org(&self) -> &SimOrg {
+        &self.state.org
+    }
+
+    pub fn stats(&self) -> SimStatsSnapshot {
+        self.state.stats.snapshot()
+    }
+
+    /// Stops accepting requests and waits (briefly) for open ones to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            // Idle keep-alive connections of a client still alive can hold a graceful
+            // shutdown open; do not wait on them for long.
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+struct AppState {
+    org: Arc<SimOrg>,
+    /// Descriptor → position in `org.users`.
+    index: HashMap<String, usize>,
+    auth: AuthConfig,
+    paging: PagingConfig,
+    faults: Faults,
+    stats: SimStats,
+    /// Keys continuation tokens, so tokens from another org or a forged one are refused.
+    token_key: u64,
+}
+
+/// One request's answer, and how it is to be delivered.
+struct Outcome {
+    reply: Reply,
+    api_version: Option<String>,
+    hold: Duration,
+}
+
+impl From<Reply> for Outcome {
+    fn from(reply: Reply) -> Self {
+        Outcome {
+            reply,
+            api_version: None,
+            hold: Duration::ZERO,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    SignIn,
+    GraphUsers { org: String },
+    Pats { org: String, descriptor: String },
+    Unknown,
+}
+
+impl Route {
+    fn parse(path: &str) -> Route {
+        let mut segments: Vec<String> = path.split('/').skip(1).map(percent_decode).collect();
+        if segments.len() > 1 && segments.last().is_some_and(String::is_empty) {
+            segments.pop();
+        }
+        let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+        let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+        let mut owned = segments.into_iter();
+        match lower.as_slice() {
+            ["_signin"] => Route::SignIn,
+            [_, "_apis", "graph", "users"] => Route::GraphUsers {
+                org: owned.next().unwrap_or_default(),
+            },
+            [_, "_apis", "tokenadmin", "personalaccesstokens", _] => Route::Pats {
+                org: owned.next().unwrap_or_default(),
+                descriptor: owned.nth(3).unwrap_or_default(),
+            },
+            _ => Route::Unknown,
+        }
+    }
+}
+
+/// Decodes `%XX` escapes; malformed escapes stay as they are.
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Query parameters; names match ignoring case, as the service's do.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Query {
+        let pairs = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes());
+        Query(pairs.into_owned().collect())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn bad_request(kind: ExceptionType, message: &str) -> Reply {
+    Reply::error(StatusCode::BAD_REQUEST, kind, message)
+}
+
+fn now_epoch() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A descriptor's shape: `<kind>.<base64url>`.
+fn well_formed_descriptor(descriptor: &str) -> bool {
+    descriptor.split_once('.').is_some_and(|(kind, id)| {
+        (2..=8).contains(&kind.len())
+            && kind.bytes().all(|b| b.is_ascii_alphanumeric())
+            && !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=')
+    })
+}
+
+async fn handle(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let seq = bump(&state.stats.requests_total);
+    let faults = state.faults.config();
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    let activity = state.activity_id(seq);
+    let outcome = state.respond(seq, &method, &uri, &headers, &activity);
+    if !outcome.hold.is_zero() {
+        tokio::time::sleep(outcome.hold).await;
+    }
+    // Official clients send X-TFS-Session and expect it back.
+    let session = headers
+        .get("x-tfs-session")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| parse_guid(v).is_some())
+        .unwrap_or(&activity);
+    outcome
+        .reply
+        .header("activityid", &activity)
+        .header("x-tfs-session", session)
+        .header("x-vss-e2eid", &activity)
+        .header("x-content-type-options", "nosniff")
+        .into_response(faults.bom, outcome.api_version.as_deref())
+}
+
+impl AppState {
+    fn new(org: Arc<SimOrg>, config: SimConfig) -> Self {
+        let index = org
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.descriptor.clone(), i))
+            .collect();
+        let token_key = hash_bytes(0x70CE_2026 ^ config.faults.seed, org.name.as_bytes());
+        AppState {
+            index,
+            auth: config.auth,
+            paging: config.paging,
+            faults: Faults::new(config.faults),
+            stats: SimStats::default(),
+            token_key,
+            org,
+        }
+    }
+
+    fn activity_id(&self, seq: u64) -> String {
+        let hi = mix64(self.token_key ^ seq);
+        let lo = mix64(hi ^ seq.rotate_left(17));
+        let v = (u128::from(hi) << 64) | u128::from(lo);
+        guid_from_u128((v & !(0xF << 76)) | (0x4 << 76))
+    }
+
+    /// Runs the pipeline: route, method, organization, authentication, injected faults,
+    /// `api-version`, then the handler.
+    fn respond(
+        &self,
+        seq: u64,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        activity: &str,
+    ) -> Outcome {
+        let stats = &self.stats;
+        let path = uri.path();
+        let route = Route::parse(path);
+        let not_allowed = || {
+            bump(&stats.method_not_allowed);
+            let message =
+                format!("The requested resource does not support http method '{method}'.");
+            Reply::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ExceptionType::Http,
+                &message,
+            )
+            .header("allow", "GET")
+        };
+        let (org, api) = match &route {
+            Route::Unknown => {
+                bump(&stats.not_found);
+                let message = format!(
+                    "The controller for path '{path}' was not found or does not implement IController."
+                );
+                return Reply::error(StatusCode::NOT_FOUND, ExceptionType::Http, &message).into();
+            }
+            _ if method != Method::GET => return not_allowed().into(),
+            Route::SignIn => {
+                bump(&stats.sign_in_requests);
+                return auth::sign_in_page(StatusCode::OK).into();
+            }
+            Route::GraphUsers { org } => (org, Api::GraphUsers),
+            Route::Pats { org, .. } => (org, Api::TokenAdmin),
+        };
+        if !org.eq_ignore_ascii_case(&self.org.name) {
+            bump(&stats.not_found);
+            let message = format!(
+                "The organization '{org}' does not exist, or you do not have permission to access it."
+            );
+            return Reply::error(
+                StatusCode::NOT_FOUND,
+                ExceptionType::HostDoesNotExist,
+                &message,
+            )
+            .into();
+        }
+        bump(match api {
+            Api::GraphUsers => &stats.graph_user_requests,
+            Api::TokenAdmin => &stats.pat_requests,
+        });
+        let path_and_query = uri.path_and_query().map_or(path, |pq| pq.as_str());
+        if !auth::authenticate(&self.auth, headers) {
+            bump(&stats.auth_failures);
+            return auth::refusal(&self.auth, headers, path_and_query).into();
+        }
+        if api == Api::TokenAdmin && !self.auth.token_admin {
+            bump(&stats.not_token_admin);
+            return auth::not_token_admin().into();
+        }
+        let late = match self.faults.early(seq, &path_and_query.to_ascii_lowercase()) {
+            Ok(late) => late,
+            Err(Early::Throttle { retry_after_secs }) => {
+                bump(&stats.throttled_429);
+                let reset = now_epoch() + i64::try_from(retry_after_secs).unwrap_or(0);
+                return faults::throttled(retry_after_secs, reset).into();
+            }
+            Err(Early::ServerError) => {
+                bump(&stats.server_errors_500);
+                return faults::server_error(activity).into();
+            }
+        };
+        let query = Query::parse(uri.query());
+        let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+        let version = match negotiate(api, query.get("api-version"), accept) {
+            Ok(v) => v,
+            Err(e) => {
+                bump(&stats.bad_requests);
+                return bad_request(e.kind, &e.message).into();
+            }
+        };
+        let reply = match &route {
+            Route::Pats { descriptor, .. } => self.pats(descriptor, &query, activity),
+            _ => self.graph_users(org, &query, headers),
+        };
+        let mut hold = Duration::ZERO;
+        let reply = match reply.status {
+            StatusCode::OK => {
+                hold = late.hold;
+                if late.throttled.is_some() {
+                    bump(&stats.delayed_200);
+                }
+                let always = self.faults.config().rate_limit_headers;
+                faults::rate_limit_headers(reply, &late, always, now_epoch())
+            }
+            status => {
+                bump(match status {
+                    StatusCode::NOT_FOUND => &stats.not_found,
+                    StatusCode::INTERNAL_SERVER_ERROR => &stats.server_errors_500,
+                    _ => &stats.bad_requests,
+                });
+                reply
+            }
+        };
+        Outcome {
+            reply,
+            api_version: Some(version),
+            hold,
+        }
+    }
+
+    /// `GET {org}/_apis/graph/users`: uneven server-chosen pages, the token in
+    /// `X-MS-ContinuationToken` only, absent on the last page.
+    fn graph_users(&self, org: &str, query: &Query, headers: &HeaderMap) -> Reply {
+        let mask = subject_mask(query.get("subjectTypes"));
+        let cursor = match query.get("continuationToken").filter(|t| !t.is_empty()) {
+            None => GraphCursor {
+                next_index: 0,
+                page: 0,
+                mask,
+            },
+            Some(token) => match decode_graph_token(self.token_key, token) {
+                Some(c) if c.mask == mask && c.next_index as usize <= self.org.users.len() => c,
+                Some(_) => {
+                    return bad_request(
+                        ExceptionType::Argument,
+                        "The continuation token was issued for a different query; send the same \
+                         subjectTypes as the request that returned it.\r\nParameter name: continuationToken",
+                    );
+                }
+                None => {
+                    return bad_request(
+                        ExceptionType::Argument,
+                        "The continuation token is not valid. Send the X-MS-ContinuationToken \
+                         response header back unchanged, URL-encoded.\r\nParameter name: continuationToken",
+                    );
+                }
+            },
+        };
+        let size = self.paging.graph_page_size(cursor.page);
+        let (users, next, more) =
+            graph_page(&self.org.users, cursor.next_index as usize, size, mask);
+        // Links point back at this server, as the service's point at itself.
+        let base = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .map_or_else(
+                || "https://vssps.dev.azure.com".to_string(),
+                |h| format!("http://{h}"),
+            );
+        bump(&self.stats.user_pages);
+        add(&self.stats.users_served, users.len());
+        let reply = Reply::json(StatusCode::OK, wire::graph_users_page(&users, &base, org));
+        if more {
+            let next = GraphCursor {
+                next_index: u32::try_from(next).unwrap_or(u32::MAX),
+                page: cursor.page.wrapping_add(1),
+                mask,
+            };
+            reply.header(
+                "x-ms-continuationtoken",
+                encode_graph_token(self.token_key, next),
+            )
+        } else {
+            reply
+        }
+    }
+
+    /// `GET {org}/_apis/tokenadmin/personalaccesstokens/{descriptor}`: client-sized pages,
+    /// a GUID token in the body, one of four end markers on the last page.
+    fn pats(&self, descriptor: &str, query: &Query, activity: &str) -> Reply {
+        if !well_formed_descriptor(descriptor) {
+            return bad_request(
+                ExceptionType::Argument,
+                &format!(
+                    "The subject descriptor '{descriptor}' is not valid.\r\nParameter name: subjectDescriptor"
+                ),
+            );
+        }
+        let Some(&position) = self.index.get(descriptor) else {
+            return Reply::error(
+                StatusCode::NOT_FOUND,
+                ExceptionType::SubjectNotFound,
+                &format!(
+                    "No user with the subject descriptor '{descriptor}' exists in this organization."
+                ),
+            );
+        };
+        let max = self.paging.pat_max_page_size;
+        let page_size = match query.get("pageSize").map(str::parse::<i64>) {
+            None => self.paging.pat_default_page_size,
+            Some(Ok(n)) if n >= 1 && n <= max as i64 => n as usize,
+            Some(Ok(_)) => {
+                return bad_request(
+                    ExceptionType::ArgumentOutOfRange,
+                    &format!(
+                        "Specified argument was out of the range of valid values: pageSize must be \
+                         between 1 and {max}.\r\nParameter name: pageSize"
+                    ),
+                );
+            }
+            Some(Err(_)) => {
+                return bad_request(
+                    ExceptionType::Argument,
+                    "The value of pageSize is not a valid integer.\r\nParameter name: pageSize",
+                );
+            }
+        };
+        let ssh_keys = match query
+            .get("isPublic")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return bad_request(
+                    ExceptionType::Argument,
+                    "The value of isPublic is not a valid boolean.\r\nParameter name: isPublic",
+                );
+            }
+        };
+        let user = &self.org.users[position];
+        let cursor = match query.get("continuationToken").filter(|t| !t.is_empty()) {
+            None => PatCursor {
+                offset: 0,
+                ordinal: 0,
+            },
+            Some(token) => match decode_pat_token(self.token_key, descriptor, token) {
+                Some(c) if c.offset as usize <= user.pats.len() && !ssh_keys => c,
+                _ => {
+                    return bad_request(
+                        ExceptionType::Argument,
+                        "The continuation token is not valid for this subject descriptor.\r\n\
+                         Parameter name: continuationToken",
+                    );
+                }
+            },
+        };
+        if self.faults.fails_persistently(descriptor) {
+            return faults::server_error(activity);
+        }
+        // Users take turns with the four ways of saying "last page".
+        let end = Continuation::End(PageEnd::ALL[position % PageEnd::ALL.len()]);
+        if ssh_keys {
+            // This org has no SSH keys; only PATs are simulated.
+            return Reply::json(StatusCode::OK, wire::pat_page(&[], &end));
+        }
+        let start = cursor.offset as usize;
+        let size = pat_page_size(
+            self.token_key,
+            descriptor,
+            cursor,
+            page_size,
+            self.paging.pat_uneven_pages,
+        );
+        let stop = (start + size).min(user.pats.len());
+        let continuation = if stop < user.pats.len() {
+            let next = PatCursor {
+                offset: u32::try_from(stop).unwrap_or(u32::MAX),
+                ordinal: cursor.ordinal.wrapping_add(1),
+            };
+            Continuation::Next(encode_pat_token(self.token_key, descriptor, next))
+        } else {
+            end
+        };
+        bump(&self.stats.pat_pages);
+        add(&self.stats.pats_served, stop - start);
+        let mut reply = Reply::json(
+            StatusCode::OK,
+            wire::pat_page(&user.pats[start..stop], &continuation),
+        );
+        if self.faults.malformed(descriptor) {
+            bump(&self.stats.malformed_bodies);
+            reply.truncate = true;
+        }
+        reply
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_ignoring_case() {
+        assert_eq!(
+            Route::parse("/Fabrikam/_apis/Graph/Users"),
+            Route::GraphUsers {
+                org: "Fabrikam".into()
+            }
+        );
+        assert_eq!(
+            Route::parse("/fabrikam/_APIS/TokenAdmin/PersonalAccessTokens/msa.AbC%2D/"),
+            Route::Pats {
+                org: "fabrikam".into(),
+                descriptor: "msa.AbC-".into()
+            }
+        );
+        assert_eq!(Route::parse("/_signin"), Route::SignIn);
+        assert_eq!(Route::parse("/fabrikam/_apis/graph/groups"), Route::Unknown);
+        assert_eq!(Route::parse("/"), Route::Unknown);
+    }
+
+    #[test]
+    fn descriptor_shape_is_checked() {
+        assert!(well_formed_descriptor(
+            "aad.NjU5MDNmOTItNTNkYy03MWIzLWJiMGUtZTY5Y2ZhMWNiNzE5"
+        ));
+        assert!(!well_formed_descriptor("aad"));
+        assert!(!well_formed_descriptor("aad."));
+        assert!(!well_formed_descriptor("a a.x"));
+        assert!(!well_formed_descriptor("aad.<script>"));
+    }
+}

@@ -1,0 +1,356 @@
+//! The scan against the simulated Azure DevOps organization, with and without the faults of
+//! the contract: every user on every page and every PAT on every page arrives exactly once,
+//! and every failure is visible.
+
+use patreport::ado::{AdoClient, AdoCredential, AdoError, AdoSettings};
+use patreport::engine::{self, NoProgress, ScanError, ScanOptions};
+use patreport::inventory::Inventory;
+use patreport::secret::Secret;
+use patreport::simulator::{
+    AuthConfig, AuthFailureMode, DEMO_PAT, FaultConfig, OrgSpec, Persistence, SimConfig, SimOrg,
+    SimServer, Storm,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+fn org(users: usize) -> SimOrg {
+    SimOrg::generate(
+        "fabrikam",
+        &OrgSpec::with_users(users),
+        OffsetDateTime::now_utc(),
+    )
+}
+
+fn client_for(server: &SimServer, org: &str) -> AdoClient {
+    let mut settings = AdoSettings::new(server.base_url().parse().unwrap(), org);
+    settings.request_timeout = Duration::from_secs(5);
+    AdoClient::new(settings, AdoCredential::Pat(Secret::new(DEMO_PAT))).unwrap()
+}
+
+async fn scan_with(org: SimOrg, config: SimConfig) -> (Result<Inventory, ScanError>, SimServer) {
+    let name = org.name.clone();
+    let server = SimServer::start(org, config).await.unwrap();
+    let client = client_for(&server, &name);
+    let result = engine::scan(&client, &ScanOptions::default(), &NoProgress).await;
+    (result, server)
+}
+
+/// descriptor → authorization ids, from the simulated truth (people only).
+fn expected(org: &SimOrg) -> BTreeMap<String, BTreeSet<String>> {
+    org.human_users()
+        .map(|u| {
+            (
+                u.descriptor.clone(),
+                u.pats.iter().map(|p| p.authorization_id.clone()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// The same map from a scan, asserting on the way that nothing arrived twice.
+fn found(inv: &Inventory) -> BTreeMap<String, BTreeSet<String>> {
+    let mut map = BTreeMap::new();
+    for u in &inv.users {
+        let ids: Vec<String> = u
+            .pats
+            .iter()
+            .map(|p| p.authorization_id.clone().unwrap())
+            .collect();
+        let set: BTreeSet<String> = ids.iter().cloned().collect();
+        assert_eq!(
+            set.len(),
+            ids.len(),
+            "a PAT of {} arrived twice",
+            u.user.descriptor
+        );
+        assert!(
+            map.insert(u.user.descriptor.clone(), set).is_none(),
+            "user {} arrived twice",
+            u.user.descriptor
+        );
+    }
+    map
+}
+
+fn assert_exact(inv: &Inventory, org: &SimOrg) {
+    assert!(inv.failures.is_empty(), "failures: {:?}", inv.failures);
+    assert!(inv.is_complete());
+    assert_eq!(found(inv), expected(org));
+    assert_eq!(inv.pat_count(), org.pat_count());
+}
+
+#[tokio::test]
+async fn every_user_and_pat_arrives_exactly_once_across_uneven_pages() {
+    let org = org(1300);
+    let truth = org.clone();
+    let (result, server) = scan_with(org, SimConfig::strict()).await;
+    let inv = result.unwrap();
+    assert_exact(&inv, &truth);
+    // More than one page of users, and more than one page of PATs for someone.
+    assert!(
+        inv.stats.user_pages >= 3,
+        "user pages: {}",
+        inv.stats.user_pages
+    );
+    assert!(inv.stats.pat_pages > inv.users.len() as u64);
+    assert_eq!(server.stats().bad_requests, 0);
+    assert_eq!(server.stats().not_found, 0);
+}
+
+#[tokio::test]
+async fn values_arrive_unchanged_and_service_identities_are_skipped() {
+    let org = org(300);
+    let truth = org.clone();
+    let (result, _server) = scan_with(org, SimConfig::strict()).await;
+    let inv = result.unwrap();
+    assert!(
+        inv.users
+            .iter()
+            .all(|u| !u.user.descriptor.starts_with("svc.")
+                && !u.user.descriptor.starts_with("acs."))
+    );
+    let mut null_names = 0;
+    for scanned in &inv.users {
+        let sim = truth
+            .user(&scanned.user.descriptor)
+            .expect("listed user exists");
+        assert_eq!(scanned.user.display_name, sim.display_name);
+        assert_eq!(scanned.user.principal_name, sim.principal_name);
+        assert_eq!(scanned.user.mail_address, sim.mail_address);
+        assert_eq!(scanned.user.origin, sim.origin);
+        for pat in &scanned.pats {
+            let id = pat.authorization_id.as_deref().unwrap();
+            let expected = sim.pats.iter().find(|p| p.authorization_id == id).unwrap();
+            assert_eq!(pat.display_name, expected.display_name);
+            null_names += usize::from(pat.display_name.is_none());
+            assert_eq!(pat.scope.as_deref(), Some(expected.scope.as_str()));
+            assert_eq!(pat.target_accounts, expected.target_accounts);
+            assert_eq!(pat.is_valid, expected.is_valid);
+            let valid_to = pat.valid_to.unwrap();
+            assert!(
+                (valid_to - expected.valid_to).abs() < time::Duration::seconds(1),
+                "{id}: {valid_to} vs {}",
+                expected.valid_to
+            );
+        }
+    }
+    assert!(
+        null_names > 0,
+        "the simulated org has a PAT with a null name"
+    );
+}
+
+#[tokio::test]
+async fn throttling_transient_errors_bom_and_malformed_bodies_lose_nothing() {
+    let org = org(700);
+    let truth = org.clone();
+    let some: Vec<String> = truth
+        .human_users()
+        .filter(|u| !u.pats.is_empty())
+        .take(5)
+        .map(|u| u.descriptor.clone())
+        .collect();
+    let mut config = SimConfig::demo();
+    config.faults.retry_after_secs = 0;
+    config.faults.throttle_probability = 0.05;
+    config.faults.transient_500_probability = 0.05;
+    config.faults.delayed_200_delay = Duration::from_millis(5);
+    config.faults.storm = Some(Storm {
+        start_at: 40,
+        count: 6,
+    });
+    config.faults.bom = true;
+    config.faults.malformed_json = some
+        .iter()
+        .map(|d| (d.clone(), Persistence::FirstTimeOnly))
+        .collect();
+    let (result, server) = scan_with(org, config).await;
+    let inv = result.unwrap();
+    assert_exact(&inv, &truth);
+    let sim = server.stats();
+    assert!(
+        sim.throttled_429 > 0 && sim.server_errors_500 > 0 && sim.malformed_bodies >= 5,
+        "{sim:?}"
+    );
+    assert!(
+        inv.stats.retries >= sim.throttled_429 + sim.server_errors_500,
+        "{:?} vs {sim:?}",
+        inv.stats
+    );
+    assert!(inv.stats.throttled >= sim.throttled_429);
+}
+
+#[tokio::test]
+async fn a_user_whose_tokens_cannot_be_read_is_reported_not_dropped() {
+    let org = org(200);
+    let truth = org.clone();
+    let broken: Vec<String> = truth
+        .human_users()
+        .skip(10)
+        .take(2)
+        .map(|u| u.descriptor.clone())
+        .collect();
+    let malformed = truth.human_users().nth(20).unwrap().descriptor.clone();
+    let mut config = SimConfig::strict();
+    config.faults.failing_descriptors = broken.iter().cloned().collect();
+    config.faults.malformed_json = [(malformed.clone(), Persistence::Always)].into();
+    let server = SimServer::start(org, config).await.unwrap();
+    let mut settings = AdoSettings::new(server.base_url().parse().unwrap(), "fabrikam");
+    settings.max_retries = 2; // keep the test quick
+    let client = AdoClient::new(settings, AdoCredential::Pat(Secret::new(DEMO_PAT))).unwrap();
+    let inv = engine::scan(&client, &ScanOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+
+    assert!(!inv.is_complete());
+    let failed: BTreeMap<&str, (Option<u16>, &str)> = inv
+        .failures
+        .iter()
+        .map(|f| (f.user.descriptor.as_str(), (f.status, f.message.as_str())))
+        .collect();
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    for d in &broken {
+        let (status, message) = failed[d.as_str()];
+        assert_eq!(status, Some(500));
+        assert!(!message.is_empty());
+    }
+    let (status, message) = failed[malformed.as_str()];
+    assert_eq!(status, None);
+    assert!(message.contains("could not read the answer"), "{message}");
+    // Everyone else is complete and exact.
+    let mut want = expected(&truth);
+    for d in failed.keys() {
+        want.remove(*d);
+    }
+    assert_eq!(found(&inv), want);
+}
+
+async fn fatal_with(auth: AuthConfig) -> ScanError {
+    let mut config = SimConfig::strict();
+    config.auth = auth;
+    scan_with(org(50), config)
+        .await
+        .0
+        .expect_err("the scan must stop")
+}
+
+#[tokio::test]
+async fn a_refused_credential_is_one_clear_authentication_error() {
+    for mode in [
+        AuthFailureMode::Unauthorized401,
+        AuthFailureMode::SignInPage203,
+        AuthFailureMode::Redirect302,
+    ] {
+        let err = fatal_with(AuthConfig::always_refuse(mode)).await;
+        let ScanError::Users {
+            source: AdoError::Authentication { status, .. },
+            ..
+        } = &err
+        else {
+            panic!("{mode:?}: expected an authentication error, got {err:?}");
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("Project Collection Administrator")
+                && text.contains("vso.tokenadministration"),
+            "{text}"
+        );
+        match mode {
+            AuthFailureMode::SignInPage203 => assert_eq!(*status, 203),
+            AuthFailureMode::Redirect302 => assert_eq!(*status, 302),
+            _ => assert_eq!(*status, 401),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_pat_is_refused_with_401_because_we_suppress_the_sign_in_redirect() {
+    let mut config = SimConfig::strict();
+    config.auth = AuthConfig::accepting(&["some-other-pat"], &[]);
+    let err = scan_with(org(10), config).await.0.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ScanError::Users {
+                source: AdoError::Authentication { status: 401, .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_caller_who_is_not_a_token_administrator_is_told_so() {
+    let mut auth = AuthConfig::accepting(&[DEMO_PAT], &[]);
+    auth.token_admin = false;
+    let err = fatal_with(auth).await;
+    assert!(
+        matches!(
+            err,
+            ScanError::TokenAdmin {
+                source: AdoError::Authentication { status: 401, .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_organization_is_named() {
+    let server = SimServer::start(org(5), SimConfig::strict()).await.unwrap();
+    let client = client_for(&server, "no-such-org");
+    let err = engine::scan(&client, &ScanOptions::default(), &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ScanError::OrgNotFound { .. }), "{err:?}");
+    assert!(err.to_string().contains("no-such-org"));
+}
+
+#[tokio::test]
+async fn slow_answers_time_out_and_are_retried() {
+    let org = org(40);
+    let truth = org.clone();
+    let mut config = SimConfig::strict();
+    config.faults = FaultConfig {
+        slow_probability: 0.1,
+        slow_delay: Duration::from_secs(3),
+        ..FaultConfig::none()
+    };
+    let server = SimServer::start(org, config).await.unwrap();
+    let mut settings = AdoSettings::new(server.base_url().parse().unwrap(), "fabrikam");
+    settings.request_timeout = Duration::from_millis(800);
+    let client = AdoClient::new(settings, AdoCredential::Pat(Secret::new(DEMO_PAT))).unwrap();
+    let inv = engine::scan(&client, &ScanOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_exact(&inv, &truth);
+    assert!(inv.stats.retries > 0);
+}
+
+#[tokio::test]
+async fn a_time_budget_stops_cleanly_and_every_listed_user_is_accounted_for() {
+    let org = org(600);
+    let mut config = SimConfig::strict();
+    config.faults.latency = Duration::from_millis(30);
+    let server = SimServer::start(org, config).await.unwrap();
+    let client = client_for(&server, "fabrikam");
+    let options = ScanOptions {
+        concurrency: 4,
+        time_budget: Some(Duration::from_millis(400)),
+    };
+    let inv = engine::scan(&client, &options, &NoProgress).await.unwrap();
+    assert!(!inv.is_complete());
+    let skipped = inv
+        .failures
+        .iter()
+        .filter(|f| f.message.contains("time budget"))
+        .count();
+    assert!(skipped > 0, "some users were not reached");
+    assert!(
+        !inv.users.is_empty(),
+        "some users were scanned before the budget ran out"
+    );
+}
