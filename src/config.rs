@@ -1,1 +1,437 @@
+//! Settings of the Functions service (`patreport serve`), read once at start-up from the
+//! environment (app settings in Azure, `local.settings.json` under `func start`).
+//!
+//! Every problem names the setting; all problems are reported at once. Secret values (the
+//! storage key inside a connection string) are never echoed. The same names are listed, with
+//! safe placeholders, in `local.settings.sample.json` and documented in `docs/functions.md`.
 
+use crate::ado::DEFAULT_ADO_URL;
+use crate::auth::AuthMode;
+use crate::engine::DEFAULT_CONCURRENCY;
+use crate::storage::connection::{
+    KeyedAccount, is_local_emulator, normalize_endpoint, parse_connection_string,
+};
+use clap::ValueEnum;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+pub const ORGS: &str = "PATREPORT_ORGS";
+pub const ADO_URL: &str = "PATREPORT_ADO_URL";
+pub const AUTH: &str = "PATREPORT_AUTH";
+pub const PAT_FILE: &str = "AZURE_DEVOPS_PAT_FILE";
+pub const CONTAINER: &str = "PATREPORT_CONTAINER";
+pub const SAS_MINUTES: &str = "PATREPORT_SAS_MINUTES";
+pub const EXPIRING_DAYS: &str = "PATREPORT_EXPIRING_DAYS";
+pub const CONCURRENCY: &str = "PATREPORT_CONCURRENCY";
+pub const TIME_BUDGET_MINUTES: &str = "PATREPORT_TIME_BUDGET_MINUTES";
+/// Read by the Functions host (`%PATREPORT_SCHEDULE%` in the timer's function.json); we only
+/// check its shape so a typo shows up in our log too.
+pub const SCHEDULE: &str = "PATREPORT_SCHEDULE";
+pub const STORAGE_CONNECTION: &str = "AzureWebJobsStorage";
+pub const STORAGE_ACCOUNT_URL: &str = "PATREPORT_STORAGE_ACCOUNT_URL";
+pub const CLIENT_ID: &str = "AZURE_CLIENT_ID";
+pub const PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+
+pub const DEFAULT_CONTAINER: &str = "reports";
+pub const DEFAULT_SAS_MINUTES: u32 = 60;
+/// Seven days: the longest a user delegation key (and so its SAS) may live.
+pub const MAX_SAS_MINUTES: u32 = 7 * 24 * 60;
+pub const DEFAULT_EXPIRING_DAYS: u32 = 30;
+/// Under the one-hour `functionTimeout` in host.json, leaving time to write the report.
+pub const DEFAULT_TIME_BUDGET_MINUTES: u32 = 50;
+
+/// Where the reports are stored.
+#[derive(Debug, Clone)]
+pub enum StorageSetting {
+    /// `AzureWebJobsStorage` (or another connection string) with an account key.
+    ConnectionString(KeyedAccount),
+    /// `PATREPORT_STORAGE_ACCOUNT_URL` with a managed identity (`AZURE_CLIENT_ID` for a
+    /// user-assigned one).
+    AccountUrl { url: Url, client_id: Option<String> },
+}
+
+/// The service's settings.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Organizations the timer scans and on-demand runs may ask for (first one is the default).
+    pub orgs: Vec<String>,
+    pub ado_url: Url,
+    pub auth: AuthMode,
+    pub pat_file: Option<PathBuf>,
+    pub container: String,
+    pub sas_lifetime: time::Duration,
+    pub expiring_days: u32,
+    pub concurrency: usize,
+    pub time_budget: Duration,
+    pub storage: StorageSetting,
+    pub port: Option<u16>,
+    /// Problems that do not stop the service (e.g. a timer schedule the host will reject).
+    pub warnings: Vec<String>,
+}
+
+/// One bad or missing setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+/// Every bad or missing setting found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError(pub Vec<SettingError>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "{n} invalid setting{}: ", if n == 1 { "" } else { "s" })?;
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.setting, e.problem))
+            .collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+impl ConfigError {
+    pub fn names(&self, setting: &str) -> bool {
+        self.0.iter().any(|e| e.setting == setting)
+    }
+}
+
+impl ServiceConfig {
+    /// Read the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read settings through `lookup` (tests pass a map). Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let mut fail =
+            |setting: &'static str, problem: String| errors.push(SettingError { setting, problem });
+
+        let orgs = match get(ORGS) {
+            None => {
+                fail(
+                    ORGS,
+                    "not set: list the Azure DevOps organizations to report on, comma-separated"
+                        .into(),
+                );
+                Vec::new()
+            }
+            Some(text) => {
+                let mut orgs: Vec<String> = Vec::new();
+                for org in text.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                    if !is_org_name(org) {
+                        fail(
+                            ORGS,
+                            format!(
+                                "'{org}' is not an organization name (letters, digits and hyphens, at most 50)"
+                            ),
+                        );
+                    } else if !orgs.iter().any(|o| o.eq_ignore_ascii_case(org)) {
+                        orgs.push(org.to_owned());
+                    }
+                }
+                if orgs.is_empty() && !text.split(',').any(|o| !o.trim().is_empty()) {
+                    fail(ORGS, "lists no organization".into());
+                }
+                orgs
+            }
+        };
+
+        let ado_url = match get(ADO_URL) {
+            None => Url::parse(DEFAULT_ADO_URL).ok(),
+            Some(text) => match Url::parse(&text) {
+                Ok(url)
+                    if url.scheme() == "https"
+                        || (url.scheme() == "http" && is_local_emulator(&url)) =>
+                {
+                    Some(url)
+                }
+                Ok(_) => {
+                    fail(
+                        ADO_URL,
+                        "must be an https URL (http only for a local simulator)".into(),
+                    );
+                    None
+                }
+                Err(e) => {
+                    fail(ADO_URL, format!("not a URL ({e})"));
+                    None
+                }
+            },
+        };
+
+        let auth = match get(AUTH) {
+            None => AuthMode::Pat,
+            Some(text) => match <AuthMode as ValueEnum>::from_str(&text, true) {
+                Ok(mode) => mode,
+                Err(_) => {
+                    let known: Vec<String> = <AuthMode as ValueEnum>::value_variants()
+                        .iter()
+                        .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_owned()))
+                        .collect();
+                    fail(
+                        AUTH,
+                        format!("'{text}' is not one of: {}", known.join(", ")),
+                    );
+                    AuthMode::Pat
+                }
+            },
+        };
+
+        let container = get(CONTAINER).unwrap_or_else(|| DEFAULT_CONTAINER.to_owned());
+        if !is_container_name(&container) {
+            fail(
+                CONTAINER,
+                format!(
+                    "'{container}' is not a container name (3-63 lowercase letters, digits and single hyphens)"
+                ),
+            );
+        }
+
+        let mut number = |setting: &'static str, default: u32, min: u32, max: u32| -> u32 {
+            match get(setting) {
+                None => default,
+                Some(text) => match text.parse::<u32>() {
+                    Ok(n) if (min..=max).contains(&n) => n,
+                    _ => {
+                        fail(
+                            setting,
+                            format!("'{text}' is not a whole number from {min} to {max}"),
+                        );
+                        default
+                    }
+                },
+            }
+        };
+        let sas_minutes = number(SAS_MINUTES, DEFAULT_SAS_MINUTES, 1, MAX_SAS_MINUTES);
+        let expiring_days = number(EXPIRING_DAYS, DEFAULT_EXPIRING_DAYS, 0, 3650);
+        let concurrency = number(CONCURRENCY, DEFAULT_CONCURRENCY as u32, 1, 256);
+        let budget_minutes = number(TIME_BUDGET_MINUTES, DEFAULT_TIME_BUDGET_MINUTES, 1, 24 * 60);
+
+        let port = match get(PORT) {
+            None => None,
+            Some(text) => match text.parse::<u16>() {
+                Ok(p) if p > 0 => Some(p),
+                _ => {
+                    fail(PORT, format!("'{text}' is not a TCP port"));
+                    None
+                }
+            },
+        };
+
+        let storage = match (get(STORAGE_ACCOUNT_URL), get(STORAGE_CONNECTION)) {
+            (Some(text), _) => {
+                match normalize_endpoint(&text) {
+                    Some(url) if url.scheme() == "https" => Some(StorageSetting::AccountUrl {
+                        url,
+                        client_id: get(CLIENT_ID),
+                    }),
+                    Some(_) => {
+                        fail(STORAGE_ACCOUNT_URL, "must be an https URL (a managed identity token is only sent over https)".into());
+                        None
+                    }
+                    None => {
+                        fail(
+                            STORAGE_ACCOUNT_URL,
+                            "not a URL like https://ACCOUNT.blob.core.windows.net".into(),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, Some(text)) => match parse_connection_string(&text) {
+                Ok(account) => Some(StorageSetting::ConnectionString(account)),
+                Err(e) => {
+                    fail(
+                        STORAGE_CONNECTION,
+                        format!("the connection string is not usable: {e}"),
+                    );
+                    None
+                }
+            },
+            (None, None) => {
+                fail(
+                    STORAGE_CONNECTION,
+                    format!(
+                        "not set: give a storage connection string with an account key \
+                         (UseDevelopmentStorage=true for Azurite), or set {STORAGE_ACCOUNT_URL} to use a managed identity"
+                    ),
+                );
+                None
+            }
+        };
+
+        if let Some(schedule) = get(SCHEDULE) {
+            let fields = schedule.split_whitespace().count();
+            if fields != 6 {
+                warnings.push(format!(
+                    "{SCHEDULE} '{schedule}' has {fields} fields; the timer needs a 6-field NCRONTAB \
+                     expression such as '0 0 6 * * 1' (Mondays 06:00 UTC)"
+                ));
+            }
+        } else {
+            warnings.push(format!(
+                "{SCHEDULE} is not set: the Functions host cannot load the PatReportTimer function without it \
+                 (use '0 0 6 * * 1' for Mondays 06:00 UTC)"
+            ));
+        }
+
+        match (ado_url, storage) {
+            (Some(ado_url), Some(storage)) if errors.is_empty() => Ok(Self {
+                orgs,
+                ado_url,
+                auth,
+                pat_file: get(PAT_FILE).map(PathBuf::from),
+                container,
+                sas_lifetime: time::Duration::minutes(i64::from(sas_minutes)),
+                expiring_days,
+                concurrency: concurrency as usize,
+                time_budget: Duration::from_secs(u64::from(budget_minutes) * 60),
+                storage,
+                port,
+                warnings,
+            }),
+            _ => Err(ConfigError(errors)),
+        }
+    }
+
+    /// The configured spelling of `org` (matched case-insensitively), if it is configured.
+    pub fn find_org(&self, org: &str) -> Option<&str> {
+        self.orgs
+            .iter()
+            .find(|o| o.eq_ignore_ascii_case(org))
+            .map(String::as_str)
+    }
+}
+
+/// Azure DevOps organization names: letters, digits and hyphens, starting with a letter or
+/// digit, at most 50 characters.
+pub fn is_org_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 50
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Blob container names: 3-63 characters, lowercase letters, digits and single hyphens,
+/// starting and ending with a letter or digit.
+pub fn is_container_name(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<ServiceConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ServiceConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn a_minimal_local_configuration_uses_the_defaults() {
+        let c = config(&[
+            (ORGS, "fabrikam, Contoso ,fabrikam"),
+            (STORAGE_CONNECTION, "UseDevelopmentStorage=true"),
+            (SCHEDULE, "0 0 6 * * 1"),
+        ])
+        .unwrap();
+        assert_eq!(c.orgs, vec!["fabrikam", "Contoso"]);
+        assert_eq!(c.find_org("contoso"), Some("Contoso"));
+        assert_eq!(c.container, "reports");
+        assert_eq!(c.sas_lifetime, time::Duration::minutes(60));
+        assert_eq!(c.ado_url.as_str(), "https://vssps.dev.azure.com/");
+        assert_eq!(c.auth, AuthMode::Pat);
+        assert!(matches!(c.storage, StorageSetting::ConnectionString(_)));
+        assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_reported_and_names_its_setting() {
+        let e = config(&[
+            (ORGS, "fab/rikam"),
+            (SAS_MINUTES, "20000"),
+            (CONTAINER, "Reports"),
+            (AUTH, "magic"),
+            (PORT, "http"),
+            (
+                STORAGE_CONNECTION,
+                "AccountName=x;AccountKey=c2VjcmV0LWtleQ==;BlobEndpoint=http://example.com",
+            ),
+        ])
+        .unwrap_err();
+        for setting in [ORGS, SAS_MINUTES, CONTAINER, AUTH, PORT, STORAGE_CONNECTION] {
+            assert!(e.names(setting), "{setting} missing from: {e}");
+        }
+        let text = e.to_string();
+        assert!(text.contains("10080") && text.contains("pat"), "{text}");
+        assert!(!text.contains("c2VjcmV0"), "the key leaked: {text}");
+    }
+
+    #[test]
+    fn storage_is_required_and_an_account_url_selects_managed_identity() {
+        let e = config(&[(ORGS, "fabrikam")]).unwrap_err();
+        assert!(
+            e.names(STORAGE_CONNECTION) && e.to_string().contains(STORAGE_ACCOUNT_URL),
+            "{e}"
+        );
+        let c = config(&[
+            (ORGS, "fabrikam"),
+            (
+                STORAGE_ACCOUNT_URL,
+                "https://contoso.blob.core.windows.net/",
+            ),
+            (CLIENT_ID, "00000000-0000-0000-0000-000000000001"),
+        ])
+        .unwrap();
+        match c.storage {
+            StorageSetting::AccountUrl { url, client_id } => {
+                assert_eq!(url.host_str(), Some("contoso.blob.core.windows.net"));
+                assert_eq!(
+                    client_id.as_deref(),
+                    Some("00000000-0000-0000-0000-000000000001")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(c.warnings.iter().any(|w| w.contains(SCHEDULE)));
+        let e = config(&[
+            (ORGS, "fabrikam"),
+            (STORAGE_ACCOUNT_URL, "http://contoso.blob.core.windows.net"),
+        ])
+        .unwrap_err();
+        assert!(e.names(STORAGE_ACCOUNT_URL));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(is_org_name("fabrikam-1"));
+        assert!(!is_org_name("-x") && !is_org_name("a b") && !is_org_name(""));
+        assert!(is_container_name("reports") && is_container_name("pat-reports-01"));
+        assert!(
+            !is_container_name("ab") && !is_container_name("a--b") && !is_container_name("Reports")
+        );
+    }
+}

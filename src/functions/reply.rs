@@ -1,0 +1,87 @@
+//! Answers of the HTTP endpoints, in one form for both ways the host calls us: a forwarded
+//! request gets a plain HTTP response; a JSON invocation gets the same status, headers and
+//! body as `Outputs.res`. Every answer is a JSON object and is never cached (it may hold a
+//! download link).
+
+use super::protocol::{http_output, json_response};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiReply {
+    pub status: StatusCode,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl ApiReply {
+    pub fn new(status: StatusCode, body: Value) -> Self {
+        Self { status, headers: vec![("Cache-Control".into(), "no-store".into())], body }
+    }
+
+    /// `{"error": code, "message": message}`.
+    pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self::new(status, json!({ "error": code, "message": message.into() }))
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::error(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::error(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn method_not_allowed(method: &str, allowed: &str) -> Self {
+        Self::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not supported here; use {allowed}"))
+            .with_header("Allow", allowed)
+    }
+
+    /// Storage could not be reached: worth retrying in a little while.
+    pub fn storage_unavailable(message: impl Into<String>) -> Self {
+        Self::error(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", message).with_header("Retry-After", "30")
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// As a plain HTTP response (forwarded functions).
+    pub fn into_response(self) -> Response {
+        let mut response = json_response(self.status, &self.body);
+        for (name, value) in &self.headers {
+            if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+                response.headers_mut().append(name, value);
+            }
+        }
+        response
+    }
+
+    /// As `Outputs.<res>` (JSON invocations).
+    pub fn into_output(self) -> Value {
+        let mut headers = self.headers;
+        headers.push(("Content-Type".into(), "application/json".into()));
+        http_output(self.status, &headers, &self.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_forms_carry_status_headers_and_body() {
+        let reply = ApiReply::storage_unavailable("down");
+        let out = reply.clone().into_output();
+        assert_eq!(out["StatusCode"], "503");
+        assert_eq!(out["Headers"]["Retry-After"], "30");
+        assert_eq!(out["Headers"]["Content-Type"], "application/json");
+        assert_eq!(out["Body"]["error"], "storage_unavailable");
+        let response = reply.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+    }
+}

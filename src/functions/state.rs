@@ -1,0 +1,59 @@
+//! What every request handler shares: the settings, the Azure DevOps credential and the report
+//! storage, whose container is created lazily (and retried) so that start-up never waits on
+//! the network.
+
+use crate::ado::AdoCredential;
+use crate::config::{ServiceConfig, StorageSetting};
+use crate::storage::{BlobStore, RunStore, StorageAccess, StorageError, StoreOptions};
+use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::Mutex;
+
+pub struct AppState {
+    pub config: ServiceConfig,
+    pub credential: AdoCredential,
+    runs: RunStore,
+    container_ready: AtomicBool,
+    setup: Mutex<()>,
+}
+
+impl AppState {
+    /// No network I/O here: the host is waiting for our port.
+    pub fn new(config: ServiceConfig, credential: AdoCredential, mut options: StoreOptions) -> Result<Self, StorageError> {
+        let access = storage_access(&config.storage)?;
+        options.container = config.container.clone();
+        let runs = RunStore::new(BlobStore::new(&access, options)?);
+        Ok(Self { config, credential, runs, container_ready: AtomicBool::new(false), setup: Mutex::new(()) })
+    }
+
+    /// The run store, once its container exists (created on first use if missing).
+    pub async fn runs(&self) -> Result<&RunStore, StorageError> {
+        if !self.container_ready.load(Ordering::Acquire) {
+            let _guard = self.setup.lock().await;
+            if !self.container_ready.load(Ordering::Acquire) {
+                let created = self.runs.blobs().ensure_container().await?;
+                if created {
+                    tracing::info!(container = self.runs.blobs().container(), "created the report container");
+                }
+                self.container_ready.store(true, Ordering::Release);
+            }
+        }
+        Ok(&self.runs)
+    }
+}
+
+/// The storage access the settings describe.
+pub fn storage_access(setting: &StorageSetting) -> Result<StorageAccess, StorageError> {
+    match setting {
+        StorageSetting::ConnectionString(account) => Ok(StorageAccess::Key(account.clone())),
+        StorageSetting::AccountUrl { url, client_id } => {
+            let options = ManagedIdentityCredentialOptions {
+                user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                ..Default::default()
+            };
+            let credential = ManagedIdentityCredential::new(Some(options))
+                .map_err(|e| StorageError::Config(format!("managed identity: {e}")))?;
+            Ok(StorageAccess::Identity { account_url: url.clone(), credential })
+        }
+    }
+}
