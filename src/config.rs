@@ -34,6 +34,23 @@ pub const STORAGE_ACCOUNT_URL: &str = "PATREPORT_STORAGE_ACCOUNT_URL";
 pub const CLIENT_ID: &str = "AZURE_CLIENT_ID";
 pub const PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
 
+/// Every setting this module reads (`PORT` aside: the Functions host sets it).
+pub const SETTINGS: [&str; 13] = [
+    ORGS,
+    ADO_URL,
+    AUTH,
+    PAT_FILE,
+    CONTAINER,
+    SAS_MINUTES,
+    EXPIRING_DAYS,
+    CONCURRENCY,
+    TIME_BUDGET_MINUTES,
+    SCHEDULE,
+    STORAGE_CONNECTION,
+    STORAGE_ACCOUNT_URL,
+    CLIENT_ID,
+];
+
 pub const DEFAULT_CONTAINER: &str = "reports";
 pub const DEFAULT_SAS_MINUTES: u32 = 60;
 /// Seven days: the longest a user delegation key (and so its SAS) may live.
@@ -423,6 +440,25 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.names(STORAGE_ACCOUNT_URL));
+    }
+
+    #[test]
+    fn the_sample_settings_list_every_setting_and_are_a_valid_configuration() {
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../local.settings.sample.json")).unwrap();
+        let values = sample["Values"].as_object().unwrap();
+        for setting in SETTINGS.iter().chain([&crate::auth::PAT_ENV]) {
+            assert!(
+                values.contains_key(*setting),
+                "{setting} is missing from local.settings.sample.json"
+            );
+        }
+        assert!(!values.contains_key(PORT), "the Functions host sets {PORT}");
+        let c = ServiceConfig::from_lookup(|k| {
+            values.get(k).and_then(|v| v.as_str()).map(str::to_owned)
+        })
+        .expect("the sample is a valid configuration");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod ado;
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -6,13 +6,23 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PATREPORT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    // `serve` runs under the Functions host, which collects stdout: its logs are the service's
+    // record, so they go there and default to `info`.
+    let serving = matches!(cli.command, Command::Serve(_));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("PATREPORT_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(if serving {
+                cli::serve::DEFAULT_LOG_FILTER
+            } else {
+                "warn"
+            })
+        });
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    if serving {
+        logs.with_writer(std::io::stdout).with_ansi(false).init();
+    } else {
+        logs.with_writer(std::io::stderr).init();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -24,6 +34,9 @@ fn main() -> ExitCode {
         match &cli.command {
             Command::Report(args) => cli::report::run(args).await,
             Command::Simulate(args) => cli::simulate::run(args).await,
+            Command::Login(args) => cli::login::run(args).await,
+            Command::Bench(args) => cli::bench::run(args).await,
+            Command::Serve(args) => cli::serve::run(args).await,
         }
     });
     match result {

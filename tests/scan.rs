@@ -354,3 +354,25 @@ async fn a_time_budget_stops_cleanly_and_every_listed_user_is_accounted_for() {
         "some users were scanned before the budget ran out"
     );
 }
+
+#[tokio::test]
+async fn a_rate_limited_scan_slows_down_and_loses_no_user() {
+    let org = org(500);
+    let truth = org.clone();
+    let mut config = SimConfig::strict();
+    config.faults.latency = Duration::from_millis(2);
+    config.faults.window = Some(patreport::simulator::WindowLimit {
+        window: Duration::from_secs(2),
+        budget: 300,
+        soft_threshold: 200,
+        delay: Duration::from_millis(50),
+    });
+    let (result, server) = scan_with(org, config).await;
+    let inv = result.unwrap();
+    assert_exact(&inv, &truth);
+    let sim = server.stats();
+    // The window was reached (the scan needs ~530 requests, 2.6 windows' worth) ...
+    assert!(sim.delayed_200 + sim.throttled_429 > 0, "{sim:?}");
+    // ... and the governor kept the scan mostly under the hard budget.
+    assert!(sim.throttled_429 < 20, "{sim:?}");
+}

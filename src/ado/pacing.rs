@@ -1,21 +1,55 @@
-//! Client-wide pacing: when Azure DevOps asks one request to slow down (429, or
-//! `Retry-After` on a delayed 200), every worker waits, not just the one that was told.
-//! Also counts calls, retries and throttling for the Run sheet.
+//! Client-wide pacing (the governor). Azure DevOps meters each identity over a sliding window:
+//! it first announces usage (`X-RateLimit-Limit/Remaining/Reset`), then delays answers and adds
+//! `Retry-After`, then refuses with 429. Every worker shares one governor, so a signal seen by
+//! one request slows all of them:
+//!
+//! - **Retry-After** (on a 429 or a delayed 200) pauses every request for that long, and halves
+//!   the request rate (multiplicative decrease, at most once per half second so one burst of
+//!   in-flight answers counts once);
+//! - **X-RateLimit-Remaining** below a quarter of the limit switches on proactive pacing at the
+//!   rate the window sustains (`limit / window`), scaled down in proportion to what is left: the
+//!   rate falls toward zero as the remainder does, so the scan slows before the threshold rather
+//!   than bouncing off it (each bounce costs a whole-second `Retry-After` pause), and speeds up
+//!   as soon as earlier requests leave the window;
+//! - with no new signal the rate recovers by 10% a second, and all pacing stops once the
+//!   service reports plenty of room again (half the limit or more remaining).
+//!
+//! It also counts calls, retries and throttling for the Run sheet.
 
-use azure_core::http::headers::HeaderName;
+use azure_core::http::headers::{HeaderName, Headers};
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{Context, Request};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 const RETRY_AFTER: HeaderName = HeaderName::from_static("retry-after");
+const RATE_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const RATE_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const RATE_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
-/// Longest single pause we accept from a `Retry-After` (the service documents up to 30 s;
-/// a larger value is more likely a bug than a real instruction).
+/// Longest single pause we accept from a `Retry-After` (the service documents delays of up to
+/// 30 s; a larger value is more likely a bug than an instruction).
 const MAX_PAUSE: Duration = Duration::from_secs(60);
+/// Pacing starts when less than this share of the limit remains, and stops above twice it.
+const PACE_BELOW: f64 = 0.25;
+/// One multiplicative decrease per this interval.
+const DECREASE_EVERY: Duration = Duration::from_millis(500);
+/// Recovery step: +10% of the rate per second without a signal.
+const RECOVER_EVERY: Duration = Duration::from_secs(1);
+const RECOVER_FACTOR: f64 = 1.1;
+/// Send times kept to measure the current request rate.
+const RATE_SAMPLES: usize = 128;
+/// The slowest the governor will ever go, in requests per second.
+const MIN_RATE: f64 = 0.5;
+/// Proactive pacing never drops below this share of the sustainable rate, so that answers (and
+/// with them fresh usage figures) keep arriving.
+const MIN_PACED_SHARE: f64 = 0.1;
+/// Waiting requests look at the rate again at least this often.
+const RECHECK: Duration = Duration::from_millis(50);
 
 /// Shared by every request of one client.
 #[derive(Debug, Default)]
@@ -23,14 +57,23 @@ pub struct Pacer {
     calls: AtomicU64,
     attempts: AtomicU64,
     throttled: AtomicU64,
-    pause: Mutex<PauseState>,
+    state: Mutex<State>,
 }
 
 #[derive(Debug, Default)]
-struct PauseState {
-    until: Option<Instant>,
+struct State {
+    pause_until: Option<Instant>,
     /// Wall-clock time covered by pauses (overlapping pauses count once).
-    total: Duration,
+    paused: Duration,
+    /// When the last request was let through.
+    last_send: Option<Instant>,
+    /// Rate the service's usage headers call for; `None`: no pacing needed.
+    header_rate: Option<f64>,
+    /// Rate after a Retry-After or 429, recovering over time; `None`: no cap.
+    backoff_rate: Option<f64>,
+    last_decrease: Option<Instant>,
+    last_recovery: Option<Instant>,
+    recent_sends: VecDeque<Instant>,
 }
 
 /// A snapshot of the counters.
@@ -40,6 +83,42 @@ pub struct PacingStats {
     pub retries: u64,
     pub throttled: u64,
     pub throttle_wait: Duration,
+    /// The request rate the governor currently allows (`None`: unlimited).
+    pub rate_limit: Option<f64>,
+}
+
+/// What one answer says about throttling.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Signals {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub limit: Option<f64>,
+    pub remaining: Option<f64>,
+    /// Seconds until usage would be back to zero (`X-RateLimit-Reset` minus now).
+    pub reset_in: Option<f64>,
+}
+
+impl Signals {
+    pub fn from_headers(status: u16, headers: &Headers) -> Self {
+        let num = |name: &HeaderName| {
+            headers
+                .get_optional_str(name)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        Signals {
+            status,
+            retry_after: headers
+                .get_optional_str(&RETRY_AFTER)
+                .and_then(parse_retry_after),
+            limit: num(&RATE_LIMIT).filter(|l| *l > 0.0),
+            remaining: num(&RATE_REMAINING).filter(|r| *r >= 0.0),
+            reset_in: num(&RATE_RESET).map(|reset| reset - now),
+        }
+    }
 }
 
 impl Pacer {
@@ -51,57 +130,157 @@ impl Pacer {
     pub fn stats(&self) -> PacingStats {
         let attempts = self.attempts.load(Ordering::Relaxed);
         let calls = self.calls.load(Ordering::Relaxed);
+        let state = self.lock();
         PacingStats {
             api_calls: attempts,
             retries: attempts.saturating_sub(calls),
             throttled: self.throttled.load(Ordering::Relaxed),
-            throttle_wait: self.lock().total,
+            throttle_wait: state.paused,
+            rate_limit: state.rate(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, PauseState> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the state inconsistent.
-        self.pause
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Hold every request until `now + wait`.
     pub fn hold(&self, wait: Duration) {
-        let wait = wait.min(MAX_PAUSE);
-        let now = Instant::now();
-        let target = now + wait;
-        let mut state = self.lock();
-        let current = state.until.filter(|u| *u > now).unwrap_or(now);
-        if target > current {
-            state.total += target - current;
-            state.until = Some(target);
-        }
+        self.lock().hold(Instant::now(), wait.min(MAX_PAUSE));
     }
 
-    /// Wait until no pause is in force.
+    /// Wait for this request's turn: after any pause, and at the paced rate. The rate is read
+    /// afresh at least every `RECHECK`, so a change (either way) applies to waiting requests too.
     pub async fn wait_turn(&self) {
         loop {
-            let until = self.lock().until;
-            match until {
-                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
-                _ => return,
-            }
+            let wake = {
+                let mut state = self.lock();
+                let now = Instant::now();
+                state.recover(now);
+                let paused = state.pause_until.filter(|p| *p > now);
+                let spaced = state
+                    .rate()
+                    .and_then(|rate| {
+                        state
+                            .last_send
+                            .map(|t| t + Duration::from_secs_f64(1.0 / rate))
+                    })
+                    .filter(|t| *t > now);
+                match paused.or(spaced) {
+                    Some(t) => t.min(now + RECHECK),
+                    None => {
+                        state.last_send = Some(now);
+                        state.recent_sends.push_back(now);
+                        if state.recent_sends.len() > RATE_SAMPLES {
+                            state.recent_sends.pop_front();
+                        }
+                        return;
+                    }
+                }
+            };
+            tokio::time::sleep_until(wake).await;
         }
     }
 
-    fn observe(&self, status: u16, retry_after: Option<Duration>) {
-        let asked_to_wait =
-            status == 429 || (retry_after.is_some() && (200..300).contains(&status));
-        if asked_to_wait {
+    /// Take in what an answer says.
+    pub fn observe(&self, signals: Signals) {
+        let told_to_wait = signals.status == 429
+            || (signals.retry_after.is_some() && (200..300).contains(&signals.status));
+        let mut state = self.lock();
+        let now = Instant::now();
+        if told_to_wait {
             self.throttled.fetch_add(1, Ordering::Relaxed);
             // A 429 without Retry-After still means "slow down": pause briefly.
-            self.hold(retry_after.unwrap_or(Duration::from_secs(1)));
+            state.hold(
+                now,
+                signals
+                    .retry_after
+                    .unwrap_or(Duration::from_secs(1))
+                    .min(MAX_PAUSE),
+            );
+            state.decrease(now);
+        }
+        if let (Some(limit), Some(remaining)) = (signals.limit, signals.remaining) {
+            let share = remaining / limit;
+            // The window length shows in Reset: with steady use, usage returns to zero one
+            // window after the last request.
+            let sustainable = signals.reset_in.filter(|w| *w >= 1.0).map(|w| limit / w);
+            if share <= PACE_BELOW {
+                if let Some(sustainable) = sustainable {
+                    let scaled = (share / PACE_BELOW).max(MIN_PACED_SHARE);
+                    state.header_rate = Some((sustainable * scaled).max(MIN_RATE));
+                }
+            } else if share >= 2.0 * PACE_BELOW {
+                // The service itself reports plenty of room: that outranks an older backoff.
+                state.header_rate = None;
+                state.backoff_rate = None;
+            }
         }
     }
 }
 
-/// Per-try policy: waits for the shared pause, then records what each answer says.
+impl State {
+    fn hold(&mut self, now: Instant, wait: Duration) {
+        let target = now + wait;
+        let current = self.pause_until.filter(|u| *u > now).unwrap_or(now);
+        if target > current {
+            self.paused += target - current;
+            self.pause_until = Some(target);
+        }
+    }
+
+    fn rate(&self) -> Option<f64> {
+        match (self.header_rate, self.backoff_rate) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Requests per second over the recent sends.
+    fn measured_rate(&self) -> Option<f64> {
+        let (first, last) = (self.recent_sends.front()?, self.recent_sends.back()?);
+        let span = last.saturating_duration_since(*first).as_secs_f64();
+        (span > 0.0).then(|| (self.recent_sends.len() - 1) as f64 / span)
+    }
+
+    fn decrease(&mut self, now: Instant) {
+        if self
+            .last_decrease
+            .is_some_and(|t| now.saturating_duration_since(t) < DECREASE_EVERY)
+        {
+            return;
+        }
+        self.last_decrease = Some(now);
+        self.last_recovery = Some(now);
+        let current = self.rate().or_else(|| self.measured_rate());
+        self.backoff_rate = current
+            .map(|r| (r / 2.0).max(MIN_RATE))
+            .or(Some(MIN_RATE.max(1.0)));
+    }
+
+    fn recover(&mut self, now: Instant) {
+        let Some(rate) = self.backoff_rate else {
+            return;
+        };
+        let since = self
+            .last_recovery
+            .map_or(RECOVER_EVERY, |t| now.saturating_duration_since(t));
+        if since < RECOVER_EVERY {
+            return;
+        }
+        let steps = (since.as_secs_f64() / RECOVER_EVERY.as_secs_f64()).floor() as i32;
+        let raised = rate * RECOVER_FACTOR.powi(steps);
+        self.last_recovery = Some(now);
+        // Once the cap is far above what we actually send, it no longer limits anything.
+        let measured = self.measured_rate().unwrap_or(0.0);
+        self.backoff_rate = (raised < 4.0 * measured.max(MIN_RATE)).then_some(raised);
+    }
+}
+
+/// Per-try policy: waits for its turn, then records what each answer says.
 #[derive(Debug)]
 pub struct PacingPolicy {
     pacer: Arc<Pacer>,
@@ -125,12 +304,10 @@ impl Policy for PacingPolicy {
         self.pacer.attempts.fetch_add(1, Ordering::Relaxed);
         let result = next[0].send(ctx, request, &next[1..]).await;
         if let Ok(response) = &result {
-            let retry_after = response
-                .headers()
-                .get_optional_str(&RETRY_AFTER)
-                .and_then(parse_retry_after);
-            self.pacer
-                .observe(u16::from(response.status()), retry_after);
+            self.pacer.observe(Signals::from_headers(
+                u16::from(response.status()),
+                response.headers(),
+            ));
         }
         result
     }
@@ -139,38 +316,120 @@ impl Policy for PacingPolicy {
 /// `Retry-After` in seconds (the service sends whole or decimal seconds).
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let secs: f64 = value.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| Duration::from_secs_f64(secs.min(MAX_PAUSE.as_secs_f64())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn told(status: u16, secs: u64) -> Signals {
+        Signals {
+            status,
+            retry_after: Some(Duration::from_secs(secs)),
+            ..Signals::default()
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn overlapping_pauses_count_once_and_every_waiter_waits() {
         let pacer = Arc::new(Pacer::default());
-        pacer.observe(429, Some(Duration::from_secs(2)));
-        pacer.observe(200, Some(Duration::from_secs(1))); // inside the first pause
+        pacer.observe(told(429, 2));
+        pacer.observe(told(200, 1)); // inside the first pause
         let start = Instant::now();
-        let a = tokio::spawn({
+        let other = tokio::spawn({
             let p = pacer.clone();
             async move { p.wait_turn().await }
         });
         pacer.wait_turn().await;
-        a.await.unwrap();
-        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        other.await.unwrap();
+        assert!(start.elapsed() >= Duration::from_secs(2));
         let stats = pacer.stats();
         assert_eq!(stats.throttled, 2);
         assert_eq!(stats.throttle_wait, Duration::from_secs(2));
     }
 
     #[test]
-    fn a_plain_200_or_500_does_not_pause() {
+    fn a_plain_200_or_500_does_not_pause_or_pace() {
         let pacer = Pacer::default();
-        pacer.observe(200, None);
-        pacer.observe(500, None);
-        assert_eq!(pacer.stats().throttled, 0);
-        assert_eq!(pacer.stats().throttle_wait, Duration::ZERO);
+        pacer.observe(Signals {
+            status: 200,
+            ..Signals::default()
+        });
+        pacer.observe(Signals {
+            status: 500,
+            ..Signals::default()
+        });
+        let stats = pacer.stats();
+        assert_eq!(
+            (stats.throttled, stats.throttle_wait, stats.rate_limit),
+            (0, Duration::ZERO, None)
+        );
+    }
+
+    #[test]
+    fn low_remaining_paces_at_the_sustainable_rate_and_plenty_stops_it() {
+        let pacer = Pacer::default();
+        let usage = |remaining: f64| Signals {
+            status: 200,
+            limit: Some(200.0),
+            remaining: Some(remaining),
+            reset_in: Some(10.0),
+            ..Signals::default()
+        };
+        pacer.observe(usage(150.0));
+        assert_eq!(pacer.stats().rate_limit, None, "plenty left: no pacing");
+        pacer.observe(usage(50.0)); // a quarter left: 200 per 10 s = 20/s
+        assert!((pacer.stats().rate_limit.unwrap() - 20.0).abs() < 1e-9);
+        pacer.observe(usage(25.0));
+        assert!(
+            (pacer.stats().rate_limit.unwrap() - 10.0).abs() < 1e-9,
+            "half as much left: half the rate"
+        );
+        pacer.observe(usage(0.0));
+        assert!(
+            (pacer.stats().rate_limit.unwrap() - 2.0).abs() < 1e-9,
+            "nothing left: a trickle (10%)"
+        );
+        pacer.observe(usage(120.0));
+        assert_eq!(pacer.stats().rate_limit, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paced_requests_are_spaced_and_backoff_recovers() {
+        let pacer = Pacer::default();
+        pacer.lock().header_rate = Some(10.0);
+        let start = Instant::now();
+        for _ in 0..5 {
+            pacer.wait_turn().await;
+        }
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(400),
+            "10/s: 5 requests span 0.4 s"
+        );
+
+        pacer.lock().header_rate = None;
+        pacer.observe(told(200, 0));
+        let capped = pacer
+            .stats()
+            .rate_limit
+            .expect("a Retry-After caps the rate");
+        assert!(
+            (capped - 5.0).abs() < 0.5,
+            "halved from the measured ~10/s: {capped}"
+        );
+        // A second signal within half a second does not halve again.
+        pacer.observe(told(200, 0));
+        assert_eq!(pacer.stats().rate_limit, Some(capped));
+        tokio::time::advance(Duration::from_secs(3)).await;
+        pacer.wait_turn().await;
+        let recovered = pacer.stats().rate_limit.map_or(f64::INFINITY, |r| r);
+        assert!(
+            recovered > capped,
+            "recovers without signals: {recovered} > {capped}"
+        );
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The command line: arguments (clap) and the commands they run.
 
+pub mod bench;
+pub mod login;
 pub mod progress;
 pub mod report;
+pub mod serve;
 pub mod simulate;
 
 use crate::ado::DEFAULT_ADO_URL;
@@ -45,6 +48,12 @@ pub enum Command {
     Report(Box<ReportArgs>),
     /// Serve the simulated Azure DevOps organization on loopback, to try the API by hand.
     Simulate(simulate::SimulateArgs),
+    /// Sign in once (device code) and store the refresh token in Key Vault for --auth refresh-token.
+    Login(login::LoginArgs),
+    /// Measure scan speed, throttling behaviour, memory and workbook time against the simulator.
+    Bench(bench::BenchArgs),
+    /// Run as the Azure Functions custom handler (started by the Functions host; see docs/functions.md).
+    Serve(serve::ServeArgs),
 }
 
 /// Output formats.
@@ -71,7 +80,10 @@ impl Format {
     2 wrong arguments; 3 report written but incomplete (see its Errors sheet).\n\n\
     Credentials: with --auth pat (the default) the PAT is read from AZURE_DEVOPS_PAT or \
     --pat-file, never from the command line. It needs the scopes Graph (read) and Token \
-    administration, and its owner must be a Project Collection Administrator."
+    administration, and its owner must be a Project Collection Administrator. The other \
+    modes (managed-identity, client-secret, workload-identity, azure-cli, developer-tools, \
+    refresh-token) read their settings from the environment (AZURE_TENANT_ID, AZURE_CLIENT_ID, \
+    ...): see docs/auth.md."
 )]
 pub struct ReportArgs {
     /// Organization name, as in https://dev.azure.com/ORG.

@@ -1,7 +1,11 @@
-//! `patreport simulate`: the demo organization as a standalone server, to explore the API by hand.
+//! `patreport simulate`: the simulated organization as a standalone server, to explore the API
+//! by hand, and the out-of-process server of `patreport bench`.
 
-use crate::simulator::{AuthConfig, OrgSpec, SimConfig, SimOrg, SimServer};
+use super::parse_duration;
+use crate::simulator::{AuthConfig, OrgSpec, SimConfig, SimOrg, SimServer, WindowLimit};
 use anyhow::Context;
+use std::io::Write;
+use std::time::Duration;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -12,12 +16,30 @@ pub struct SimulateArgs {
     /// Seed of the simulated data.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Loopback port (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
     /// The PAT the server accepts (any user name in HTTP Basic).
     #[arg(long, default_value = "demo-pat")]
     pub accept_pat: String,
     /// Inject the demo faults (429s, 5xx, throttling headers).
     #[arg(long)]
     pub faults: bool,
+    /// Fixed latency added to every answer, e.g. 20ms.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub latency: Duration,
+    /// Rate-limit model: the sliding window, e.g. 5s (off when absent).
+    #[arg(long, value_parser = parse_duration)]
+    pub window: Option<Duration>,
+    /// Rate-limit model: requests per window before answers are delayed with Retry-After.
+    #[arg(long, default_value_t = 1000, requires = "window")]
+    pub window_soft: usize,
+    /// Rate-limit model: requests per window before 429.
+    #[arg(long, default_value_t = 1500, requires = "window")]
+    pub window_budget: usize,
+    /// Rate-limit model: how long a delayed answer is held.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration, requires = "window")]
+    pub window_delay: Duration,
 }
 
 pub async fn run(args: &SimulateArgs) -> anyhow::Result<u8> {
@@ -27,22 +49,35 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<u8> {
         ..OrgSpec::demo()
     };
     let org = SimOrg::generate("demo", &spec, OffsetDateTime::now_utc());
+    let (people, pats) = (org.human_users().count(), org.pat_count());
     let mut config = if args.faults {
         SimConfig::demo()
     } else {
         SimConfig::strict()
     };
     config.auth = AuthConfig::accepting(&[&args.accept_pat], &[]);
-    let server = SimServer::start(org, config)
+    config.faults.latency = args.latency;
+    config.faults.window = args.window.map(|window| WindowLimit {
+        window,
+        budget: args.window_budget,
+        soft_threshold: args.window_soft,
+        delay: args.window_delay,
+    });
+    let server = SimServer::start_on(org, config, args.port)
         .await
         .context("starting the simulator")?;
-    println!("Simulated organization 'demo' at {}", server.base_url());
-    println!(
-        "  curl -u :{} '{}/demo/_apis/graph/users?subjectTypes=aad,msa&api-version=7.1-preview.1'",
-        args.accept_pat,
-        server.base_url()
+    // The first line is read by `patreport bench`: keep the URL its last word. One write, and
+    // a closed stdout is no reason to stop serving.
+    let banner = format!(
+        "Simulated organization 'demo' ({people} people, {pats} PATs) listening on {url}\n  \
+         try: curl -u :{pat} '{url}/demo/_apis/graph/users?subjectTypes=aad,msa&api-version=7.1-preview.1'\n\
+         Press Ctrl-C to stop.\n",
+        url = server.base_url(),
+        pat = args.accept_pat,
     );
-    println!("Press Ctrl-C to stop.");
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    drop(out);
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;

@@ -38,7 +38,8 @@ impl JobMessage {
 
     /// Read and check a job from the queue item's JSON.
     pub fn from_value(value: Value) -> Result<Self, JobError> {
-        let job: JobMessage = serde_json::from_value(value).map_err(|e| JobError::Shape(e.to_string()))?;
+        let job: JobMessage =
+            serde_json::from_value(value).map_err(|e| JobError::Shape(e.to_string()))?;
         if !is_run_id(&job.run_id) {
             return Err(JobError::RunId(job.run_id.chars().take(60).collect()));
         }
@@ -73,7 +74,9 @@ pub fn is_run_id(id: &str) -> bool {
         && b[8] == b'-'
         && b[9..15].iter().all(u8::is_ascii_digit)
         && b[15] == b'-'
-        && b[16..].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+        && b[16..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
 }
 
 #[cfg(test)]
@@ -88,7 +91,10 @@ mod tests {
         assert!(is_run_id(&id));
         assert!(!is_run_id("../../etc/passwd"));
         assert!(!is_run_id("20261124-070503-XYZ0000000000000"));
-        assert_ne!(new_run_id(datetime!(2026-11-24 09:05:03 UTC)), new_run_id(datetime!(2026-11-24 09:05:03 UTC)));
+        assert_ne!(
+            new_run_id(datetime!(2026-11-24 09:05:03 UTC)),
+            new_run_id(datetime!(2026-11-24 09:05:03 UTC))
+        );
     }
 
     #[test]
@@ -102,9 +108,18 @@ mod tests {
         };
         let text = job.to_text();
         assert!(text.contains("\"source\":\"timer\""), "{text}");
-        assert_eq!(JobMessage::from_value(serde_json::from_str(&text).unwrap()).unwrap(), job);
+        assert_eq!(
+            JobMessage::from_value(serde_json::from_str(&text).unwrap()).unwrap(),
+            job
+        );
         let bad = serde_json::json!({"runId": "x", "org": "fabrikam", "requestedAt": "2026-11-24T09:05:03Z", "source": "http"});
-        assert!(matches!(JobMessage::from_value(bad), Err(JobError::RunId(_))));
-        assert!(matches!(JobMessage::from_value(serde_json::json!({"hello": 1})), Err(JobError::Shape(_))));
+        assert!(matches!(
+            JobMessage::from_value(bad),
+            Err(JobError::RunId(_))
+        ));
+        assert!(matches!(
+            JobMessage::from_value(serde_json::json!({"hello": 1})),
+            Err(JobError::Shape(_))
+        ));
     }
 }

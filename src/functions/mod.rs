@@ -1,1 +1,45 @@
-//! Azure Functions custom handler.
+//! The Azure Functions custom handler (`patreport serve`).
+//!
+//! # Functions
+//!
+//! | function | trigger | how the host calls us |
+//! |---|---|---|
+//! | `PatReport` | HTTP `POST /api/PatReport` | JSON invocation (`Data.req` → `Outputs.res` + `Outputs.job`) |
+//! | `PatReportStatus` | HTTP `GET /api/PatReport/runs/{id}` | forwarded raw |
+//! | `PatReportLatest` | HTTP `GET /api/PatReport/latest` | forwarded raw |
+//! | `PatReportTimer` | timer `%PATREPORT_SCHEDULE%` | JSON invocation (`Outputs.jobs`) |
+//! | `PatReportWorker` | queue `patreport-jobs` | JSON invocation |
+//! | `PatReportPoison` | queue `patreport-jobs-poison` | JSON invocation |
+//!
+//! # Why `PatReport` is not forwarded
+//!
+//! The host forwards the raw HTTP request only to a function with exactly one `httpTrigger`
+//! input and one `http` output (`IsHttpInAndOutFunction`, contract §1.5). `PatReport` also has
+//! a **queue output binding**, so the host sends it the JSON invocation payload instead and
+//! writes the job message to the queue itself. We chose this over forwarding plus our own
+//! queue client because:
+//! * the timer enqueues through the very same kind of binding, so there is one way jobs reach
+//!   the queue, with the host's encoding (base64) and its connection (`AzureWebJobsStorage`,
+//!   identity-based in Azure) — no queue client, no queue SAS, no extra role to grant;
+//! * the message is written only when the invocation succeeds, after the run was recorded,
+//!   so a run cannot be queued without a status document.
+//!
+//! (A GA `azure_storage_queue` 1.1.0 crate does exist; it would have worked too, at the cost
+//! of a second path to the queue.) The read-only endpoints have no extra binding and stay
+//! forwarded, which keeps their answers plain HTTP. The host simulator in
+//! `tests/support/host.rs` reads the real `function.json` files and applies the same rule.
+
+pub mod endpoints;
+pub mod job;
+pub mod poison;
+pub mod protocol;
+pub mod reply;
+pub mod router;
+pub mod server;
+pub mod state;
+pub mod timer;
+pub mod worker;
+
+pub use router::router;
+pub use server::serve;
+pub use state::AppState;

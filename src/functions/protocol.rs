@@ -60,7 +60,10 @@ impl IntoResponse for InvokeResponse {
 pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = (status, bytes).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -92,10 +95,22 @@ pub struct HttpRequestData {
 
 impl HttpRequestData {
     pub fn from_invocation(request: &InvokeRequest, binding: &str) -> Result<Self, ProtocolError> {
-        let value = request.data.get(binding).ok_or_else(|| ProtocolError::MissingBinding(binding.to_owned()))?;
+        let value = request
+            .data
+            .get(binding)
+            .ok_or_else(|| ProtocolError::MissingBinding(binding.to_owned()))?;
         let value = unwrap_json_strings(value.clone());
-        let object = value.as_object().ok_or_else(|| ProtocolError::NotARequest { binding: binding.to_owned() })?;
-        let get = |key: &str| object.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v);
+        let object = value
+            .as_object()
+            .ok_or_else(|| ProtocolError::NotARequest {
+                binding: binding.to_owned(),
+            })?;
+        let get = |key: &str| {
+            object
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+        };
         let headers = match get("Headers").map(|v| unwrap_json_strings(v.clone())) {
             Some(Value::Object(map)) => map
                 .into_iter()
@@ -111,7 +126,10 @@ impl HttpRequestData {
         };
         Ok(Self {
             url: get("Url").and_then(Value::as_str).map(str::to_owned),
-            method: get("Method").and_then(Value::as_str).unwrap_or("GET").to_ascii_uppercase(),
+            method: get("Method")
+                .and_then(Value::as_str)
+                .unwrap_or("GET")
+                .to_ascii_uppercase(),
             query: string_map(get("Query")),
             headers,
             params: string_map(get("Params")),
@@ -125,12 +143,18 @@ impl HttpRequestData {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase())?.first().map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())?
+            .first()
+            .map(String::as_str)
     }
 
     /// A query parameter, matched case-insensitively (ASP.NET query keys are).
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -163,16 +187,30 @@ pub struct TimerInfo {
 
 impl TimerInfo {
     pub fn from_invocation(request: &InvokeRequest, binding: &str) -> Self {
-        let Some(value) = request.data.get(binding).map(|v| unwrap_json_strings(v.clone())) else {
+        let Some(value) = request
+            .data
+            .get(binding)
+            .map(|v| unwrap_json_strings(v.clone()))
+        else {
             return Self::default();
         };
         let field = |v: &Value, key: &str| -> Option<Value> {
-            v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone())
+            v.as_object()?
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.clone())
         };
         let status = field(&value, "ScheduleStatus").filter(|v| v.is_object());
-        let text = |key: &str| status.as_ref().and_then(|s| field(s, key)).filter(|v| !v.is_null()).map(value_text);
+        let text = |key: &str| {
+            status
+                .as_ref()
+                .and_then(|s| field(s, key))
+                .filter(|v| !v.is_null())
+                .map(value_text)
+        };
         Self {
-            is_past_due: field(&value, "IsPastDue").is_some_and(|v| v.as_bool().unwrap_or(false) || v.as_str() == Some("true")),
+            is_past_due: field(&value, "IsPastDue")
+                .is_some_and(|v| v.as_bool().unwrap_or(false) || v.as_str() == Some("true")),
             last: text("Last"),
             next: text("Next"),
         }
@@ -180,7 +218,9 @@ impl TimerInfo {
 
     /// True when `Last` is missing or the `DateTime.MinValue` the host sends before the first run.
     pub fn is_first_run(&self) -> bool {
-        self.last.as_deref().is_none_or(|l| l.starts_with("0001-01-01"))
+        self.last
+            .as_deref()
+            .is_none_or(|l| l.starts_with("0001-01-01"))
     }
 }
 
@@ -193,9 +233,18 @@ pub struct QueueMetadata {
 
 impl QueueMetadata {
     pub fn from_invocation(request: &InvokeRequest) -> Self {
-        let get = |key: &str| request.metadata.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone());
+        let get = |key: &str| {
+            request
+                .metadata
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.clone())
+        };
         Self {
-            dequeue_count: get("DequeueCount").and_then(|v| lenient_u32(&v)).unwrap_or(1).max(1),
+            dequeue_count: get("DequeueCount")
+                .and_then(|v| lenient_u32(&v))
+                .unwrap_or(1)
+                .max(1),
             id: get("Id").map(|v| value_text(unwrap_json_strings(v))),
         }
     }
@@ -204,7 +253,10 @@ impl QueueMetadata {
 /// The queue message of `Data.<binding>` as a JSON value, however many times the host
 /// wrapped it in a JSON string.
 pub fn queue_item(request: &InvokeRequest, binding: &str) -> Result<Value, ProtocolError> {
-    let value = request.data.get(binding).ok_or_else(|| ProtocolError::MissingBinding(binding.to_owned()))?;
+    let value = request
+        .data
+        .get(binding)
+        .ok_or_else(|| ProtocolError::MissingBinding(binding.to_owned()))?;
     match unwrap_json_strings(value.clone()) {
         Value::Object(map) => Ok(Value::Object(map)),
         Value::String(text) => Err(ProtocolError::NotJson(preview(&text))),
@@ -286,13 +338,21 @@ mod tests {
         assert_eq!(r.method, "POST");
         assert_eq!(r.query("ORG"), Some("fabrikam"));
         assert_eq!(r.header("content-type"), Some("application/json"));
-        assert_eq!(r.header("x-ms-client-principal-name"), Some("ada@contoso.com"));
+        assert_eq!(
+            r.header("x-ms-client-principal-name"),
+            Some("ada@contoso.com")
+        );
         assert_eq!(r.body.as_deref(), Some("{\"org\":\"fabrikam\"}"));
         assert_eq!(a.method_name(), Some("PatReport"));
         // The documentation's form: Query as an object, no body.
-        let b = invocation(json!({ "Data": { "req": { "Method": "post", "Query": { "org": "x" }, "Headers": {} } } }));
+        let b = invocation(
+            json!({ "Data": { "req": { "Method": "post", "Query": { "org": "x" }, "Headers": {} } } }),
+        );
         let r = HttpRequestData::from_invocation(&b, "req").unwrap();
-        assert_eq!((r.method.as_str(), r.query("org"), r.body), ("POST", Some("x"), None));
+        assert_eq!(
+            (r.method.as_str(), r.query("org"), r.body.as_deref()),
+            ("POST", Some("x"), None)
+        );
         assert_eq!(
             HttpRequestData::from_invocation(&b, "request").unwrap_err(),
             ProtocolError::MissingBinding("request".into())
@@ -302,7 +362,9 @@ mod tests {
     #[test]
     fn timer_info_tolerates_null_status_and_min_value_dates() {
         let t = TimerInfo::from_invocation(
-            &invocation(json!({ "Data": { "timer": { "Schedule": { "AdjustForDST": true }, "ScheduleStatus": null, "IsPastDue": true } } })),
+            &invocation(
+                json!({ "Data": { "timer": { "Schedule": { "AdjustForDST": true }, "ScheduleStatus": null, "IsPastDue": true } } }),
+            ),
             "timer",
         );
         assert!(t.is_past_due && t.last.is_none() && t.is_first_run());
@@ -314,33 +376,61 @@ mod tests {
         );
         assert!(!t.is_past_due && t.is_first_run());
         assert_eq!(t.next.as_deref(), Some("2026-11-30T06:00:00+00:00"));
-        assert_eq!(TimerInfo::from_invocation(&InvokeRequest::default(), "timer"), TimerInfo::default());
+        assert_eq!(
+            TimerInfo::from_invocation(&InvokeRequest::default(), "timer"),
+            TimerInfo::default()
+        );
     }
 
     #[test]
     fn queue_items_are_unwrapped_however_the_host_quoted_them() {
         let text = r#"{"runId":"r1","org":"fabrikam"}"#;
         let once = serde_json::to_string(text).unwrap(); // what JsonConvert.SerializeObject(string) gives
-        for data in [json!(text), json!(once), json!({"runId":"r1","org":"fabrikam"})] {
+        for data in [
+            json!(text),
+            json!(once),
+            json!({"runId":"r1","org":"fabrikam"}),
+        ] {
             let v = queue_item(&invocation(json!({ "Data": { "job": data } })), "job").unwrap();
             assert_eq!(v["runId"], "r1");
         }
-        let e = queue_item(&invocation(json!({ "Data": { "job": "not json at all" } })), "job").unwrap_err();
+        let e = queue_item(
+            &invocation(json!({ "Data": { "job": "not json at all" } })),
+            "job",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("not json at all"));
     }
 
     #[test]
     fn queue_metadata_reads_numbers_and_quoted_strings() {
-        let m = QueueMetadata::from_invocation(&invocation(json!({ "Metadata": { "DequeueCount": "2", "Id": "\"abc\"" } })));
-        assert_eq!(m, QueueMetadata { dequeue_count: 2, id: Some("abc".into()) });
-        let m = QueueMetadata::from_invocation(&invocation(json!({ "Metadata": { "DequeueCount": 3 } })));
+        let m = QueueMetadata::from_invocation(&invocation(
+            json!({ "Metadata": { "DequeueCount": "2", "Id": "\"abc\"" } }),
+        ));
+        assert_eq!(
+            m,
+            QueueMetadata {
+                dequeue_count: 2,
+                id: Some("abc".into())
+            }
+        );
+        let m = QueueMetadata::from_invocation(&invocation(
+            json!({ "Metadata": { "DequeueCount": 3 } }),
+        ));
         assert_eq!(m.dequeue_count, 3);
-        assert_eq!(QueueMetadata::from_invocation(&InvokeRequest::default()).dequeue_count, 1);
+        assert_eq!(
+            QueueMetadata::from_invocation(&InvokeRequest::default()).dequeue_count,
+            1
+        );
     }
 
     #[test]
     fn http_output_has_all_four_required_properties() {
-        let out = http_output(StatusCode::ACCEPTED, &[("Location".into(), "/x".into())], &json!({"a": 1}));
+        let out = http_output(
+            StatusCode::ACCEPTED,
+            &[("Location".into(), "/x".into())],
+            &json!({"a": 1}),
+        );
         assert_eq!(out["StatusCode"], "202");
         assert_eq!(out["Status"], "202");
         assert_eq!(out["Headers"]["Location"], "/x");

@@ -17,7 +17,11 @@ pub struct ApiReply {
 
 impl ApiReply {
     pub fn new(status: StatusCode, body: Value) -> Self {
-        Self { status, headers: vec![("Cache-Control".into(), "no-store".into())], body }
+        Self {
+            status,
+            headers: vec![("Cache-Control".into(), "no-store".into())],
+            body,
+        }
     }
 
     /// `{"error": code, "message": message}`.
@@ -34,13 +38,22 @@ impl ApiReply {
     }
 
     pub fn method_not_allowed(method: &str, allowed: &str) -> Self {
-        Self::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not supported here; use {allowed}"))
-            .with_header("Allow", allowed)
+        Self::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not supported here; use {allowed}"),
+        )
+        .with_header("Allow", allowed)
     }
 
     /// Storage could not be reached: worth retrying in a little while.
     pub fn storage_unavailable(message: impl Into<String>) -> Self {
-        Self::error(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", message).with_header("Retry-After", "30")
+        Self::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            message,
+        )
+        .with_header("Retry-After", "30")
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -52,7 +65,10 @@ impl ApiReply {
     pub fn into_response(self) -> Response {
         let mut response = json_response(self.status, &self.body);
         for (name, value) in &self.headers {
-            if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::try_from(value.as_str()),
+            ) {
                 response.headers_mut().append(name, value);
             }
         }

@@ -19,11 +19,21 @@ pub struct AppState {
 
 impl AppState {
     /// No network I/O here: the host is waiting for our port.
-    pub fn new(config: ServiceConfig, credential: AdoCredential, mut options: StoreOptions) -> Result<Self, StorageError> {
+    pub fn new(
+        config: ServiceConfig,
+        credential: AdoCredential,
+        mut options: StoreOptions,
+    ) -> Result<Self, StorageError> {
         let access = storage_access(&config.storage)?;
         options.container = config.container.clone();
         let runs = RunStore::new(BlobStore::new(&access, options)?);
-        Ok(Self { config, credential, runs, container_ready: AtomicBool::new(false), setup: Mutex::new(()) })
+        Ok(Self {
+            config,
+            credential,
+            runs,
+            container_ready: AtomicBool::new(false),
+            setup: Mutex::new(()),
+        })
     }
 
     /// The run store, once its container exists (created on first use if missing).
@@ -33,7 +43,10 @@ impl AppState {
             if !self.container_ready.load(Ordering::Acquire) {
                 let created = self.runs.blobs().ensure_container().await?;
                 if created {
-                    tracing::info!(container = self.runs.blobs().container(), "created the report container");
+                    tracing::info!(
+                        container = self.runs.blobs().container(),
+                        "created the report container"
+                    );
                 }
                 self.container_ready.store(true, Ordering::Release);
             }
@@ -53,7 +66,10 @@ pub fn storage_access(setting: &StorageSetting) -> Result<StorageAccess, Storage
             };
             let credential = ManagedIdentityCredential::new(Some(options))
                 .map_err(|e| StorageError::Config(format!("managed identity: {e}")))?;
-            Ok(StorageAccess::Identity { account_url: url.clone(), credential })
+            Ok(StorageAccess::Identity {
+                account_url: url.clone(),
+                credential,
+            })
         }
     }
 }

@@ -56,7 +56,12 @@ pub struct SimServer {
 impl SimServer {
     /// Binds `127.0.0.1:0` and serves in a background task.
     pub async fn start(org: SimOrg, config: SimConfig) -> std::io::Result<SimServer> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        Self::start_on(org, config, 0).await
+    }
+
+    /// As [`start`](Self::start), on a chosen loopback port (0: any free port).
+    pub async fn start_on(org: SimOrg, config: SimConfig, port: u16) -> std::io::Result<SimServer> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
         let addr = listener.local_addr()?;
         let (router, state) = build(Arc::new(org), config);
         let (tx, rx) = oneshot::channel::<()>();

@@ -264,9 +264,14 @@ impl BlobStore {
     }
 
     /// Create the container (private) if it does not exist. Returns whether it was created.
+    ///
+    /// An identity that may write blobs but not create containers (a role assigned on the
+    /// container itself, which infrastructure code created) is refused the create: then the
+    /// container only has to exist.
     pub async fn ensure_container(&self) -> Result<bool, StorageError> {
         let action = format!("create the container '{}'", self.container);
-        match self.container_client()?.create(None).await {
+        let client = self.container_client()?;
+        match client.create(None).await {
             Ok(_) => Ok(true),
             Err(e)
                 if e.http_status() == Some(StatusCode::Conflict)
@@ -274,6 +279,11 @@ impl BlobStore {
             {
                 Ok(false)
             }
+            Err(e) if e.http_status() == Some(StatusCode::Forbidden) => match client.exists().await
+            {
+                Ok(true) => Ok(false),
+                _ => Err(StorageError::from_sdk(&e, action)),
+            },
             Err(e) => Err(StorageError::from_sdk(&e, action)),
         }
     }
@@ -315,6 +325,14 @@ impl BlobStore {
             .await
             .map_err(|e| StorageError::from_sdk(&e, action()))?;
         Ok(Some(bytes.to_vec()))
+    }
+
+    /// Whether a blob exists.
+    pub async fn exists(&self, blob: &str) -> Result<bool, StorageError> {
+        self.blob_client(blob)?
+            .exists()
+            .await
+            .map_err(|e| StorageError::from_sdk(&e, format!("look for {blob}")))
     }
 
     /// A fresh read-only link to one blob.

@@ -106,6 +106,8 @@ impl LinkSigner {
         let lifetime = request
             .lifetime
             .clamp(Duration::minutes(1), MAX_LINK_LIFETIME);
+        // SAS times have whole seconds; keep `expires_at` equal to the signed `se`.
+        let now = now.replace_nanosecond(0).unwrap_or(now);
         let start = now - CLOCK_SKEW;
         let expiry = now + lifetime;
         let disposition = attachment(request.file_name);

@@ -1,0 +1,77 @@
+//! How credentials reach the outside world: one HTTP client for Entra, Key Vault and the managed
+//! identity endpoint, and the process runner of the Azure CLI.
+//!
+//! Production uses [`AuthRuntime::new`]. Tests pass a client that trusts a test CA and resolves
+//! test host names to loopback, and a fake `az`; nothing else differs, so the tests run the
+//! same code (azure_identity included) as production.
+
+use super::AuthError;
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+use azure_core::http::{ClientOptions, Transport};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+#[derive(Clone)]
+pub struct AuthRuntime {
+    http: reqwest::Client,
+    cli_executor: Option<Arc<dyn azure_identity::Executor>>,
+}
+
+impl fmt::Debug for AuthRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthRuntime")
+            .field("custom_cli", &self.cli_executor.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthRuntime {
+    /// The production set-up: rustls with the platform's roots, no redirects (a token endpoint
+    /// that redirects is misconfigured, and a redirect would carry the form to another host).
+    pub fn new() -> Result<Self, AuthError> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("patreport/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| AuthError::Setup(format!("HTTP client for sign-in: {e}")))?;
+        Ok(Self::with_http_client(http))
+    }
+
+    /// Use this HTTP client for every call (tests: one that trusts a test CA).
+    pub fn with_http_client(http: reqwest::Client) -> Self {
+        Self {
+            http,
+            cli_executor: None,
+        }
+    }
+
+    /// Run the Azure CLI through `executor` (tests: a fake `az`).
+    pub fn with_cli_executor(mut self, executor: Arc<dyn azure_identity::Executor>) -> Self {
+        self.cli_executor = Some(executor);
+        self
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(crate) fn cli_executor(&self) -> Option<Arc<dyn azure_identity::Executor>> {
+        self.cli_executor.clone()
+    }
+
+    /// Options for azure_identity and Key Vault clients: our transport, and the authority host
+    /// (azure_identity reads it from `ClientOptions::cloud`, not from the environment, when set).
+    pub(crate) fn client_options(&self, authority: &Url) -> ClientOptions {
+        let mut custom = CustomConfiguration::default();
+        custom.authority_host = authority.as_str().trim_end_matches('/').to_owned();
+        ClientOptions {
+            transport: Some(Transport::new(Arc::new(self.http.clone()))),
+            cloud: Some(Arc::new(CloudConfiguration::Custom(custom))),
+            ..Default::default()
+        }
+    }
+}

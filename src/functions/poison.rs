@@ -1,0 +1,71 @@
+//! `PatReportPoison`: a queue trigger on the jobs' poison queue. The host moves a job there
+//! after [`MAX_ATTEMPTS`](super::worker::MAX_ATTEMPTS) deliveries that ended without an
+//! answer (the worker crashed, ran out of memory or hit the function timeout). Marking the
+//! run failed here means a caller polling its status gets an answer instead of a run that
+//! says `running` forever. The message itself is logged in full (a job holds no secret).
+
+use super::job::JobMessage;
+use super::protocol::{InvokeRequest, InvokeResponse, QueueMetadata, queue_item};
+use super::state::AppState;
+use super::worker::{MAX_ATTEMPTS, Outcome, TRIGGER_BINDING};
+use crate::storage::RunState;
+use time::OffsetDateTime;
+
+pub async fn handle(state: &AppState, invocation: &InvokeRequest) -> Outcome {
+    let meta = QueueMetadata::from_invocation(invocation);
+    let mut out = InvokeResponse::default();
+    let job = match queue_item(invocation, TRIGGER_BINDING)
+        .map_err(|e| e.to_string())
+        .and_then(|v| JobMessage::from_value(v).map_err(|e| e.to_string()))
+    {
+        Ok(job) => job,
+        Err(problem) => {
+            out.log(format!(
+                "Dropped poison message {}: {problem}.",
+                meta.id.as_deref().unwrap_or("?")
+            ));
+            return Outcome::Done(out);
+        }
+    };
+    let runs = match state.runs().await {
+        Ok(runs) => runs,
+        Err(e) => return Outcome::Retry(format!("report storage: {e}")),
+    };
+    let mut status = match runs.load_status(&job.run_id).await {
+        Ok(Some(status)) => status,
+        Ok(None) => crate::storage::RunStatus::queued(
+            &job.run_id,
+            &job.org,
+            job.source,
+            job.requested_by.clone(),
+            job.requested_at,
+        ),
+        Err(e) => return Outcome::Retry(format!("report storage: {e}")),
+    };
+    if status.state.is_final() {
+        out.log(format!(
+            "Poison message for run {} ignored: the run is already {}.",
+            job.run_id,
+            status.state.as_str()
+        ));
+        return Outcome::Done(out);
+    }
+    let now = OffsetDateTime::now_utc();
+    status.state = RunState::Failed;
+    status.finished_at = Some(now);
+    status.updated_at = now;
+    status.error = Some(format!(
+        "the worker stopped without an answer on all {MAX_ATTEMPTS} attempts (crash, out of memory or function \
+         timeout); see the function logs for run {}",
+        job.run_id
+    ));
+    if let Err(e) = runs.save_status(&status).await {
+        return Outcome::Retry(format!("report storage: {e}"));
+    }
+    tracing::error!(run_id = %job.run_id, org = %job.org, job = %job.to_text(), "job reached the poison queue; run marked failed");
+    out.log(format!(
+        "Run {} for {} reached the poison queue and is marked failed.",
+        job.run_id, job.org
+    ));
+    Outcome::Done(out)
+}

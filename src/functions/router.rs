@@ -1,0 +1,172 @@
+//! The handler's HTTP surface, as the Functions host calls it:
+//! * `GET /` — the host's readiness ping (every 25 ms at start); answers at once, before any
+//!   storage set-up;
+//! * `POST /{FunctionName}` — JSON invocations of the functions that are not forwarded
+//!   (`PatReport`, `PatReportTimer`, `PatReportWorker`, `PatReportPoison`);
+//! * `GET /api/PatReport/runs/{id}`, `GET /api/PatReport/latest` — forwarded raw requests.
+//!
+//! Paths are matched case-insensitively: the host forwards the caller's path as typed, and
+//! its own routing ignores case.
+
+use super::endpoints;
+use super::poison;
+use super::protocol::{HttpRequestData, InvokeRequest, InvokeResponse, json_response};
+use super::reply::ApiReply;
+use super::state::AppState;
+use super::timer;
+use super::worker::{self, Outcome};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Function names (the folder names; the host POSTs to `/{name}` with this case).
+pub const PATREPORT: &str = "PatReport";
+pub const PATREPORT_STATUS: &str = "PatReportStatus";
+pub const PATREPORT_LATEST: &str = "PatReportLatest";
+pub const PATREPORT_TIMER: &str = "PatReportTimer";
+pub const PATREPORT_WORKER: &str = "PatReportWorker";
+pub const PATREPORT_POISON: &str = "PatReportPoison";
+/// Bindings of `PatReport/function.json`.
+pub const HTTP_TRIGGER_BINDING: &str = "req";
+pub const HTTP_OUTPUT_BINDING: &str = "res";
+pub const JOB_OUTPUT_BINDING: &str = "job";
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(ready).head(ready))
+        .fallback(dispatch)
+        .with_state(state)
+}
+
+async fn ready() -> Response {
+    json_response(StatusCode::OK, &json!({ "status": "ok" }))
+}
+
+async fn dispatch(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let invocation_id = headers
+        .get("x-azure-functions-invocationid")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    match lower.as_slice() {
+        [name] if is_invocation(name) => {
+            tracing::info!(function = segments[0], invocation_id, "invocation");
+            invoke(&state, name, &method, &body).await
+        }
+        ["api", "patreport", "runs", _] => {
+            if method != Method::GET && method != Method::HEAD {
+                return ApiReply::method_not_allowed(method.as_str(), "GET").into_response();
+            }
+            tracing::info!(function = PATREPORT_STATUS, invocation_id, "request");
+            endpoints::run_status(&state, segments[3]).await.into_response()
+        }
+        ["api", "patreport", "latest"] => {
+            if method != Method::GET && method != Method::HEAD {
+                return ApiReply::method_not_allowed(method.as_str(), "GET").into_response();
+            }
+            tracing::info!(function = PATREPORT_LATEST, invocation_id, "request");
+            let org = uri.query().and_then(|q| {
+                url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k.eq_ignore_ascii_case("org")).map(|(_, v)| v.into_owned())
+            });
+            endpoints::latest(&state, org.as_deref()).await.into_response()
+        }
+        _ => ApiReply::not_found(format!(
+            "no route for {method} {}: the endpoints are POST /api/PatReport, GET /api/PatReport/runs/{{id}} \
+             and GET /api/PatReport/latest (through the Functions host)",
+            uri.path()
+        ))
+        .into_response(),
+    }
+}
+
+fn is_invocation(name: &str) -> bool {
+    [
+        PATREPORT,
+        PATREPORT_TIMER,
+        PATREPORT_WORKER,
+        PATREPORT_POISON,
+    ]
+    .iter()
+    .any(|f| f.eq_ignore_ascii_case(name))
+}
+
+async fn invoke(state: &AppState, function: &str, method: &Method, body: &[u8]) -> Response {
+    if method != Method::POST {
+        return ApiReply::method_not_allowed(method.as_str(), "POST").into_response();
+    }
+    let invocation: InvokeRequest = match serde_json::from_slice(body) {
+        Ok(invocation) => invocation,
+        Err(e) => {
+            return ApiReply::bad_request(format!(
+                "not a Functions invocation payload ({{\"Data\":…,\"Metadata\":…}}): {e}"
+            ))
+            .into_response();
+        }
+    };
+    if function.eq_ignore_ascii_case(PATREPORT) {
+        start_run(state, &invocation).await
+    } else if function.eq_ignore_ascii_case(PATREPORT_TIMER) {
+        axum::response::IntoResponse::into_response(timer::handle(state, &invocation).await)
+    } else if function.eq_ignore_ascii_case(PATREPORT_WORKER) {
+        outcome(worker::handle(state, &invocation).await)
+    } else {
+        outcome(poison::handle(state, &invocation).await)
+    }
+}
+
+/// `PatReport`: an HTTP trigger with a queue output binding, so the host sends `Data.req` and
+/// takes the answer from `Outputs.res` and the job from `Outputs.job`.
+async fn start_run(state: &AppState, invocation: &InvokeRequest) -> Response {
+    let mut out = InvokeResponse::default();
+    let reply = match HttpRequestData::from_invocation(invocation, HTTP_TRIGGER_BINDING) {
+        Ok(request) => {
+            let (reply, job) = endpoints::start_run(state, &request).await;
+            match job {
+                Some(job) => {
+                    out.log(format!("Queued run {} for {}.", job.run_id, job.org));
+                    out.output(JOB_OUTPUT_BINDING, Value::String(job.to_text()));
+                }
+                None => out.log(format!(
+                    "Answered {}: {}",
+                    reply.status.as_u16(),
+                    reply
+                        .body
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                )),
+            }
+            reply
+        }
+        Err(e) => ApiReply::bad_request(e.to_string()),
+    };
+    out.output(HTTP_OUTPUT_BINDING, reply.into_output());
+    axum::response::IntoResponse::into_response(out)
+}
+
+/// A queue invocation's answer: 2xx when done with the message, 500 to have it delivered again.
+fn outcome(outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Done(out) => axum::response::IntoResponse::into_response(out),
+        Outcome::Retry(reason) => {
+            tracing::warn!(reason, "asking the host to deliver the job again");
+            json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({ "error": "retry", "message": reason }),
+            )
+        }
+    }
+}
