@@ -31,11 +31,18 @@ pub const TIME_BUDGET_MINUTES: &str = "PATREPORT_TIME_BUDGET_MINUTES";
 pub const SCHEDULE: &str = "PATREPORT_SCHEDULE";
 pub const STORAGE_CONNECTION: &str = "AzureWebJobsStorage";
 pub const STORAGE_ACCOUNT_URL: &str = "PATREPORT_STORAGE_ACCOUNT_URL";
+/// The user-assigned managed identity that reaches the report storage. Its own setting because
+/// `AZURE_CLIENT_ID` is the service principal in `client-secret` and `workload-identity` modes.
+pub const STORAGE_CLIENT_ID: &str = "PATREPORT_STORAGE_CLIENT_ID";
+/// The fallback of [`STORAGE_CLIENT_ID`].
 pub const CLIENT_ID: &str = "AZURE_CLIENT_ID";
+/// How HTTP report requests run: see [`HttpRuns`].
+pub const HTTP_RUNS: &str = "PATREPORT_HTTP_RUNS";
 pub const PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
 
-/// Every setting this module reads (`PORT` aside: the Functions host sets it).
-pub const SETTINGS: [&str; 13] = [
+/// Every setting this module reads (`PORT` aside: the Functions host sets it). The credential
+/// and caller settings are read by `auth` (`auth::setting::SERVICE`).
+pub const SETTINGS: [&str; 15] = [
     ORGS,
     ADO_URL,
     AUTH,
@@ -48,7 +55,9 @@ pub const SETTINGS: [&str; 13] = [
     SCHEDULE,
     STORAGE_CONNECTION,
     STORAGE_ACCOUNT_URL,
+    STORAGE_CLIENT_ID,
     CLIENT_ID,
+    HTTP_RUNS,
 ];
 
 pub const DEFAULT_CONTAINER: &str = "reports";
@@ -59,13 +68,38 @@ pub const DEFAULT_EXPIRING_DAYS: u32 = 30;
 /// Under the one-hour `functionTimeout` in host.json, leaving time to write the report.
 pub const DEFAULT_TIME_BUDGET_MINUTES: u32 = 50;
 
+/// `PATREPORT_STORAGE_CLIENT_ID=system`: the system-assigned identity, whatever
+/// `AZURE_CLIENT_ID` says.
+pub const SYSTEM_ASSIGNED: &str = "system";
+
+/// How an HTTP report request (`POST /api/PatReport`) is run. Scheduled runs always go
+/// through the queue with `PATREPORT_AUTH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum HttpRuns {
+    /// Queue a job; the worker runs it with the app's own credential (`PATREPORT_AUTH`).
+    #[default]
+    Queue,
+    /// Exchange the caller's token (on-behalf-of) while answering the request and run the
+    /// scan in the handler process with the caller's own rights.
+    OnBehalfOf,
+}
+
+impl HttpRuns {
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpRuns::Queue => "queue",
+            HttpRuns::OnBehalfOf => "on-behalf-of",
+        }
+    }
+}
+
 /// Where the reports are stored.
 #[derive(Debug, Clone)]
 pub enum StorageSetting {
     /// `AzureWebJobsStorage` (or another connection string) with an account key.
     ConnectionString(KeyedAccount),
-    /// `PATREPORT_STORAGE_ACCOUNT_URL` with a managed identity (`AZURE_CLIENT_ID` for a
-    /// user-assigned one).
+    /// `PATREPORT_STORAGE_ACCOUNT_URL` with a managed identity (`PATREPORT_STORAGE_CLIENT_ID`,
+    /// else `AZURE_CLIENT_ID`, for a user-assigned one).
     AccountUrl { url: Url, client_id: Option<String> },
 }
 
@@ -75,7 +109,9 @@ pub struct ServiceConfig {
     /// Organizations the timer scans and on-demand runs may ask for (first one is the default).
     pub orgs: Vec<String>,
     pub ado_url: Url,
+    /// The credential of scheduled and queued runs (never on-behalf-of: they have no caller).
     pub auth: AuthMode,
+    pub http_runs: HttpRuns,
     pub pat_file: Option<PathBuf>,
     pub container: String,
     pub sas_lifetime: time::Duration,
@@ -191,20 +227,32 @@ impl ServiceConfig {
 
         let auth = match get(AUTH) {
             None => AuthMode::Pat,
-            Some(text) => match <AuthMode as ValueEnum>::from_str(&text, true) {
-                Ok(mode) => mode,
-                Err(_) => {
-                    let known: Vec<String> = <AuthMode as ValueEnum>::value_variants()
-                        .iter()
-                        .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_owned()))
-                        .collect();
+            Some(text) => match parse_choice::<AuthMode>(&text) {
+                Ok(AuthMode::OnBehalfOf) => {
                     fail(
                         AUTH,
-                        format!("'{text}' is not one of: {}", known.join(", ")),
+                        format!(
+                            "on-behalf-of cannot run scheduled or queued reports (they have no caller \
+                             whose token could be exchanged): set {AUTH} to the app's own identity \
+                             (managed-identity, client-secret, workload-identity, refresh-token or pat), \
+                             and {HTTP_RUNS}=on-behalf-of to run HTTP requests with the caller's rights"
+                        ),
                     );
                     AuthMode::Pat
                 }
+                Ok(mode) => mode,
+                Err(problem) => {
+                    fail(AUTH, problem);
+                    AuthMode::Pat
+                }
             },
+        };
+        let http_runs = match get(HTTP_RUNS) {
+            None => HttpRuns::Queue,
+            Some(text) => parse_choice::<HttpRuns>(&text).unwrap_or_else(|problem| {
+                fail(HTTP_RUNS, problem);
+                HttpRuns::Queue
+            }),
         };
 
         let container = get(CONTAINER).unwrap_or_else(|| DEFAULT_CONTAINER.to_owned());
@@ -253,7 +301,7 @@ impl ServiceConfig {
                 match normalize_endpoint(&text) {
                     Some(url) if url.scheme() == "https" => Some(StorageSetting::AccountUrl {
                         url,
-                        client_id: get(CLIENT_ID),
+                        client_id: storage_client_id(&get, auth, &mut warnings),
                     }),
                     Some(_) => {
                         fail(STORAGE_ACCOUNT_URL, "must be an https URL (a managed identity token is only sent over https)".into());
@@ -310,6 +358,7 @@ impl ServiceConfig {
                 orgs,
                 ado_url,
                 auth,
+                http_runs,
                 pat_file: get(PAT_FILE).map(PathBuf::from),
                 container,
                 sas_lifetime: time::Duration::minutes(i64::from(sas_minutes)),
@@ -330,6 +379,47 @@ impl ServiceConfig {
             .iter()
             .find(|o| o.eq_ignore_ascii_case(org))
             .map(String::as_str)
+    }
+}
+
+/// `'{text}' is not one of: a, b, c` for an unknown choice.
+fn parse_choice<T: ValueEnum>(text: &str) -> Result<T, String> {
+    T::from_str(text, true).map_err(|_| {
+        let known: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_owned()))
+            .collect();
+        format!("'{text}' is not one of: {}", known.join(", "))
+    })
+}
+
+/// The client id of the managed identity that reaches the report storage:
+/// `PATREPORT_STORAGE_CLIENT_ID` (`system` for the system-assigned one), else `AZURE_CLIENT_ID`.
+/// In the modes where `AZURE_CLIENT_ID` is a service principal, that fallback is surely not
+/// what was meant, so it is warned about.
+fn storage_client_id(
+    get: &impl Fn(&str) -> Option<String>,
+    auth: AuthMode,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
+    match get(STORAGE_CLIENT_ID) {
+        Some(id) if id.eq_ignore_ascii_case(SYSTEM_ASSIGNED) => None,
+        Some(id) => Some(id),
+        None => {
+            let fallback = get(CLIENT_ID);
+            if fallback.is_some()
+                && matches!(auth, AuthMode::ClientSecret | AuthMode::WorkloadIdentity)
+            {
+                warnings.push(format!(
+                    "{STORAGE_CLIENT_ID} is not set, so the report storage is reached with the managed \
+                     identity whose client id is {CLIENT_ID}; but with {AUTH}={} {CLIENT_ID} is the \
+                     service principal. Set {STORAGE_CLIENT_ID} to the managed identity's client id, \
+                     or to '{SYSTEM_ASSIGNED}' for the system-assigned one",
+                    auth.name()
+                ));
+            }
+            fallback
+        }
     }
 }
 
@@ -447,18 +537,109 @@ mod tests {
         let sample: serde_json::Value =
             serde_json::from_str(include_str!("../local.settings.sample.json")).unwrap();
         let values = sample["Values"].as_object().unwrap();
-        for setting in SETTINGS.iter().chain([&crate::auth::PAT_ENV]) {
+        let read: Vec<&str> = SETTINGS
+            .iter()
+            .chain(crate::auth::setting::SERVICE.iter())
+            .copied()
+            .collect();
+        for setting in &read {
             assert!(
                 values.contains_key(*setting),
                 "{setting} is missing from local.settings.sample.json"
             );
         }
+        // Nothing else either: the host's own settings and the log filter aside, a setting in
+        // the sample that no code reads would only mislead.
+        for key in values.keys() {
+            assert!(
+                read.contains(&key.as_str())
+                    || key == "FUNCTIONS_WORKER_RUNTIME"
+                    || key == "PATREPORT_LOG"
+                    || key.starts_with("AzureFunctionsJobHost__"),
+                "local.settings.sample.json lists {key}, which patreport does not read"
+            );
+        }
         assert!(!values.contains_key(PORT), "the Functions host sets {PORT}");
+        assert!(
+            !values.contains_key(crate::auth::setting::WEBSITE_AUTH_ENABLED),
+            "the platform sets it; setting it by hand would trust a header anyone can send"
+        );
         let c = ServiceConfig::from_lookup(|k| {
             values.get(k).and_then(|v| v.as_str()).map(str::to_owned)
         })
         .expect("the sample is a valid configuration");
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn on_behalf_of_is_for_http_runs_only() {
+        let base = [
+            (ORGS, "fabrikam"),
+            (STORAGE_CONNECTION, "UseDevelopmentStorage=true"),
+            (SCHEDULE, "0 0 6 * * 1"),
+        ];
+        let e = config(&[base.as_slice(), &[(AUTH, "on-behalf-of")]].concat()).unwrap_err();
+        assert!(e.names(AUTH), "{e}");
+        assert!(e.to_string().contains(HTTP_RUNS), "{e}");
+        let c = config(
+            &[
+                base.as_slice(),
+                &[(AUTH, "managed-identity"), (HTTP_RUNS, "On-Behalf-Of")],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.auth, c.http_runs),
+            (AuthMode::ManagedIdentity, HttpRuns::OnBehalfOf)
+        );
+        assert_eq!(config(&base).unwrap().http_runs, HttpRuns::Queue);
+        let e = config(&[base.as_slice(), &[(HTTP_RUNS, "inline")]].concat()).unwrap_err();
+        assert!(
+            e.names(HTTP_RUNS) && e.to_string().contains("queue, on-behalf-of"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_storage_identity_has_its_own_client_id_setting() {
+        let client_id = |pairs: &[(&str, &str)]| {
+            let base = [
+                (ORGS, "fabrikam"),
+                (STORAGE_ACCOUNT_URL, "https://contoso.blob.core.windows.net"),
+                (SCHEDULE, "0 0 6 * * 1"),
+            ];
+            let c = config(&[base.as_slice(), pairs].concat()).unwrap();
+            match c.storage {
+                StorageSetting::AccountUrl { client_id, .. } => (client_id, c.warnings),
+                other => panic!("{other:?}"),
+            }
+        };
+        // Its own setting wins over AZURE_CLIENT_ID (the service principal here).
+        let (id, warnings) = client_id(&[
+            (AUTH, "client-secret"),
+            (CLIENT_ID, "sp-app-id"),
+            (STORAGE_CLIENT_ID, "uami-client-id"),
+        ]);
+        assert_eq!(id.as_deref(), Some("uami-client-id"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // `system`: the system-assigned identity even though AZURE_CLIENT_ID is set.
+        let (id, _) = client_id(&[
+            (AUTH, "client-secret"),
+            (CLIENT_ID, "sp-app-id"),
+            (STORAGE_CLIENT_ID, "System"),
+        ]);
+        assert_eq!(id, None);
+        // Unset: AZURE_CLIENT_ID, as before; a warning when that is surely the wrong identity.
+        let (id, warnings) = client_id(&[(AUTH, "managed-identity"), (CLIENT_ID, "uami")]);
+        assert_eq!(id.as_deref(), Some("uami"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let (id, warnings) = client_id(&[(AUTH, "client-secret"), (CLIENT_ID, "sp-app-id")]);
+        assert_eq!(id.as_deref(), Some("sp-app-id"));
+        assert!(
+            warnings.iter().any(|w| w.contains(STORAGE_CLIENT_ID)),
+            "{warnings:?}"
+        );
     }
 
     #[test]

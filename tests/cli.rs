@@ -209,7 +209,13 @@ async fn unreadable_users_give_exit_code_3_and_an_errors_sheet() {
     let errors = &sheets.iter().find(|(n, _)| n == "Errors").unwrap().1;
     assert_eq!(errors.len(), 2, "header + one user: {errors:?}");
     assert!(errors[1].iter().any(|c| c.to_string() == broken.descriptor));
-    assert!(errors[1].iter().any(|c| matches!(c, Data::Float(f) if *f == 500.0) || matches!(c, Data::Int(500)) || *c == Data::String("500".into())));
+    assert!(
+        errors[1]
+            .iter()
+            .any(|c| matches!(c, Data::Float(f) if *f == 500.0)
+                || matches!(c, Data::Int(500))
+                || *c == Data::String("500".into()))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,14 +1,25 @@
 //! The Functions app end to end, driven by the host simulator (`support::host`) exactly as the
-//! Functions host drives it: the built `patreport serve`, Azurite for blobs and queues, and the
-//! simulated Azure DevOps organization.
+//! Functions host drives it: the built `patreport serve`, Azurite for blobs and queues, the
+//! simulated Azure DevOps organization, and a fake Entra ID (`auth_support`) that signs the
+//! callers' tokens, publishes its keys and exchanges tokens on behalf of callers.
+//!
+//! The served binary reaches the fake Entra as `https://127.0.0.1:<port>` and trusts its test
+//! CA through `PATREPORT_EXTRA_CA_FILE`; the caller settings are the documented ones
+//! (`AZURE_TENANT_ID`, `PATREPORT_API_CLIENT_ID`, `PATREPORT_ALLOWED_ROLES`), plus
+//! `PATREPORT_CALLER_ISSUERS` because the fake's tokens name its TLS host, not 127.0.0.1.
 
+mod auth_support;
 mod support;
 
+use auth_support::{API_APP, API_SECRET, AdoSeen, TENANT, TestCloud, ca_pem};
 use base64::Engine;
 use calamine::{Reader, Xlsx};
-use patreport::simulator::{DEMO_PAT, OrgSpec, SECRET_MARKER, SimConfig, SimOrg, SimServer};
+use patreport::simulator::{
+    AuthConfig, DEMO_PAT, OrgSpec, SECRET_MARKER, SimConfig, SimOrg, SimServer,
+};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::azurite::Azurite;
 use support::host::{FunctionHost, PUBLIC_BASE, sample_settings};
@@ -16,11 +27,21 @@ use support::proxy::FaultProxy;
 
 const JOBS: &str = "patreport-jobs";
 const ORG: &str = "fabrikam";
+/// The app role callers need (`PATREPORT_ALLOWED_ROLES`).
+const ROLE: &str = "PatReport.Read";
+/// `Caller::describe` of the fake Entra's default caller.
+const CALLER: &str = "Casey Caller <casey@contoso.test> (caller-oid)";
 
 struct World {
     host: FunctionHost,
     sim: SimServer,
     azurite: Azurite,
+    cloud: TestCloud,
+    /// The Azure DevOps tokens the simulated organization accepted.
+    seen: Arc<AdoSeen>,
+    /// The handler's settings (to start it again).
+    settings: BTreeMap<String, String>,
+    _ca: tempfile::TempDir,
 }
 
 /// A fresh Azurite, the simulated organization `fabrikam` and the handler, configured from
@@ -36,17 +57,32 @@ async fn world_with(
     sim_config: SimConfig,
     extra: &[(&str, &str)],
 ) -> World {
-    let azurite = Azurite::start();
+    world_on(Azurite::start(), orgs, storage, sim_config, extra).await
+}
+
+/// As [`world_with`], on an Azurite already started. The simulated organization accepts the
+/// PATs of `sim_config` (the demo PAT by default) and the Azure DevOps tokens the fake Entra
+/// issues; every HTTP call of `host.http` carries a valid caller token with [`ROLE`].
+async fn world_on(
+    azurite: Azurite,
+    orgs: &str,
+    storage: Option<String>,
+    mut sim_config: SimConfig,
+    extra: &[(&str, &str)],
+) -> World {
+    let cloud = TestCloud::start().await;
+    let (validator, seen) = cloud.entra.ado_validator();
+    sim_config.auth = sim_config.auth.clone().with_bearer_validator(validator);
     let org = SimOrg::generate(
         ORG,
         &OrgSpec::with_users(40),
         time::OffsetDateTime::now_utc(),
     );
     let sim = SimServer::start(org, sim_config).await.expect("simulator");
+    let ca = support::scratch_dir("patreport-ca-");
+    let ca_file = ca.path().join("test-ca.pem");
+    std::fs::write(&ca_file, ca_pem()).expect("write the test CA");
     let mut settings = sample_settings();
-    for (k, v) in extra {
-        settings.insert((*k).into(), (*v).into());
-    }
     settings.insert(
         "AzureWebJobsStorage".into(),
         storage.unwrap_or_else(|| azurite.connection_string()),
@@ -54,8 +90,33 @@ async fn world_with(
     settings.insert("PATREPORT_ORGS".into(), orgs.into());
     settings.insert("PATREPORT_ADO_URL".into(), sim.base_url());
     settings.insert("AZURE_DEVOPS_PAT".into(), DEMO_PAT.into());
-    let host = FunctionHost::start(&settings, &azurite.queue_endpoint()).await;
-    World { host, sim, azurite }
+    for (k, v) in [
+        ("AZURE_AUTHORITY_HOST", cloud.entra.loopback_authority()),
+        ("AZURE_TENANT_ID", TENANT.into()),
+        ("PATREPORT_API_CLIENT_ID", API_APP.into()),
+        ("PATREPORT_CALLER_ISSUERS", cloud.entra.issuer()),
+        ("PATREPORT_ALLOWED_ROLES", ROLE.into()),
+        (
+            "PATREPORT_EXTRA_CA_FILE",
+            ca_file.to_string_lossy().into_owned(),
+        ),
+    ] {
+        settings.insert(k.into(), v);
+    }
+    for (k, v) in extra {
+        settings.insert((*k).into(), (*v).into());
+    }
+    let mut host = FunctionHost::start(&settings, &azurite.queue_endpoint()).await;
+    host.set_bearer(cloud.entra.caller_token(json!({ "roles": [ROLE] })));
+    World {
+        host,
+        sim,
+        azurite,
+        cloud,
+        seen,
+        settings,
+        _ca: ca,
+    }
 }
 
 /// The PATs a complete report of the simulated org must list: valid ones of people.
@@ -164,6 +225,10 @@ async fn an_on_demand_report_runs_end_to_end_and_downloads_through_its_link() {
     let done = poll_until_final(host, &local(&status_url)).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["attempt"], 1);
+    assert_eq!(done["requestedBy"], CALLER, "the authenticated caller");
+    assert_eq!(done["execution"], "queue");
+    assert_eq!(done["auth"], "pat", "the worker's own credential");
+    assert!(done["heartbeatAt"].is_string(), "{done}");
     let expected = expected_ids(w.sim.org());
     assert_eq!(done["summary"]["pats"], expected.len(), "{done}");
     assert_eq!(done["summary"]["complete"], true);
@@ -503,18 +568,8 @@ async fn a_run_whose_upload_keeps_failing_is_retried_then_marked_failed() {
     });
     let storage = azurite
         .connection_string_with_blob(&format!("http://127.0.0.1:{}/devstoreaccount1", proxy.port));
-    let org = SimOrg::generate(
-        ORG,
-        &OrgSpec::with_users(20),
-        time::OffsetDateTime::now_utc(),
-    );
-    let sim = SimServer::start(org, SimConfig::strict()).await.unwrap();
-    let mut settings = sample_settings();
-    settings.insert("AzureWebJobsStorage".into(), storage);
-    settings.insert("PATREPORT_ORGS".into(), ORG.into());
-    settings.insert("PATREPORT_ADO_URL".into(), sim.base_url());
-    settings.insert("AZURE_DEVOPS_PAT".into(), DEMO_PAT.into());
-    let host = FunctionHost::start(&settings, &azurite.queue_endpoint()).await;
+    let w = world_on(azurite, ORG, Some(storage), SimConfig::strict(), &[]).await;
+    let host = &w.host;
 
     let accepted = host.http("POST", "/api/PatReport", &[], None).await;
     assert_eq!(accepted.status, 202, "{}", accepted.text());
@@ -525,7 +580,7 @@ async fn a_run_whose_upload_keeps_failing_is_retried_then_marked_failed() {
         (3, 2, 1, 0),
         "{run:?}"
     );
-    let s = status(&host, &run_id).await;
+    let s = status(host, &run_id).await;
     assert_eq!(s["state"], "failed", "{s}");
     assert_eq!(s["attempt"], 3);
     let error = s["error"].as_str().unwrap();
@@ -619,5 +674,370 @@ async fn a_running_scan_reports_its_progress_in_the_status() {
     assert_eq!(
         done["progress"]["patsFound"],
         done["summary"]["pats"].as_u64().unwrap() + done["summary"]["invalid"].as_u64().unwrap()
+    );
+}
+
+/// A status document of another process, written straight into the report container.
+async fn put_status(azurite: &Azurite, status: &patreport::storage::RunStatus) {
+    use patreport::storage::{BlobStore, RunStore, StorageAccess, StoreOptions};
+    let account =
+        patreport::storage::connection::parse_connection_string(&azurite.connection_string())
+            .expect("connection string");
+    let store = BlobStore::new(&StorageAccess::Key(account), StoreOptions::new("reports"))
+        .expect("blob store");
+    RunStore::new(store)
+        .save_status(status)
+        .await
+        .expect("save the status");
+}
+
+/// The caller is checked before anything else, by every HTTP function, the way the host
+/// calls each one (the POST as a JSON invocation, the GETs forwarded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_http_function_refuses_callers_without_a_valid_token_or_the_role() {
+    let w = world("fabrikam,contoso", None).await;
+    let host = &w.host;
+    let entra = &w.cloud.entra;
+    let now = auth_support::now();
+    let wrong_audience = entra.caller_token(json!({ "roles": [ROLE], "aud": "api://another-app" }));
+    let expired = entra.caller_token(
+        json!({ "roles": [ROLE], "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600 }),
+    );
+    let forged = auth_support::attacker_key().sign_as(
+        &entra.active_kid(),
+        &json!({ "aud": API_APP, "iss": entra.issuer(), "oid": "x", "roles": [ROLE], "exp": now + 600 }),
+    );
+    let no_role = entra
+        .caller_token(json!({ "roles": ["Other.Role"], "oid": "nora-oid", "name": "Nora Norole" }));
+    let requests = [
+        ("POST", "/api/PatReport?org=contoso"),
+        (
+            "GET",
+            "/api/PatReport/runs/20261124-090503-0123456789abcdef",
+        ),
+        ("GET", "/api/PatReport/latest?org=contoso"),
+    ];
+    let mut tokens = vec![wrong_audience.clone(), expired.clone(), forged.clone()];
+    for (method, path) in requests {
+        for (token, why) in [
+            (None, "no access token"),
+            (Some("not-a-jwt"), "not a JWT"),
+            (Some(wrong_audience.as_str()), "another audience"),
+            (Some(expired.as_str()), "expired"),
+            (Some(forged.as_str()), "bad signature"),
+        ] {
+            let r = host.http_as(token, method, path, &[], None).await;
+            assert_eq!(r.status, 401, "{method} {path} ({why}): {}", r.text());
+            assert_eq!(r.header("content-type"), Some("application/json"));
+            assert!(
+                r.header("www-authenticate")
+                    .is_some_and(|v| v.starts_with("Bearer ")),
+                "{method} {path}: {:?}",
+                r.headers
+            );
+            let body = r.json();
+            assert_eq!(body["error"], "unauthorized");
+            let message = body["message"].as_str().unwrap();
+            assert!(message.contains(why), "{method} {path}: {message}");
+            assert!(
+                !r.text().contains("fabrikam"),
+                "nothing about the app before the caller is known: {}",
+                r.text()
+            );
+        }
+        let r = host.http_as(Some(&no_role), method, path, &[], None).await;
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.text());
+        assert!(r.header("www-authenticate").is_none());
+        let body = r.json();
+        assert_eq!(body["error"], "forbidden");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("Nora Norole") && message.contains(ROLE),
+            "names who and what is missing: {message}"
+        );
+    }
+    tokens.push(no_role);
+    let refusals = host
+        .invocations
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|i| i.function == "PatReport")
+        .map(|i| i.outputs.contains_key("job"))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        refusals,
+        vec![false; 6],
+        "nothing queued for a refused caller"
+    );
+    assert_eq!(host.queues.count(JOBS).await, 0);
+
+    // An allowed caller is recorded as authenticated, whatever headers it adds.
+    let r = host
+        .http(
+            "POST",
+            "/api/PatReport?org=contoso",
+            &[("X-MS-CLIENT-PRINCIPAL-NAME", "mallory@evil.test")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let accepted = r.json();
+    assert_eq!(accepted["requestedBy"], CALLER);
+    assert_eq!(accepted["execution"], "queue");
+    let s = status(host, accepted["runId"].as_str().unwrap()).await;
+    assert_eq!(s["requestedBy"], CALLER, "{s}");
+    assert!(!s.to_string().contains("mallory"));
+    assert_eq!(host.queues.count(JOBS).await, 1);
+    let job: Value = serde_json::from_str(&support::queue::decode_base64_text(
+        &host.queues.peek_texts(JOBS).await[0],
+    ))
+    .expect("a JSON job");
+    assert_eq!(job["requestedBy"], CALLER);
+
+    let log = host.log_text();
+    assert!(log.contains("caller refused"), "{log}");
+    for token in &tokens {
+        assert!(
+            !log.contains(token.as_str()),
+            "a caller token is in the log"
+        );
+        assert!(!r.text().contains(token.as_str()));
+    }
+}
+
+/// `PATREPORT_HTTP_RUNS=on-behalf-of`: the request exchanges the caller's token, the scan runs
+/// in the handler with the caller's own Azure DevOps token (the simulated org accepts no PAT
+/// here), nothing goes through the queue, and refusals of the exchange answer the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_behalf_of_request_scans_in_the_handler_with_the_callers_rights() {
+    let mut sim = SimConfig::strict();
+    sim.auth = AuthConfig::accepting(&[], &[]);
+    sim.faults.latency = Duration::from_millis(40);
+    let mut w = world_with(
+        ORG,
+        None,
+        sim,
+        &[
+            ("PATREPORT_HTTP_RUNS", "on-behalf-of"),
+            ("PATREPORT_API_CLIENT_SECRET", API_SECRET),
+            ("PATREPORT_CONCURRENCY", "2"),
+        ],
+    )
+    .await;
+    let caller_token = w.cloud.entra.caller_token(json!({ "roles": [ROLE] }));
+    w.host.set_bearer(caller_token.clone());
+    let host = &w.host;
+
+    let r = host.http("POST", "/api/PatReport", &[], None).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let accepted = r.json();
+    assert_eq!(accepted["execution"], "in-process");
+    assert_eq!(accepted["requestedBy"], CALLER);
+    let run_id = accepted["runId"].as_str().unwrap().to_owned();
+    let invocation = host.invocations.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        !invocation.outputs.contains_key("job"),
+        "an on-behalf-of run is not queued: {:?}",
+        invocation.outputs
+    );
+    assert!(
+        invocation
+            .logs
+            .iter()
+            .any(|l| l.contains("in this process")),
+        "{:?}",
+        invocation.logs
+    );
+
+    let done = poll_until_final(host, &format!("/api/PatReport/runs/{run_id}")).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["auth"], "on-behalf-of");
+    assert_eq!(done["execution"], "in-process");
+    assert_eq!(done["requestedBy"], CALLER);
+    assert!(done["heartbeatAt"].is_string(), "{done}");
+    assert_eq!(
+        w.seen.oids(),
+        vec!["caller-oid".to_owned()],
+        "Azure DevOps saw the caller, and only the caller"
+    );
+    assert!(
+        w.cloud
+            .entra
+            .grants()
+            .contains(&"urn:ietf:params:oauth:grant-type:jwt-bearer".to_owned())
+    );
+    let expected = expected_ids(w.sim.org());
+    let workbook = reqwest::get(done["downloadUrl"].as_str().expect("downloadUrl"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(workbook_ids(&workbook), expected);
+    let latest = host.http("GET", "/api/PatReport/latest", &[], None).await;
+    assert_eq!(latest.json()["runId"], run_id.as_str());
+    assert_eq!(host.queues.count(JOBS).await, 0);
+    assert_eq!(host.queues.count("patreport-jobs-poison").await, 0);
+
+    // A caller who has not consented gets the reason from the POST; nothing is recorded.
+    w.cloud.entra.withhold_consent("dana-oid");
+    let dana = w.cloud.entra.caller_token(
+        json!({ "roles": [ROLE], "oid": "dana-oid", "name": "Dana", "preferred_username": "dana@contoso.test" }),
+    );
+    let r = host
+        .http_as(Some(&dana), "POST", "/api/PatReport", &[], None)
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["error"], "forbidden");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("AADSTS65001") && message.contains("user_impersonation"),
+        "says which permission to grant: {message}"
+    );
+    assert!(body.get("runId").is_none());
+    assert!(!r.text().contains(&dana));
+
+    // Shutting down ends an in-process run; it is marked failed, saying so, not left running.
+    let r = host.http("POST", "/api/PatReport", &[], None).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let second = r.json()["runId"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = status(host, &second).await;
+        if s["state"] == "running" {
+            break;
+        }
+        assert_ne!(
+            s["state"], "succeeded",
+            "the run ended before the test stopped it"
+        );
+        assert!(Instant::now() < deadline, "the run did not start: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let exit = w.host.terminate(Duration::from_secs(15)).await;
+    assert!(exit.is_some(), "the handler stops on SIGTERM");
+    let log = w.host.log_text();
+    assert!(log.contains("in-process run marked failed"), "{log}");
+    w.host = FunctionHost::start(&w.settings, &w.azurite.queue_endpoint()).await;
+    w.host.set_bearer(caller_token.clone());
+    let s = status(&w.host, &second).await;
+    assert_eq!(s["state"], "failed", "{s}");
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("ask for a new report"),
+        "{s}"
+    );
+
+    // No token of any kind reached a log, a status or a queue.
+    let mut secrets: Vec<String> = w.seen.tokens.lock().unwrap().iter().cloned().collect();
+    assert!(!secrets.is_empty());
+    secrets.extend([caller_token, dana, API_SECRET.to_owned()]);
+    let texts = [
+        log,
+        w.host.log_text(),
+        done.to_string(),
+        s.to_string(),
+        format!("{:?}", w.host.invocations.lock().unwrap()),
+    ];
+    for text in &texts {
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "a token leaked: {text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_process_stopped_answering_is_reported_as_stalled() {
+    use patreport::storage::{Execution, RunSource, RunState, RunStatus};
+    let w = world(ORG, None).await;
+    let now = time::OffsetDateTime::now_utc();
+    let run = |suffix: &str, execution: Execution, heartbeat_minutes_ago: i64| {
+        let id = format!("20261124-090503-00000000000000{suffix}");
+        let mut s = RunStatus::queued(
+            &id,
+            ORG,
+            RunSource::Http,
+            Some(CALLER.into()),
+            now - time::Duration::minutes(30),
+        );
+        s.state = RunState::Running;
+        s.execution = execution;
+        s.heartbeat_at = Some(now - time::Duration::minutes(heartbeat_minutes_ago));
+        s
+    };
+    let in_process = run("a1", Execution::InProcess, 10);
+    let queued = run("b2", Execution::Queue, 10);
+    let alive = run("c3", Execution::InProcess, 0);
+    for s in [&in_process, &queued, &alive] {
+        put_status(&w.azurite, s).await;
+    }
+    let s = status(&w.host, &in_process.run_id).await;
+    assert_eq!(s["state"], "stalled", "{s}");
+    assert_eq!(s["recordedState"], "running");
+    let message = s["message"].as_str().unwrap();
+    assert!(
+        message.contains("not retried") && message.contains("ask for a new report"),
+        "{message}"
+    );
+    let s = status(&w.host, &queued.run_id).await;
+    assert_eq!(s["state"], "stalled", "{s}");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .contains("delivers the job again"),
+        "{s}"
+    );
+    let s = status(&w.host, &alive.run_id).await;
+    assert_eq!(s["state"], "running", "{s}");
+    assert!(s.get("message").is_none());
+}
+
+/// The handler as the host starts it, expected to stop at once: its exit status and output.
+fn start_failing(settings: &BTreeMap<String, String>) -> (std::process::ExitStatus, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_patreport"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(settings)
+        .env(
+            "FUNCTIONS_CUSTOMHANDLER_PORT",
+            support::free_port().to_string(),
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run patreport serve");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status, text)
+}
+
+#[test]
+fn on_behalf_of_is_refused_as_the_credential_of_scheduled_runs() {
+    let mut settings = sample_settings();
+    settings.insert("PATREPORT_ORGS".into(), ORG.into());
+    settings.insert("PATREPORT_AUTH".into(), "on-behalf-of".into());
+    let (exit, text) = start_failing(&settings);
+    assert!(!exit.success());
+    assert!(
+        text.contains("PATREPORT_AUTH") && text.contains("PATREPORT_HTTP_RUNS=on-behalf-of"),
+        "{text}"
+    );
+    // On-behalf-of HTTP runs need the API app: said at start-up, not at the first request.
+    settings.insert("PATREPORT_AUTH".into(), "pat".into());
+    settings.insert("PATREPORT_HTTP_RUNS".into(), "on-behalf-of".into());
+    settings.insert("AZURE_TENANT_ID".into(), TENANT.into());
+    let (exit, text) = start_failing(&settings);
+    assert!(!exit.success());
+    assert!(
+        text.contains("PATREPORT_HTTP_RUNS") && text.contains("PATREPORT_API_CLIENT_ID"),
+        "{text}"
     );
 }

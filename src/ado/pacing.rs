@@ -6,11 +6,11 @@
 //! - **Retry-After** (on a 429 or a delayed 200) pauses every request for that long, and halves
 //!   the request rate (multiplicative decrease, at most once per half second so one burst of
 //!   in-flight answers counts once);
-//! - **X-RateLimit-Remaining** below a quarter of the limit switches on proactive pacing at the
-//!   rate the window sustains (`limit / window`), scaled down in proportion to what is left: the
-//!   rate falls toward zero as the remainder does, so the scan slows before the threshold rather
-//!   than bouncing off it (each bounce costs a whole-second `Retry-After` pause), and speeds up
-//!   as soon as earlier requests leave the window;
+//! - **X-RateLimit-Remaining** below a fifth of the limit switches on proactive pacing at the
+//!   rate the window sustains (`limit / window`), in proportion to what is left (the sustainable
+//!   rate at 10% left): the rate falls toward zero as the remainder does, so the scan slows before
+//!   the threshold rather than bouncing off it (each bounce costs a whole-second `Retry-After`
+//!   pause), and speeds up as soon as earlier requests leave the window;
 //! - with no new signal the rate recovers by 10% a second, and all pacing stops once the
 //!   service reports plenty of room again (half the limit or more remaining).
 //!
@@ -34,8 +34,10 @@ const RATE_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 /// Longest single pause we accept from a `Retry-After` (the service documents delays of up to
 /// 30 s; a larger value is more likely a bug than an instruction).
 const MAX_PAUSE: Duration = Duration::from_secs(60);
-/// Pacing starts when less than this share of the limit remains, and stops above twice it.
-const PACE_BELOW: f64 = 0.25;
+/// Pacing aims to keep this share of the limit in reserve, and stops above twice it. Small,
+/// because a window holding `(1 - share) × limit` requests sustains only that many per window:
+/// the reserve is throughput given up for safety.
+const PACE_BELOW: f64 = 0.1;
 /// One multiplicative decrease per this interval.
 const DECREASE_EVERY: Duration = Duration::from_millis(500);
 /// Recovery step: +10% of the rate per second without a signal.
@@ -208,12 +210,13 @@ impl Pacer {
             // The window length shows in Reset: with steady use, usage returns to zero one
             // window after the last request.
             let sustainable = signals.reset_in.filter(|w| *w >= 1.0).map(|w| limit / w);
-            if share <= PACE_BELOW {
+            if share < 2.0 * PACE_BELOW {
+                // Proportional: at the reserve the sustainable rate, less below it, more above.
                 if let Some(sustainable) = sustainable {
                     let scaled = (share / PACE_BELOW).max(MIN_PACED_SHARE);
                     state.header_rate = Some((sustainable * scaled).max(MIN_RATE));
                 }
-            } else if share >= 2.0 * PACE_BELOW {
+            } else {
                 // The service itself reports plenty of room: that outranks an older backoff.
                 state.header_rate = None;
                 state.backoff_rate = None;
@@ -378,22 +381,19 @@ mod tests {
             reset_in: Some(10.0),
             ..Signals::default()
         };
+        let rate = |p: &Pacer| p.stats().rate_limit.map(|r| (r * 1000.0).round() / 1000.0);
         pacer.observe(usage(150.0));
-        assert_eq!(pacer.stats().rate_limit, None, "plenty left: no pacing");
-        pacer.observe(usage(50.0)); // a quarter left: 200 per 10 s = 20/s
-        assert!((pacer.stats().rate_limit.unwrap() - 20.0).abs() < 1e-9);
-        pacer.observe(usage(25.0));
-        assert!(
-            (pacer.stats().rate_limit.unwrap() - 10.0).abs() < 1e-9,
-            "half as much left: half the rate"
-        );
+        assert_eq!(rate(&pacer), None, "plenty left: no pacing");
+        pacer.observe(usage(20.0)); // the 10% reserve: 200 per 10 s = 20/s
+        assert_eq!(rate(&pacer), Some(20.0));
+        pacer.observe(usage(10.0));
+        assert_eq!(rate(&pacer), Some(10.0), "half the reserve: half the rate");
+        pacer.observe(usage(30.0));
+        assert_eq!(rate(&pacer), Some(30.0), "above the reserve: faster");
         pacer.observe(usage(0.0));
-        assert!(
-            (pacer.stats().rate_limit.unwrap() - 2.0).abs() < 1e-9,
-            "nothing left: a trickle (10%)"
-        );
-        pacer.observe(usage(120.0));
-        assert_eq!(pacer.stats().rate_limit, None);
+        assert_eq!(rate(&pacer), Some(2.0), "nothing left: a trickle (10%)");
+        pacer.observe(usage(40.0));
+        assert_eq!(rate(&pacer), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -69,6 +69,34 @@ pub mod setting {
     pub const CALLER_ISSUERS: &str = "PATREPORT_CALLER_ISSUERS";
     /// Set by App Service when App Service Authentication is on.
     pub const WEBSITE_AUTH_ENABLED: &str = "WEBSITE_AUTH_ENABLED";
+    /// A PEM bundle of extra CAs trusted for sign-in (TLS-inspecting proxies, tests).
+    pub const EXTRA_CA_FILE: &str = "PATREPORT_EXTRA_CA_FILE";
+
+    /// Every setting above that the Functions app (`patreport serve`) reads itself, so that
+    /// `local.settings.sample.json` can be checked against it. Left out: [`WEBSITE_AUTH_ENABLED`]
+    /// (the platform sets it) and `PATREPORT_LOGIN_VAULT_AUTH` (only `patreport login` reads it).
+    pub const SERVICE: [&str; 20] = [
+        AUTH,
+        PAT,
+        PAT_FILE,
+        AUTHORITY_HOST,
+        TENANT_ID,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        FEDERATED_TOKEN_FILE,
+        API_CLIENT_ID,
+        API_CLIENT_SECRET,
+        LOGIN_CLIENT_ID,
+        KEY_VAULT_URL,
+        REFRESH_TOKEN_SECRET,
+        VAULT_AUTH,
+        CALLER_AUTH,
+        ALLOWED_ROLES,
+        ALLOWED_GROUPS,
+        CALLER_AUDIENCES,
+        CALLER_ISSUERS,
+        EXTRA_CA_FILE,
+    ];
 }
 
 /// The default Key Vault secret name of the stored sign-in.
@@ -437,7 +465,7 @@ fn parse_value_enum<T: clap::ValueEnum>(text: &str) -> Result<T, String> {
 /// `pat_file` wins over the environment when both are set.
 pub fn resolve(mode: AuthMode, pat_file: Option<&Path>) -> Result<AdoCredential, AuthError> {
     let settings = AuthSettings::from_env(mode, pat_file)?;
-    resolve_with(&settings, &AuthRuntime::new()?)
+    resolve_with(&settings, &AuthRuntime::from_env()?)
 }
 
 /// Build the credential described by `settings`. Nothing is fetched yet: the first token is

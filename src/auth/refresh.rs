@@ -40,7 +40,7 @@ impl fmt::Debug for StoredSignIn {
 /// Where the refresh token lives between runs.
 #[async_trait::async_trait]
 pub trait RefreshTokenStore: Send + Sync {
-    /// Names the place in messages, e.g. "Key Vault secret 'x' in https://v.vault.azure.net".
+    /// Names the place in messages, e.g. "Key Vault secret 'x' in `https://v.vault.azure.net`".
     fn describe(&self) -> String;
     async fn load(&self) -> Result<StoredSignIn, AuthError>;
     async fn save(&self, sign_in: &StoredSignIn) -> Result<(), AuthError>;

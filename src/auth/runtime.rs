@@ -1,11 +1,12 @@
 //! How credentials reach the outside world: one HTTP client for Entra, Key Vault and the managed
 //! identity endpoint, and the process runner of the Azure CLI.
 //!
-//! Production uses [`AuthRuntime::new`]. Tests pass a client that trusts a test CA and resolves
+//! Production uses [`AuthRuntime::from_env`] (the platform's roots, plus the CAs of
+//! `PATREPORT_EXTRA_CA_FILE` when set). Tests pass a client that trusts a test CA and resolves
 //! test host names to loopback, and a fake `az`; nothing else differs, so the tests run the
 //! same code (azure_identity included) as production.
 
-use super::AuthError;
+use super::{AuthError, setting};
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::http::{ClientOptions, Transport};
 use std::fmt;
@@ -31,7 +32,24 @@ impl AuthRuntime {
     /// The production set-up: rustls with the platform's roots, no redirects (a token endpoint
     /// that redirects is misconfigured, and a redirect would carry the form to another host).
     pub fn new() -> Result<Self, AuthError> {
+        Self::with_extra_roots(Vec::new())
+    }
+
+    /// [`Self::new`], also trusting the CAs in the PEM file named by `PATREPORT_EXTRA_CA_FILE`
+    /// when it is set: for a TLS-inspecting proxy between the app and Entra, and for the
+    /// tests' fake Entra served by another process. The platform's roots stay trusted.
+    pub fn from_env() -> Result<Self, AuthError> {
+        let file = std::env::var_os(setting::EXTRA_CA_FILE).filter(|v| !v.is_empty());
+        let roots = match file {
+            None => Vec::new(),
+            Some(path) => load_roots(std::path::Path::new(&path))?,
+        };
+        Self::with_extra_roots(roots)
+    }
+
+    fn with_extra_roots(roots: Vec<reqwest::Certificate>) -> Result<Self, AuthError> {
         let http = reqwest::Client::builder()
+            .tls_certs_merge(roots)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
@@ -73,5 +91,48 @@ impl AuthRuntime {
             cloud: Some(Arc::new(CloudConfiguration::Custom(custom))),
             ..Default::default()
         }
+    }
+}
+
+/// The certificates of a PEM bundle; at least one, or the setting is surely wrong.
+fn load_roots(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, AuthError> {
+    let bad = |problem: String| AuthError::BadSetting {
+        setting: setting::EXTRA_CA_FILE,
+        problem,
+    };
+    let pem =
+        std::fs::read(path).map_err(|e| bad(format!("could not read {}: {e}", path.display())))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        bad(format!(
+            "{} is not a PEM certificate bundle: {e}",
+            path.display()
+        ))
+    })?;
+    if roots.is_empty() {
+        return Err(bad(format!(
+            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        )));
+    }
+    Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_roots_must_be_a_readable_pem_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let e = load_roots(&missing).unwrap_err().to_string();
+        assert!(
+            e.contains("PATREPORT_EXTRA_CA_FILE") && e.contains("could not read"),
+            "{e}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = load_roots(&empty).unwrap_err().to_string();
+        assert!(e.contains("no PEM certificate"), "{e}");
     }
 }

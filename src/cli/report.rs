@@ -43,7 +43,7 @@ pub async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
         include_invalid: args.include_invalid,
     };
     let report = report::build(
-        &inventory,
+        inventory,
         OffsetDateTime::now_utc(),
         options,
         env!("CARGO_PKG_VERSION"),

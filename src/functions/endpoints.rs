@@ -1,23 +1,30 @@
 //! The PatReport HTTP endpoints:
-//! * `POST /api/PatReport[?org=]` — record a `queued` run and hand its job to the queue; 202
-//!   with `Location:` the status URL;
+//! * `POST /api/PatReport[?org=]` — record a `queued` run and hand its job to the queue (or,
+//!   with `PATREPORT_HTTP_RUNS=on-behalf-of`, exchange the caller's token and run it in this
+//!   process); 202 with `Location:` the status URL;
 //! * `GET /api/PatReport/runs/{id}` — the run's status, with fresh download links once it
 //!   has succeeded;
 //! * `GET /api/PatReport/latest[?org=]` — fresh links to the organization's newest report,
 //!   without scanning.
 //!
+//! Every one of them first authorizes the caller (`auth::CallerPolicy`): 401 without a valid
+//! token, 403 without an allowed role or group, before anything else is looked at.
+//!
 //! The functions here decide the answer; `router` delivers it in the form the host expects.
 
+use super::in_process;
 use super::job::{JobMessage, is_run_id, new_run_id};
 use super::protocol::HttpRequestData;
 use super::reply::ApiReply;
 use super::state::AppState;
+use crate::auth::Caller;
 use crate::storage::{
-    ReportFiles, RunSource, RunState, RunStatus, RunStore, SignedLink, StorageError,
+    Execution, ReportFiles, RunSource, RunState, RunStatus, RunStore, SignedLink, StorageError,
 };
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -26,9 +33,60 @@ pub fn status_path(run_id: &str) -> String {
     format!("/api/PatReport/runs/{run_id}")
 }
 
-/// A running run that has not written its status for this long has probably lost its worker
-/// (the worker writes at least every 30 seconds while it scans).
-const STALE_AFTER: time::Duration = time::Duration::minutes(5);
+/// A run whose heartbeat is this old has lost the process that ran it (the heartbeat is
+/// written every 30 seconds, `worker::HEARTBEAT_EVERY`, so this is six missed beats).
+pub const STALLED_AFTER: time::Duration = time::Duration::minutes(3);
+
+/// The caller of a request, or the answer that refuses it.
+pub async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    function: &str,
+) -> Result<Caller, ApiReply> {
+    match state.callers.authorize(headers).await {
+        Ok(caller) => {
+            tracing::info!(function, caller = %caller.describe(), "caller authorized");
+            Ok(caller)
+        }
+        Err(denied) => {
+            tracing::info!(
+                function,
+                status = denied.status().as_u16(),
+                reason = denied.reason(),
+                "caller refused"
+            );
+            Err(ApiReply::denied(&denied))
+        }
+    }
+}
+
+/// What `POST /api/PatReport` did.
+pub struct Started {
+    pub reply: ApiReply,
+    /// The job for the queue output binding (queued runs only).
+    pub job: Option<JobMessage>,
+    /// One line for the invocation's `Logs`.
+    pub log: String,
+}
+
+impl Started {
+    fn answered(reply: ApiReply) -> Self {
+        let log = format!(
+            "Answered {}: {}",
+            reply.status.as_u16(),
+            reply
+                .body
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        );
+        Self {
+            reply,
+            job: None,
+            log,
+        }
+    }
+}
 
 /// The optional JSON body of `POST /api/PatReport`.
 #[derive(Debug, Default, Deserialize)]
@@ -39,56 +97,84 @@ struct StartBody {
 }
 
 /// `POST /api/PatReport`: the answer, and the job to enqueue when there is one.
-pub async fn start_run(
-    state: &AppState,
-    request: &HttpRequestData,
-) -> (ApiReply, Option<JobMessage>) {
+pub async fn start_run(state: &Arc<AppState>, request: &HttpRequestData) -> Started {
+    let caller = match authorize(state, &request.header_map(), super::router::PATREPORT).await {
+        Ok(caller) => caller,
+        Err(reply) => return Started::answered(reply),
+    };
     if request.method != "POST" {
-        return (ApiReply::method_not_allowed(&request.method, "POST"), None);
+        return Started::answered(ApiReply::method_not_allowed(&request.method, "POST"));
     }
     let body = match parse_start_body(request.body.as_deref()) {
         Ok(body) => body,
-        Err(reply) => return (reply, None),
+        Err(reply) => return Started::answered(reply),
     };
     let asked = match (
         request.query("org").filter(|o| !o.trim().is_empty()),
         body.org.as_deref(),
     ) {
         (Some(q), Some(b)) if !q.trim().eq_ignore_ascii_case(b.trim()) => {
-            return (
-                ApiReply::bad_request(format!(
-                    "the query says org '{q}' but the body says '{b}': give one"
-                )),
-                None,
-            );
+            return Started::answered(ApiReply::bad_request(format!(
+                "the query says org '{q}' but the body says '{b}': give one"
+            )));
         }
         (Some(q), _) => Some(q.trim().to_owned()),
         (None, b) => b.map(|b| b.trim().to_owned()),
     };
     let org = match resolve_org(state, asked.as_deref()) {
         Ok(org) => org,
-        Err(reply) => return (reply, None),
+        Err(reply) => return Started::answered(reply),
+    };
+
+    // On-behalf-of: exchange the caller's token now, so that missing consent or an expired
+    // token is the answer to this request rather than a failed run later.
+    let in_process = match &state.on_behalf_of {
+        None => None,
+        Some(obo) => {
+            let Some(slot) = state.in_process.try_reserve() else {
+                return Started::answered(ApiReply::busy(format!(
+                    "{} on-behalf-of runs are already in progress on this instance: try again when one \
+                     has finished",
+                    in_process::MAX_IN_PROCESS_RUNS
+                )));
+            };
+            match obo.credential_for(&caller).await {
+                Ok(credential) => Some((slot, credential)),
+                Err(denied) => {
+                    tracing::warn!(
+                        caller = %caller.describe(),
+                        status = denied.status().as_u16(),
+                        reason = denied.reason(),
+                        "the on-behalf-of exchange was refused"
+                    );
+                    return Started::answered(ApiReply::denied(&denied));
+                }
+            }
+        }
     };
 
     let now = OffsetDateTime::now_utc();
     let run_id = new_run_id(now);
-    let requested_by = request
-        .header("x-ms-client-principal-name")
-        .map(|p| p.chars().take(256).collect::<String>())
-        .filter(|p| !p.is_empty());
-    let status = RunStatus::queued(&run_id, &org, RunSource::Http, requested_by.clone(), now);
+    // The authenticated caller, not a header anyone could send.
+    let requested_by = Some(caller.describe().chars().take(256).collect::<String>());
+    let mut status = RunStatus::queued(&run_id, &org, RunSource::Http, requested_by.clone(), now);
+    if in_process.is_some() {
+        status.execution = Execution::InProcess;
+    }
     let saved = match state.runs().await {
         Ok(runs) => runs.save_status(&status).await,
         Err(e) => Err(e),
     };
     if let Err(e) = saved {
         tracing::error!(org, error = %e, "could not record an on-demand run");
-        return (
-            ApiReply::storage_unavailable(format!(
-                "the run could not be recorded, nothing was queued: {e}"
-            )),
-            None,
-        );
+        return Started::answered(ApiReply::storage_unavailable(format!(
+            "the run could not be recorded, nothing was {}: {e}",
+            if in_process.is_some() {
+                "started"
+            } else {
+                "queued"
+            }
+        )));
     }
 
     let status_url = absolute_url(request.url.as_deref(), &status_path(&run_id));
@@ -98,6 +184,8 @@ pub async fn start_run(
             "runId": run_id,
             "org": org,
             "state": RunState::Queued.as_str(),
+            "execution": status.execution.as_str(),
+            "requestedBy": requested_by,
             "requestedAt": rfc3339(now),
             "statusUrl": status_url,
         }),
@@ -110,7 +198,27 @@ pub async fn start_run(
         source: RunSource::Http,
         requested_by,
     };
-    (reply, Some(job))
+    match in_process {
+        Some((slot, credential)) => {
+            let log = format!(
+                "Started run {} for {} in this process, on behalf of {}.",
+                job.run_id,
+                job.org,
+                caller.describe()
+            );
+            in_process::start(state, slot, job, credential);
+            Started {
+                reply,
+                job: None,
+                log,
+            }
+        }
+        None => Started {
+            reply,
+            log: format!("Queued run {} for {}.", job.run_id, job.org),
+            job: Some(job),
+        },
+    }
 }
 
 fn parse_start_body(body: Option<&str>) -> Result<StartBody, ApiReply> {
@@ -181,7 +289,7 @@ async fn status_view(
 ) -> Result<Value, StorageError> {
     let files = status.files.clone();
     let succeeded = status.state == RunState::Succeeded;
-    let stale = status.state == RunState::Running && now - status.updated_at > STALE_AFTER;
+    let stalled = stalled(&status, now);
     let mut body = serde_json::to_value(&status).unwrap_or_else(|_| json!({}));
     if let Some(object) = body.as_object_mut() {
         object.remove("files");
@@ -189,23 +297,53 @@ async fn status_view(
             "statusUrl".into(),
             Value::String(status_path(&status.run_id)),
         );
-        if stale {
-            object.insert("stale".into(), Value::Bool(true));
+        if let Some(message) = stalled {
             object.insert(
-                "note".into(),
-                Value::String(format!(
-                    "no progress since {}: the worker may have stopped; the job is retried by the queue and, \
-                     after {} attempts, the run is marked failed",
-                    rfc3339(status.updated_at),
-                    super::worker::MAX_ATTEMPTS
-                )),
+                "recordedState".into(),
+                Value::String(status.state.as_str().into()),
             );
+            object.insert("state".into(), Value::String(STALLED.into()));
+            object.insert("message".into(), Value::String(message));
         }
         if let (true, Some(files)) = (succeeded, files) {
             add_links(object, runs, &files, state.config.sas_lifetime).await?;
         }
     }
     Ok(body)
+}
+
+/// The state shown for a run whose process stopped without recording an end.
+pub const STALLED: &str = "stalled";
+
+/// Why the run is stalled, when its process has stopped giving signs of life: a running run
+/// whose heartbeat is older than [`STALLED_AFTER`], or an in-process run that never started.
+/// A queued job is not stalled: it may wait its turn in the queue for a long time.
+pub fn stalled(status: &RunStatus, now: OffsetDateTime) -> Option<String> {
+    let waiting_in_process =
+        status.state == RunState::Queued && status.execution == Execution::InProcess;
+    if status.state != RunState::Running && !waiting_in_process {
+        return None;
+    }
+    let last = status.heartbeat_at.unwrap_or(status.updated_at);
+    if now - last <= STALLED_AFTER {
+        return None;
+    }
+    Some(match status.execution {
+        Execution::Queue => format!(
+            "no heartbeat since {}: the worker running this job has stopped (restart, crash or \
+             timeout). The queue delivers the job again after its visibility timeout; after {} \
+             attempts the run is marked failed",
+            rfc3339(last),
+            super::worker::MAX_ATTEMPTS
+        ),
+        Execution::InProcess => format!(
+            "no heartbeat since {}: this on-behalf-of run was running inside the instance that \
+             answered the request, and that instance has stopped (recycled, scaled in or \
+             crashed). In-process runs are not retried: ask for a new report (POST \
+             /api/PatReport)",
+            rfc3339(last)
+        ),
+    })
 }
 
 /// `downloadUrl` + `expiresAt` for the workbook, and `files` with a link for every format.
@@ -318,6 +456,38 @@ mod tests {
             "http://localhost:7071/p"
         );
         assert_eq!(absolute_url(None, "/p"), "/p");
+    }
+
+    #[test]
+    fn runs_whose_heartbeat_stopped_are_stalled() {
+        use time::macros::datetime;
+        let at = datetime!(2026-11-24 09:00:00 UTC);
+        let mut s = RunStatus::queued("r", "fabrikam", RunSource::Http, None, at);
+        let later = |minutes: i64| at + time::Duration::minutes(minutes);
+        // A queued job waits its turn, however long.
+        assert_eq!(stalled(&s, later(60)), None);
+        // An in-process run that never started is stalled.
+        s.execution = Execution::InProcess;
+        assert_eq!(stalled(&s, later(1)), None);
+        let m = stalled(&s, later(4)).unwrap();
+        assert!(m.contains("not retried") && m.contains("POST"), "{m}");
+        // Running: the heartbeat decides.
+        s.state = RunState::Running;
+        s.heartbeat_at = Some(later(10));
+        assert_eq!(stalled(&s, later(12)), None);
+        assert!(
+            stalled(&s, later(14))
+                .unwrap()
+                .contains("2026-11-24T09:10:00Z")
+        );
+        s.execution = Execution::Queue;
+        assert!(
+            stalled(&s, later(14))
+                .unwrap()
+                .contains("delivers the job again")
+        );
+        s.state = RunState::Succeeded;
+        assert_eq!(stalled(&s, later(600)), None);
     }
 
     #[test]

@@ -28,8 +28,18 @@
 //! of a second path to the queue.) The read-only endpoints have no extra binding and stay
 //! forwarded, which keeps their answers plain HTTP. The host simulator in
 //! `tests/support/host.rs` reads the real `function.json` files and applies the same rule.
+//!
+//! # Who may ask, and with whose rights
+//!
+//! Every HTTP function first authorizes the caller (`auth::CallerPolicy`, built once at
+//! start-up). `PATREPORT_HTTP_RUNS` decides how an authorized request is run: `queue` (the
+//! default) queues a job that the worker runs with the app's credential (`PATREPORT_AUTH`);
+//! `on-behalf-of` exchanges the caller's token while answering, then scans in this process
+//! ([`in_process`]) with the caller's own rights, because the caller's token must not travel
+//! through a queue or a blob. Scheduled runs always use `PATREPORT_AUTH`.
 
 pub mod endpoints;
+pub mod in_process;
 pub mod job;
 pub mod poison;
 pub mod protocol;

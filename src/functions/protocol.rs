@@ -8,20 +8,31 @@
 //! (`JsonConvert.SerializeObject(string)`), i.e. quoted once more; metadata numbers such as
 //! `DequeueCount` may arrive as strings; timer timestamps may be `0001-01-01…` or unparsable.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::fmt;
 
-/// What the host POSTs for a function that is not forwarded raw.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// What the host POSTs for a function that is not forwarded raw. Its `Debug` shows the binding
+/// names only: `Data.req.Headers` holds the caller's token.
+#[derive(Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct InvokeRequest {
     #[serde(default)]
     pub data: Map<String, Value>,
     #[serde(default)]
     pub metadata: Map<String, Value>,
+}
+
+impl fmt::Debug for InvokeRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvokeRequest")
+            .field("data", &self.data.keys().collect::<Vec<_>>())
+            .field("method_name", &self.method_name())
+            .finish_non_exhaustive()
+    }
 }
 
 impl InvokeRequest {
@@ -79,7 +90,8 @@ pub enum ProtocolError {
 }
 
 /// `Data.req` of a non-forwarded HTTP trigger (`HttpRequestExtensions.GetRequestAsJObject`).
-#[derive(Debug, Clone, Default)]
+/// Its `Debug` redacts the headers that carry credentials.
+#[derive(Clone, Default)]
 pub struct HttpRequestData {
     pub url: Option<String>,
     pub method: String,
@@ -91,6 +103,38 @@ pub struct HttpRequestData {
     pub params: BTreeMap<String, String>,
     /// The body as text (absent when the request had none).
     pub body: Option<String>,
+}
+
+/// Headers whose values are credentials (lowercase).
+const SECRET_HEADERS: [&str; 4] = [
+    "authorization",
+    "x-ms-token-aad-access-token",
+    "x-ms-token-aad-id-token",
+    "x-functions-key",
+];
+
+impl fmt::Debug for HttpRequestData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: BTreeMap<&str, Vec<&str>> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let values = if SECRET_HEADERS.contains(&k.as_str()) {
+                    vec!["<redacted>"]
+                } else {
+                    v.iter().map(String::as_str).collect()
+                };
+                (k.as_str(), values)
+            })
+            .collect();
+        let query: Vec<&str> = self.query.keys().map(String::as_str).collect();
+        f.debug_struct("HttpRequestData")
+            .field("method", &self.method)
+            .field("query_keys", &query)
+            .field("headers", &headers)
+            .field("body_len", &self.body.as_ref().map(String::len))
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpRequestData {
@@ -140,6 +184,23 @@ impl HttpRequestData {
                 Some(other) => Some(other.to_string()),
             },
         })
+    }
+
+    /// The headers as a `HeaderMap` (for the caller check); names or values that are not valid
+    /// HTTP are left out.
+    pub fn header_map(&self) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, values) in &self.headers {
+            let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
+            for value in values {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    map.append(name.clone(), value);
+                }
+            }
+        }
+        map
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -344,6 +405,10 @@ mod tests {
         );
         assert_eq!(r.body.as_deref(), Some("{\"org\":\"fabrikam\"}"));
         assert_eq!(a.method_name(), Some("PatReport"));
+        assert_eq!(
+            r.header_map()["x-ms-client-principal-name"],
+            "ada@contoso.com"
+        );
         // The documentation's form: Query as an object, no body.
         let b = invocation(
             json!({ "Data": { "req": { "Method": "post", "Query": { "org": "x" }, "Headers": {} } } }),
@@ -357,6 +422,29 @@ mod tests {
             HttpRequestData::from_invocation(&b, "request").unwrap_err(),
             ProtocolError::MissingBinding("request".into())
         );
+    }
+
+    #[test]
+    fn debug_output_never_shows_credentials() {
+        let a = invocation(json!({
+            "Data": { "req": {
+                "Url": "https://app.azurewebsites.net/api/PatReport?code=function-key-value",
+                "Method": "POST",
+                "Query": { "code": "function-key-value" },
+                "Headers": { "Authorization": ["Bearer eyJ.caller.token"], "X-Functions-Key": ["k2"] },
+            }}
+        }));
+        let r = HttpRequestData::from_invocation(&a, "req").unwrap();
+        assert_eq!(
+            r.header_map()["authorization"],
+            "Bearer eyJ.caller.token",
+            "the caller check gets the token"
+        );
+        for text in [format!("{a:?}"), format!("{r:?}")] {
+            for secret in ["eyJ.caller.token", "function-key-value", "k2"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! download link).
 
 use super::protocol::{http_output, json_response};
+use crate::auth::Denied;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -56,6 +57,30 @@ impl ApiReply {
         .with_header("Retry-After", "30")
     }
 
+    /// A refused caller: 401 (with `WWW-Authenticate`), 403, or 503 (with `Retry-After`) when
+    /// the check itself could not be made. The body has the `message` of every error of this
+    /// API and the `reason` of `auth::Denied`'s own answer; neither ever holds the token.
+    pub fn denied(denied: &Denied) -> Self {
+        let mut reply = Self::new(
+            denied.status(),
+            json!({ "error": denied.code(), "message": denied.reason(), "reason": denied.reason() }),
+        );
+        if let Some(value) = denied.www_authenticate()
+            && let Ok(value) = value.to_str()
+        {
+            reply = reply.with_header("WWW-Authenticate", value);
+        }
+        if denied.status() == StatusCode::SERVICE_UNAVAILABLE {
+            reply = reply.with_header("Retry-After", "30");
+        }
+        reply
+    }
+
+    /// Too many runs at once on this instance.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::error(StatusCode::TOO_MANY_REQUESTS, "busy", message).with_header("Retry-After", "60")
+    }
+
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_owned(), value.into()));
         self
@@ -99,5 +124,30 @@ mod tests {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()["content-type"], "application/json");
         assert_eq!(response.headers()["cache-control"], "no-store");
+    }
+
+    #[test]
+    fn refusals_say_why_and_how_to_authenticate() {
+        let reply = ApiReply::denied(&Denied::Unauthenticated("no access token".into()));
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(reply.body["error"], "unauthorized");
+        assert_eq!(reply.body["message"], "no access token");
+        let out = reply.into_output();
+        assert!(
+            out["Headers"]["WWW-Authenticate"]
+                .as_str()
+                .unwrap()
+                .starts_with("Bearer ")
+        );
+        let reply = ApiReply::denied(&Denied::Forbidden("needs PatReport.Read".into()));
+        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+        assert!(!reply.headers.iter().any(|(k, _)| k == "WWW-Authenticate"));
+        let reply = ApiReply::denied(&Denied::Unavailable("keys unreachable".into()));
+        assert!(
+            reply
+                .headers
+                .iter()
+                .any(|(k, v)| k == "Retry-After" && v == "30")
+        );
     }
 }

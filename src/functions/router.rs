@@ -5,6 +5,10 @@
 //!   (`PatReport`, `PatReportTimer`, `PatReportWorker`, `PatReportPoison`);
 //! * `GET /api/PatReport/runs/{id}`, `GET /api/PatReport/latest` — forwarded raw requests.
 //!
+//! The three HTTP functions authorize the caller before anything else (`endpoints::authorize`);
+//! the timer and the queue functions have no caller (the host alone can invoke them: the
+//! handler listens on loopback only).
+//!
 //! Paths are matched case-insensitively: the host forwards the caller's path as typed, and
 //! its own routing ignores case.
 
@@ -67,17 +71,23 @@ async fn dispatch(
             invoke(&state, name, &method, &body).await
         }
         ["api", "patreport", "runs", _] => {
+            tracing::info!(function = PATREPORT_STATUS, invocation_id, "request");
+            if let Err(refused) = endpoints::authorize(&state, &headers, PATREPORT_STATUS).await {
+                return refused.into_response();
+            }
             if method != Method::GET && method != Method::HEAD {
                 return ApiReply::method_not_allowed(method.as_str(), "GET").into_response();
             }
-            tracing::info!(function = PATREPORT_STATUS, invocation_id, "request");
             endpoints::run_status(&state, segments[3]).await.into_response()
         }
         ["api", "patreport", "latest"] => {
+            tracing::info!(function = PATREPORT_LATEST, invocation_id, "request");
+            if let Err(refused) = endpoints::authorize(&state, &headers, PATREPORT_LATEST).await {
+                return refused.into_response();
+            }
             if method != Method::GET && method != Method::HEAD {
                 return ApiReply::method_not_allowed(method.as_str(), "GET").into_response();
             }
-            tracing::info!(function = PATREPORT_LATEST, invocation_id, "request");
             let org = uri.query().and_then(|q| {
                 url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k.eq_ignore_ascii_case("org")).map(|(_, v)| v.into_owned())
             });
@@ -103,7 +113,7 @@ fn is_invocation(name: &str) -> bool {
     .any(|f| f.eq_ignore_ascii_case(name))
 }
 
-async fn invoke(state: &AppState, function: &str, method: &Method, body: &[u8]) -> Response {
+async fn invoke(state: &Arc<AppState>, function: &str, method: &Method, body: &[u8]) -> Response {
     if method != Method::POST {
         return ApiReply::method_not_allowed(method.as_str(), "POST").into_response();
     }
@@ -128,28 +138,18 @@ async fn invoke(state: &AppState, function: &str, method: &Method, body: &[u8]) 
 }
 
 /// `PatReport`: an HTTP trigger with a queue output binding, so the host sends `Data.req` and
-/// takes the answer from `Outputs.res` and the job from `Outputs.job`.
-async fn start_run(state: &AppState, invocation: &InvokeRequest) -> Response {
+/// takes the answer from `Outputs.res` and the job from `Outputs.job` (absent when nothing is
+/// to be queued: a refusal, or a run started in this process).
+async fn start_run(state: &Arc<AppState>, invocation: &InvokeRequest) -> Response {
     let mut out = InvokeResponse::default();
     let reply = match HttpRequestData::from_invocation(invocation, HTTP_TRIGGER_BINDING) {
         Ok(request) => {
-            let (reply, job) = endpoints::start_run(state, &request).await;
-            match job {
-                Some(job) => {
-                    out.log(format!("Queued run {} for {}.", job.run_id, job.org));
-                    out.output(JOB_OUTPUT_BINDING, Value::String(job.to_text()));
-                }
-                None => out.log(format!(
-                    "Answered {}: {}",
-                    reply.status.as_u16(),
-                    reply
-                        .body
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                )),
+            let started = endpoints::start_run(state, &request).await;
+            out.log(started.log);
+            if let Some(job) = started.job {
+                out.output(JOB_OUTPUT_BINDING, Value::String(job.to_text()));
             }
-            reply
+            started.reply
         }
         Err(e) => ApiReply::bad_request(e.to_string()),
     };

@@ -1,8 +1,11 @@
-//! What every request handler shares: the settings, the Azure DevOps credential and the report
-//! storage, whose container is created lazily (and retried) so that start-up never waits on
-//! the network.
+//! What every request handler shares: the settings, the Azure DevOps credential, who may ask
+//! (the caller policy), the on-behalf-of exchange when HTTP runs use it, the runs in progress
+//! in this process, and the report storage, whose container is created lazily (and retried)
+//! so that start-up never waits on the network.
 
+use super::in_process::InProcessRuns;
 use crate::ado::AdoCredential;
+use crate::auth::{CallerPolicy, OnBehalfOf};
 use crate::config::{ServiceConfig, StorageSetting};
 use crate::storage::{BlobStore, RunStore, StorageAccess, StorageError, StoreOptions};
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
@@ -11,7 +14,13 @@ use tokio::sync::Mutex;
 
 pub struct AppState {
     pub config: ServiceConfig,
+    /// The app's own credential (`PATREPORT_AUTH`): timer and queued runs.
     pub credential: AdoCredential,
+    /// Who may call the HTTP functions.
+    pub callers: CallerPolicy,
+    /// Set when `PATREPORT_HTTP_RUNS=on-behalf-of`.
+    pub on_behalf_of: Option<OnBehalfOf>,
+    pub in_process: InProcessRuns,
     runs: RunStore,
     container_ready: AtomicBool,
     setup: Mutex<()>,
@@ -22,6 +31,8 @@ impl AppState {
     pub fn new(
         config: ServiceConfig,
         credential: AdoCredential,
+        callers: CallerPolicy,
+        on_behalf_of: Option<OnBehalfOf>,
         mut options: StoreOptions,
     ) -> Result<Self, StorageError> {
         let access = storage_access(&config.storage)?;
@@ -30,6 +41,9 @@ impl AppState {
         Ok(Self {
             config,
             credential,
+            callers,
+            on_behalf_of,
+            in_process: InProcessRuns::new(super::in_process::MAX_IN_PROCESS_RUNS),
             runs,
             container_ready: AtomicBool::new(false),
             setup: Mutex::new(()),

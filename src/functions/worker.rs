@@ -15,16 +15,24 @@
 //! A worker that dies (crash, out of memory, function timeout) answers nothing; the host
 //! retries it the same way and finally moves the message to the poison queue, where
 //! `PatReportPoison` marks the run failed (`poison.rs`), so no run is left hanging.
+//!
+//! The same pipeline ([`run_in_process`]) runs on-behalf-of HTTP runs inside the handler
+//! process, with the caller's credential instead of the app's: one attempt, no queue, so a
+//! transient failure is final at once. Either way the status document carries a heartbeat
+//! (`heartbeatAt`, at least every [`HEARTBEAT_EVERY`]) for as long as the process works on the
+//! run, so a run whose process vanished shows up as stalled instead of `running` forever.
 
 use super::job::JobMessage;
 use super::protocol::{InvokeRequest, InvokeResponse, QueueMetadata, queue_item};
 use super::state::AppState;
-use crate::ado::{AdoClient, AdoError, AdoSettings};
+use crate::ado::{AdoClient, AdoCredential, AdoError, AdoSettings};
+use crate::auth::AuthMode;
 use crate::engine::{self, Progress, ScanError, ScanOptions};
 use crate::report::{self, ReportOptions};
 use crate::storage::sas::redact_sas;
 use crate::storage::{
-    LatestPointer, ReportBytes, ReportFiles, RunProgress, RunState, RunStatus, RunStore, RunSummary,
+    Execution, LatestPointer, ReportBytes, ReportFiles, RunProgress, RunState, RunStatus, RunStore,
+    RunSummary,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -39,8 +47,8 @@ pub const MAX_ATTEMPTS: u32 = 3;
 pub const TRIGGER_BINDING: &str = "job";
 /// Status writes while scanning: at most this often...
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
-/// ...and at least this often, as a heartbeat.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
+/// ...and at least this often, as a heartbeat (also while the report is written and uploaded).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 
 /// How an invocation ended, for the router.
 #[derive(Debug)]
@@ -64,6 +72,17 @@ impl Failure {
             transient: false,
         }
     }
+}
+
+/// How one attempt at a run is made.
+struct Attempt<'a> {
+    credential: &'a AdoCredential,
+    /// The credential mode, recorded in the status.
+    auth: &'static str,
+    number: u32,
+    /// No other attempt follows (the queue's last delivery, or an in-process run): a
+    /// transient failure is final.
+    last: bool,
 }
 
 /// What a successful job made.
@@ -97,18 +116,51 @@ pub async fn handle(state: &AppState, invocation: &InvokeRequest) -> Outcome {
         }
     };
     let span = tracing::info_span!("run", run_id = %job.run_id, org = %job.org, attempt = meta.dequeue_count);
-    run_job(state, job, meta.dequeue_count, out)
-        .instrument(span)
+    let attempt = Attempt {
+        credential: &state.credential,
+        auth: state.config.auth.name(),
+        number: meta.dequeue_count,
+        last: meta.dequeue_count >= MAX_ATTEMPTS,
+    };
+    run_job(state, job, attempt, out).instrument(span).await
+}
+
+/// Run an on-behalf-of HTTP run in this process with the caller's `credential` (the worker's
+/// pipeline, one attempt). The status document was recorded `queued` by the request; the
+/// outcome is only logged here: the caller follows it through the status URL.
+pub async fn run_in_process(state: &AppState, job: JobMessage, credential: AdoCredential) {
+    let span =
+        tracing::info_span!("run", run_id = %job.run_id, org = %job.org, execution = "in-process");
+    let attempt = Attempt {
+        credential: &credential,
+        auth: AuthMode::OnBehalfOf.name(),
+        number: 1,
+        last: true,
+    };
+    match run_job(state, job, attempt, InvokeResponse::default())
+        .instrument(span.clone())
         .await
+    {
+        Outcome::Done(out) => {
+            for line in out.logs {
+                tracing::info!(parent: &span, "{line}");
+            }
+        }
+        // Only when the status could not be written: its heartbeat stops, so the status
+        // endpoint reports the run as stalled.
+        Outcome::Retry(reason) => {
+            tracing::error!(parent: &span, reason, "the in-process run ended without a recorded result");
+        }
+    }
 }
 
 async fn run_job(
     state: &AppState,
     job: JobMessage,
-    attempt: u32,
+    attempt: Attempt<'_>,
     mut out: InvokeResponse,
 ) -> Outcome {
-    let last_attempt = attempt >= MAX_ATTEMPTS;
+    let last_attempt = attempt.last;
     let runs = match state.runs().await {
         Ok(runs) => runs,
         Err(e) => return Outcome::Retry(format!("report storage: {e}")),
@@ -135,9 +187,11 @@ async fn run_job(
     }
     let started = OffsetDateTime::now_utc();
     status.state = RunState::Running;
-    status.attempt = attempt;
+    status.attempt = attempt.number;
+    status.auth = Some(attempt.auth.to_owned());
     status.started_at = Some(started);
     status.updated_at = started;
+    status.heartbeat_at = Some(started);
     status.progress = Some(RunProgress::default());
     status.error = None;
     if let Err(e) = runs.save_status(&status).await {
@@ -145,7 +199,8 @@ async fn run_job(
     }
     tracing::info!("scan started");
 
-    match make_report(state, runs, &job, &status).await {
+    let attempt_number = attempt.number;
+    match make_report(state, runs, &job, &status, attempt.credential).await {
         Ok(made) => {
             let latest = LatestPointer {
                 run_id: job.run_id.clone(),
@@ -205,7 +260,7 @@ async fn run_job(
             status.state = RunState::Queued;
             status.updated_at = now;
             status.error = Some(format!(
-                "attempt {attempt} of {MAX_ATTEMPTS} failed and will be retried: {}",
+                "attempt {attempt_number} of {MAX_ATTEMPTS} failed and will be retried: {}",
                 failure.message
             ));
             if let Err(e) = runs.save_status(&status).await {
@@ -216,10 +271,18 @@ async fn run_job(
         }
         Err(failure) => {
             let now = OffsetDateTime::now_utc();
-            let message = if failure.transient {
-                format!("{} (gave up after {attempt} attempts)", failure.message)
-            } else {
-                failure.message
+            let message = match (failure.transient, status.execution) {
+                (true, Execution::Queue) => {
+                    format!(
+                        "{} (gave up after {attempt_number} attempts)",
+                        failure.message
+                    )
+                }
+                (true, Execution::InProcess) => format!(
+                    "{} (in-process runs are not retried: ask for a new report)",
+                    failure.message
+                ),
+                (false, _) => failure.message,
             };
             status.state = RunState::Failed;
             status.finished_at = Some(now);
@@ -242,11 +305,34 @@ async fn run_job(
     }
 }
 
+/// Scan, write and upload, while the status document gets progress and heartbeats.
 async fn make_report(
     state: &AppState,
     runs: &RunStore,
     job: &JobMessage,
     status: &RunStatus,
+    credential: &AdoCredential,
+) -> Result<Made, Failure> {
+    let progress = StatusProgress::default();
+    let (stop, stopped) = watch::channel(false);
+    let work = async {
+        let made = produce(state, runs, job, credential, &progress).await;
+        let _ = stop.send(true);
+        made
+    };
+    let (made, ()) = tokio::join!(
+        work,
+        report_progress(runs, status.clone(), &progress, stopped)
+    );
+    made
+}
+
+async fn produce(
+    state: &AppState,
+    runs: &RunStore,
+    job: &JobMessage,
+    credential: &AdoCredential,
+    progress: &StatusProgress,
 ) -> Result<Made, Failure> {
     let config = &state.config;
     // A job queued before the organization was removed from the settings is not run.
@@ -259,7 +345,7 @@ async fn make_report(
     }
     let client = AdoClient::new(
         AdoSettings::new(config.ado_url.clone(), job.org.clone()),
-        state.credential.clone(),
+        credential.clone(),
     )
     .map_err(|e| Failure::permanent(format!("could not set up the Azure DevOps client: {e}")))?;
     let options = ScanOptions {
@@ -267,31 +353,22 @@ async fn make_report(
         time_budget: Some(config.time_budget),
     };
 
-    let progress = StatusProgress::default();
-    let (stop, stopped) = watch::channel(false);
-    let scan = async {
-        let result = engine::scan(&client, &options, &progress).await;
-        let _ = stop.send(true);
-        result
-    };
-    let (scanned, ()) = tokio::join!(
-        scan,
-        report_progress(runs, status.clone(), &progress, stopped)
-    );
-    let inventory = scanned.map_err(|e| {
-        let transient = scan_error_is_transient(&e);
-        Failure {
-            message: redact_sas(&e.to_string()),
-            transient,
-        }
-    })?;
+    let inventory = engine::scan(&client, &options, progress)
+        .await
+        .map_err(|e| {
+            let transient = scan_error_is_transient(&e);
+            Failure {
+                message: redact_sas(&e.to_string()),
+                transient,
+            }
+        })?;
 
     let now = OffsetDateTime::now_utc();
     let options = ReportOptions {
         expiring_days: config.expiring_days,
         include_invalid: false,
     };
-    let report = report::build(&inventory, now, options, env!("CARGO_PKG_VERSION"));
+    let report = report::build(inventory, now, options, env!("CARGO_PKG_VERSION"));
     let summary = RunSummary::of(&report);
     let finished = report.run.finished;
     let bytes = tokio::task::spawn_blocking(move || -> Result<ReportBytes, report::ReportError> {
@@ -395,9 +472,9 @@ impl Progress for StatusProgress {
     }
 }
 
-/// Write the progress into the status document while the scan runs: when it changed, at
-/// most every [`PROGRESS_EVERY`]; at least every [`HEARTBEAT_EVERY`]. A failed write is only
-/// logged; the scan goes on.
+/// Write the progress and the heartbeat into the status document until `stopped`: when the
+/// progress changed, at most every [`PROGRESS_EVERY`]; at least every [`HEARTBEAT_EVERY`]. A
+/// failed write is only logged; the run goes on.
 async fn report_progress(
     runs: &RunStore,
     mut status: RunStatus,
@@ -420,6 +497,7 @@ async fn report_progress(
         }
         status.progress = Some(now.clone());
         status.updated_at = OffsetDateTime::now_utc();
+        status.heartbeat_at = Some(status.updated_at);
         if let Err(e) = runs.save_status(&status).await {
             tracing::warn!(error = %e, "could not write progress");
         }

@@ -5,10 +5,12 @@ use std::cmp::Ordering;
 use time::{Duration, OffsetDateTime};
 
 use super::model::{
-    ErrorRow, Holder, Report, ReportOptions, RunInfo, StatusCounts, Summary, TokenRow, TokenStatus,
+    ErrorRow, Holder, Owner, Report, ReportOptions, RunInfo, StatusCounts, Summary, TokenRow,
+    TokenStatus,
 };
 use super::scope;
-use crate::inventory::{Inventory, Pat, User};
+use crate::inventory::{Inventory, Pat, UserTokens};
+use std::sync::Arc;
 
 /// How many users the "top holders" table lists.
 const TOP_HOLDERS: usize = 10;
@@ -25,8 +27,11 @@ const SECONDS_PER_DAY: i64 = 86_400;
 ///   many exist. `pats`, `users_with_pats`, `full_access`, `global` and `top_holders`
 ///   count rows; the `expiring_within_*` figures count valid, unexpired PATs.
 /// * One error row per user whose PATs could not be listed.
+///
+/// Takes the inventory by value: its strings move into the rows, so a large organization is
+/// not held in memory twice.
 pub fn build(
-    inventory: &Inventory,
+    inventory: Inventory,
     now: OffsetDateTime,
     options: ReportOptions,
     tool_version: &str,
@@ -38,11 +43,30 @@ pub fn build(
     // Rows carry the index of their owner, whose lowercased principal name is the
     // primary sort key, computed once per user rather than once per comparison.
     let mut keyed: Vec<(usize, TokenRow)> = Vec::with_capacity(inventory.pat_count());
+    let complete = inventory.is_complete();
+    let Inventory {
+        org,
+        started,
+        finished,
+        users,
+        failures,
+        stopped_early,
+        stats,
+    } = inventory;
+    let mut owners: Vec<Arc<Owner>> = Vec::with_capacity(users.len());
+    let mut scopes = Scopes::default();
     let mut by_status = StatusCounts::default();
     let mut soon = [0usize; 3];
-    for (index, entry) in inventory.users.iter().enumerate() {
-        for pat in &entry.pats {
-            let status = status_of(pat, now, horizon);
+    for (index, UserTokens { user, pats }) in users.into_iter().enumerate() {
+        let user = Arc::new(Owner {
+            display_name: user.display_name,
+            principal_name: user.principal_name,
+            mail_address: user.mail_address,
+            origin: user.origin,
+            descriptor: user.descriptor,
+        });
+        for pat in pats {
+            let status = status_of(&pat, now, horizon);
             match status {
                 TokenStatus::Active => by_status.active += 1,
                 TokenStatus::Expiring => by_status.expiring += 1,
@@ -58,34 +82,34 @@ pub fn build(
                 }
             }
             if status != TokenStatus::Invalid || options.include_invalid {
-                keyed.push((index, token_row(&entry.user, pat, status, now)));
+                keyed.push((index, token_row(&user, pat, status, now, &mut scopes)));
             }
         }
+        owners.push(user);
     }
 
-    let sort_keys: Vec<String> = inventory
-        .users
+    let sort_keys: Vec<String> = owners
         .iter()
-        .map(|u| u.user.principal_name.to_lowercase())
+        .map(|u| u.principal_name.to_lowercase())
         .collect();
     keyed.sort_by(|(ia, a), (ib, b)| {
         sort_keys[*ia]
             .cmp(&sort_keys[*ib])
-            .then_with(|| a.owner_principal_name.cmp(&b.owner_principal_name))
-            .then_with(|| a.owner_descriptor.cmp(&b.owner_descriptor))
+            .then_with(|| a.owner.principal_name.cmp(&b.owner.principal_name))
+            .then_with(|| a.owner.descriptor.cmp(&b.owner.descriptor))
             .then_with(|| cmp_none_last(a.valid_to, b.valid_to))
             .then_with(|| a.authorization_id.cmp(&b.authorization_id))
             .then_with(|| a.pat_name.cmp(&b.pat_name))
             .then_with(|| a.valid_from.cmp(&b.valid_from))
     });
 
-    let top_holders = top_holders(inventory, &keyed, &sort_keys);
+    let top_holders = top_holders(&owners, &keyed, &sort_keys);
     let users_with_pats = count_owners(&keyed);
     let rows: Vec<TokenRow> = keyed.into_iter().map(|(_, row)| row).collect();
 
     let summary = Summary {
-        users_scanned: inventory.users.len() + inventory.failures.len(),
-        users_failed: inventory.failures.len(),
+        users_scanned: owners.len() + failures.len(),
+        users_failed: failures.len(),
         users_with_pats,
         pats: rows.len(),
         by_status,
@@ -97,32 +121,29 @@ pub fn build(
         top_holders,
     };
 
-    let errors = inventory
-        .failures
-        .iter()
+    let errors = failures
+        .into_iter()
         .map(|f| ErrorRow {
-            user_display_name: f.user.display_name.clone(),
-            user_principal_name: f.user.principal_name.clone(),
-            user_descriptor: f.user.descriptor.clone(),
+            user_display_name: f.user.display_name,
+            user_principal_name: f.user.principal_name,
+            user_descriptor: f.user.descriptor,
             http_status: f.status,
-            message: f.message.clone(),
+            message: f.message,
         })
         .collect();
 
     let run = RunInfo {
-        org: inventory.org.clone(),
-        started: inventory.started,
-        finished: inventory.finished,
-        duration_seconds: (inventory.finished - inventory.started)
-            .as_seconds_f64()
-            .max(0.0),
-        api_calls: inventory.stats.api_calls,
-        retries: inventory.stats.retries,
-        throttled: inventory.stats.throttled,
-        throttle_wait_seconds: inventory.stats.throttle_wait.as_secs_f64(),
+        org,
+        started,
+        finished,
+        duration_seconds: (finished - started).as_seconds_f64().max(0.0),
+        api_calls: stats.api_calls,
+        retries: stats.retries,
+        throttled: stats.throttled,
+        throttle_wait_seconds: stats.throttle_wait.as_secs_f64(),
         tool_version: tool_version.to_owned(),
-        complete: inventory.is_complete(),
-        stopped_early: inventory.stopped_early.clone(),
+        complete,
+        stopped_early,
         expiring_days: options.expiring_days,
         generated: now,
     };
@@ -147,17 +168,38 @@ fn status_of(pat: &Pat, now: OffsetDateTime, horizon: Option<OffsetDateTime>) ->
     }
 }
 
-fn token_row(user: &User, pat: &Pat, status: TokenStatus, now: OffsetDateTime) -> TokenRow {
-    let scope = pat.scope.clone().unwrap_or_default();
-    let target_accounts = pat.target_accounts.clone().unwrap_or_default();
+/// Scope strings and their summaries, one shared copy per distinct scope: an organization has
+/// a few dozen distinct scope sets spread over many thousands of PATs.
+#[derive(Default)]
+struct Scopes(std::collections::HashMap<String, (Arc<str>, Arc<str>)>);
+
+impl Scopes {
+    fn get(&mut self, scope: String) -> (Arc<str>, Arc<str>) {
+        if let Some(found) = self.0.get(&scope) {
+            return found.clone();
+        }
+        let shared = (
+            Arc::from(scope.as_str()),
+            Arc::from(scope::summarize(&scope)),
+        );
+        self.0.insert(scope, shared.clone());
+        shared
+    }
+}
+
+fn token_row(
+    owner: &Arc<Owner>,
+    pat: Pat,
+    status: TokenStatus,
+    now: OffsetDateTime,
+    scopes: &mut Scopes,
+) -> TokenRow {
+    let (scope, scope_summary) = scopes.get(pat.scope.unwrap_or_default());
+    let target_accounts = pat.target_accounts.unwrap_or_default();
     TokenRow {
-        owner_display_name: user.display_name.clone(),
-        owner_principal_name: user.principal_name.clone(),
-        owner_mail_address: user.mail_address.clone(),
-        owner_origin: user.origin.clone(),
-        owner_descriptor: user.descriptor.clone(),
-        pat_name: pat.display_name.clone(),
-        scope_summary: scope::summarize(&scope),
+        owner: Arc::clone(owner),
+        pat_name: pat.display_name,
+        scope_summary,
         full_access: scope.split_ascii_whitespace().any(|s| s == "app_token"),
         global: target_accounts.is_empty(),
         target_accounts,
@@ -170,7 +212,7 @@ fn token_row(user: &User, pat: &Pat, status: TokenStatus, now: OffsetDateTime) -
             .zip(pat.valid_to)
             .map(|(from, to)| whole_days(from, to)),
         status,
-        authorization_id: pat.authorization_id.clone().unwrap_or_default(),
+        authorization_id: pat.authorization_id.unwrap_or_default(),
     }
 }
 
@@ -204,18 +246,18 @@ fn count_owners(keyed: &[(usize, TokenRow)]) -> usize {
 
 /// The users with the most rows, most first; ties by principal name.
 fn top_holders(
-    inventory: &Inventory,
+    owners: &[Arc<Owner>],
     keyed: &[(usize, TokenRow)],
     sort_keys: &[String],
 ) -> Vec<Holder> {
-    let mut counts = vec![(0usize, 0usize); inventory.users.len()];
+    let mut counts = vec![(0usize, 0usize); owners.len()];
     for (index, row) in keyed {
         counts[*index].0 += 1;
         counts[*index].1 += usize::from(row.full_access);
     }
     let mut holders: Vec<usize> = (0..counts.len()).filter(|&i| counts[i].0 > 0).collect();
     holders.sort_by(|&a, &b| {
-        let (ua, ub) = (&inventory.users[a].user, &inventory.users[b].user);
+        let (ua, ub) = (&owners[a], &owners[b]);
         counts[b]
             .0
             .cmp(&counts[a].0)
@@ -227,7 +269,7 @@ fn top_holders(
         .into_iter()
         .take(TOP_HOLDERS)
         .map(|i| {
-            let user = &inventory.users[i].user;
+            let user = &owners[i];
             Holder {
                 display_name: user.display_name.clone(),
                 principal_name: user.principal_name.clone(),
@@ -241,7 +283,7 @@ fn top_holders(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::inventory::{RunStats, UserFailure, UserTokens};
+    use crate::inventory::{RunStats, User, UserFailure, UserTokens};
     use time::macros::datetime;
 
     pub(crate) const NOW: OffsetDateTime = datetime!(2026-03-10 12:00 UTC);
@@ -290,7 +332,7 @@ pub(crate) mod tests {
 
     fn one(p: Pat) -> Report {
         build(
-            &inventory(vec![(user("a"), vec![p])]),
+            inventory(vec![(user("a"), vec![p])]),
             NOW,
             ReportOptions::default(),
             "1.0",
@@ -332,10 +374,10 @@ pub(crate) mod tests {
             ..ReportOptions::default()
         };
         assert_eq!(
-            build(&inv, NOW, narrow, "1").rows[0].status,
+            build(inv.clone(), NOW, narrow, "1").rows[0].status,
             TokenStatus::Active
         );
-        assert_eq!(build(&inv, NOW, narrow, "1").run.expiring_days, 7);
+        assert_eq!(build(inv.clone(), NOW, narrow, "1").run.expiring_days, 7);
     }
 
     #[test]
@@ -349,7 +391,7 @@ pub(crate) mod tests {
             ..ReportOptions::default()
         };
         assert_eq!(
-            build(&inv, NOW, huge, "1").rows[0].status,
+            build(inv.clone(), NOW, huge, "1").rows[0].status,
             TokenStatus::Expiring
         );
     }
@@ -366,7 +408,7 @@ pub(crate) mod tests {
             ..ReportOptions::default()
         };
         assert_eq!(
-            build(&inv, NOW, opts, "1").rows[0].status,
+            build(inv.clone(), NOW, opts, "1").rows[0].status,
             TokenStatus::Invalid
         );
     }
@@ -417,8 +459,8 @@ pub(crate) mod tests {
         };
         let row = &one(p).rows[0];
         assert_eq!(row.pat_name, None);
-        assert_eq!(row.scope, "");
-        assert_eq!(row.scope_summary, "(none)");
+        assert_eq!(&*row.scope, "");
+        assert_eq!(&*row.scope_summary, "(none)");
         assert_eq!(row.authorization_id, "");
         assert!(!row.full_access);
     }
@@ -435,7 +477,7 @@ pub(crate) mod tests {
                 },
             ],
         )]);
-        let without = build(&inv, NOW, ReportOptions::default(), "1");
+        let without = build(inv.clone(), NOW, ReportOptions::default(), "1");
         assert_eq!(without.rows.len(), 1);
         assert_eq!(without.summary.pats, 1);
         assert_eq!(
@@ -448,7 +490,7 @@ pub(crate) mod tests {
         );
 
         let with = build(
-            &inv,
+            inv.clone(),
             NOW,
             ReportOptions {
                 include_invalid: true,
@@ -480,7 +522,7 @@ pub(crate) mod tests {
             ..pat("4", None)
         };
         let r = build(
-            &inventory(vec![(
+            inventory(vec![(
                 user("a"),
                 vec![full, global_none, global_empty, not_full],
             )]),
@@ -493,7 +535,7 @@ pub(crate) mod tests {
             flags,
             [(true, false), (false, true), (false, true), (false, false)]
         );
-        assert_eq!(r.rows[0].scope_summary, "Code (read), Full access");
+        assert_eq!(&*r.rows[0].scope_summary, "Code (read), Full access");
         assert_eq!((r.summary.full_access, r.summary.global), (1, 2));
     }
 
@@ -518,7 +560,7 @@ pub(crate) mod tests {
             ),
             (user("alice"), vec![pat("a1", Some(later))]),
         ]);
-        let ids: Vec<String> = build(&inv, NOW, ReportOptions::default(), "1")
+        let ids: Vec<String> = build(inv.clone(), NOW, ReportOptions::default(), "1")
             .rows
             .into_iter()
             .map(|r| r.authorization_id)
@@ -557,7 +599,7 @@ pub(crate) mod tests {
             status: Some(500),
             message: "boom".into(),
         });
-        let s = build(&inv, NOW, ReportOptions::default(), "1").summary;
+        let s = build(inv.clone(), NOW, ReportOptions::default(), "1").summary;
         assert_eq!(
             (s.users_scanned, s.users_failed, s.users_with_pats),
             (4, 1, 1)
@@ -595,7 +637,7 @@ pub(crate) mod tests {
             users.push((user(&format!("u{i:02}")), vec![pat(&format!("u{i}"), None)]));
         }
         users[0].1[0].scope = Some("app_token".into());
-        let s = build(&inventory(users), NOW, ReportOptions::default(), "1").summary;
+        let s = build(inventory(users), NOW, ReportOptions::default(), "1").summary;
         let names: Vec<&str> = s
             .top_holders
             .iter()
@@ -623,7 +665,7 @@ pub(crate) mod tests {
             message: "timed out".into(),
         });
         inv.stats.throttle_wait = std::time::Duration::from_millis(1500);
-        let r = build(&inv, NOW, ReportOptions::default(), "9.9.9");
+        let r = build(inv.clone(), NOW, ReportOptions::default(), "9.9.9");
         assert_eq!(
             r.errors,
             [ErrorRow {

@@ -25,11 +25,11 @@ pub fn write_csv<W: Write>(report: &Report, w: W) -> Result<(), ReportError> {
     let mut buf = String::new();
     for r in &report.rows {
         let texts: [&str; 6] = [
-            &r.owner_display_name,
-            &r.owner_principal_name,
-            &r.owner_mail_address,
-            &r.owner_origin,
-            &r.owner_descriptor,
+            &r.owner.display_name,
+            &r.owner.principal_name,
+            &r.owner.mail_address,
+            &r.owner.origin,
+            &r.owner.descriptor,
             r.pat_name.as_deref().unwrap_or_default(),
         ];
         for text in texts {

@@ -1,5 +1,6 @@
 //! The report model: what every writer (xlsx, csv, json) renders. Plain data, no I/O.
 
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Where a PAT stands at the time of the report.
@@ -29,20 +30,33 @@ impl TokenStatus {
     }
 }
 
+/// The user a PAT belongs to: shared by all of that user's rows (one allocation per user,
+/// not per PAT, which matters at 100,000 rows). Serialized flat into each row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Owner {
+    #[serde(rename = "owner_display_name")]
+    pub display_name: String,
+    #[serde(rename = "owner_principal_name")]
+    pub principal_name: String,
+    #[serde(rename = "owner_mail_address")]
+    pub mail_address: String,
+    #[serde(rename = "owner_origin")]
+    pub origin: String,
+    #[serde(rename = "owner_descriptor")]
+    pub descriptor: String,
+}
+
 /// One row per PAT.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TokenRow {
-    pub owner_display_name: String,
-    pub owner_principal_name: String,
-    pub owner_mail_address: String,
-    pub owner_origin: String,
-    pub owner_descriptor: String,
+    #[serde(flatten)]
+    pub owner: Arc<Owner>,
     /// `None` when the service sent a null name.
     pub pat_name: Option<String>,
-    /// The raw, space-separated scope string.
-    pub scope: String,
+    /// The raw, space-separated scope string (shared between rows with the same scopes).
+    pub scope: Arc<str>,
     /// A readable summary of the scopes, e.g. "Full access" or "Code (read), Build (read & execute)".
-    pub scope_summary: String,
+    pub scope_summary: Arc<str>,
     /// Scope `app_token`: the PAT can do anything the user can.
     pub full_access: bool,
     /// `targetAccounts` null or empty: the PAT reaches every organization the user belongs to.

@@ -107,9 +107,21 @@ impl StorageError {
     }
 }
 
-/// The first line of the error's text, with any SAS signature removed and its length capped.
+/// The root cause of the error (the top level is often only "retry policy expired"), with any
+/// SAS signature removed, on one line, its length capped.
 fn short(err: &azure_core::Error) -> String {
-    let text = redact_sas(&err.to_string());
+    let mut root: &dyn std::error::Error = err;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let mut text = redact_sas(&root.to_string());
+    if !std::ptr::addr_eq(
+        root as *const dyn std::error::Error,
+        err as *const azure_core::Error,
+    ) && err.to_string().contains("retr")
+    {
+        text.push_str(" (after retries)");
+    }
     let line = text.lines().next().unwrap_or("").trim();
     let mut line: String = line.chars().take(300).collect();
     if line.is_empty() {

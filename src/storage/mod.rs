@@ -13,6 +13,6 @@ pub use blobs::{BlobHeaders, BlobStore, StorageAccess, StoreOptions};
 pub use error::StorageError;
 pub use links::SignedLink;
 pub use runs::{
-    LatestPointer, ReportBytes, ReportFiles, RunProgress, RunSource, RunState, RunStatus, RunStore,
-    RunSummary,
+    Execution, LatestPointer, ReportBytes, ReportFiles, RunProgress, RunSource, RunState,
+    RunStatus, RunStore, RunSummary,
 };

@@ -49,6 +49,27 @@ pub enum RunSource {
     Timer,
 }
 
+/// Where a run's scan runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Execution {
+    /// A queued job, run by the worker function (retried by the queue if the worker dies).
+    #[default]
+    Queue,
+    /// In the process that answered the HTTP request (on-behalf-of runs: the caller's token
+    /// must not leave that process). Not retried: lost if the instance goes away.
+    InProcess,
+}
+
+impl Execution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Execution::Queue => "queue",
+            Execution::InProcess => "in-process",
+        }
+    }
+}
+
 /// Counts while the scan runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -146,11 +167,21 @@ pub struct RunStatus {
     pub org: String,
     pub state: RunState,
     pub source: RunSource,
+    /// The authenticated caller (`Caller::describe`) of an HTTP run; none for the timer.
     pub requested_by: Option<String>,
+    #[serde(default)]
+    pub execution: Execution,
+    /// The credential mode the scan uses (`managed-identity`, `on-behalf-of`, ...), once it runs.
+    #[serde(default)]
+    pub auth: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub requested_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// The last sign of life of the process running the scan, written at least every 30
+    /// seconds while it works. A running run whose heartbeat is old has lost that process.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub heartbeat_at: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub started_at: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -183,8 +214,11 @@ impl RunStatus {
             state: RunState::Queued,
             source,
             requested_by,
+            execution: Execution::Queue,
+            auth: None,
             requested_at: at,
             updated_at: at,
+            heartbeat_at: None,
             started_at: None,
             finished_at: None,
             attempt: 0,
@@ -360,5 +394,25 @@ mod tests {
             "{text}"
         );
         assert_eq!(serde_json::from_str::<RunStatus>(&text).unwrap(), s);
+        s.execution = Execution::InProcess;
+        s.heartbeat_at = Some(datetime!(2026-11-24 09:06:00 UTC));
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(
+            text.contains("\"execution\":\"in-process\"")
+                && text.contains("\"heartbeatAt\":\"2026-11-24T09:06:00Z\""),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<RunStatus>(&text).unwrap(), s);
+    }
+
+    #[test]
+    fn status_documents_of_earlier_versions_still_read() {
+        let old = r#"{"runId":"r1","org":"fabrikam","state":"running","source":"http","requestedBy":null,
+            "requestedAt":"2026-11-24T09:05:03Z","updatedAt":"2026-11-24T09:05:03Z"}"#;
+        let s: RunStatus = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (s.execution, s.heartbeat_at, s.auth),
+            (Execution::Queue, None, None)
+        );
     }
 }

@@ -7,6 +7,10 @@
 //! Vault client on an https vault, so production code runs unchanged. The managed identity
 //! endpoint is plain http on loopback, as the Functions platform serves it.
 //!
+//! A separate process (the `patreport serve` the Functions tests start) cannot use those
+//! names: it reaches the fake Entra as `https://127.0.0.1:<port>` ([`FakeEntra::loopback_authority`],
+//! also in the certificate) and trusts the CA through `PATREPORT_EXTRA_CA_FILE` ([`ca_pem`]).
+//!
 //! Tokens are RS256 JWTs signed with RSA keys generated in the test (aws-lc-rs); the JWKS
 //! endpoint publishes the public halves. Nothing here is a real secret.
 
@@ -164,9 +168,12 @@ fn pki() -> &'static Pki {
         );
         let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA cert");
         let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
-        let leaf_params =
-            rcgen::CertificateParams::new(vec![ENTRA_HOST.to_owned(), VAULT_HOST.to_owned()])
-                .expect("leaf");
+        let leaf_params = rcgen::CertificateParams::new(vec![
+            ENTRA_HOST.to_owned(),
+            VAULT_HOST.to_owned(),
+            "127.0.0.1".to_owned(),
+        ])
+        .expect("leaf");
         let leaf = leaf_params.signed_by(&leaf_key, &ca).expect("leaf cert");
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut server = rustls::ServerConfig::builder_with_provider(provider)
@@ -184,6 +191,18 @@ fn pki() -> &'static Pki {
             server: Arc::new(server),
         }
     })
+}
+
+/// The test CA as PEM, for a process that must trust the fakes.
+pub fn ca_pem() -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(&pki().ca_der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ascii"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }
 
 async fn serve_tls(router: Router) -> SocketAddr {
@@ -287,6 +306,8 @@ pub struct EntraState {
     pub ado_tokens_issued: AtomicUsize,
     pub device_polls: AtomicUsize,
     pub jwks_fetches: AtomicUsize,
+    /// Users (`oid`) who have not consented to the API app acting for them.
+    unconsented: Mutex<HashSet<String>>,
     counter: AtomicUsize,
 }
 
@@ -481,6 +502,7 @@ impl FakeEntra {
             ado_tokens_issued: AtomicUsize::new(0),
             device_polls: AtomicUsize::new(0),
             jwks_fetches: AtomicUsize::new(0),
+            unconsented: Mutex::new(HashSet::new()),
             counter: AtomicUsize::new(0),
         });
         let _ = cell.set(state.clone());
@@ -489,6 +511,22 @@ impl FakeEntra {
 
     pub fn authority(&self) -> String {
         self.state.authority.clone()
+    }
+
+    /// The same server as `https://127.0.0.1:<port>`, for another process (see the module docs).
+    /// Tokens still name [`Self::issuer`].
+    pub fn loopback_authority(&self) -> String {
+        format!("https://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// The user `oid` has not consented (and no admin consented for them): on-behalf-of
+    /// exchanges of their tokens are refused with AADSTS65001.
+    pub fn withhold_consent(&self, oid: &str) {
+        self.state
+            .unconsented
+            .lock()
+            .expect("consents")
+            .insert(oid.to_owned());
     }
 
     pub fn issuer(&self) -> String {
@@ -904,10 +942,10 @@ async fn token_endpoint(
                     );
                 }
             };
-            if !app.ado_consent {
+            let oid = claims["oid"].as_str().unwrap_or("unknown").to_owned();
+            if !app.ado_consent || state.unconsented.lock().expect("consents").contains(&oid) {
                 return consent_required(&client_id);
             }
-            let oid = claims["oid"].as_str().unwrap_or("unknown").to_owned();
             let upn = claims["preferred_username"]
                 .as_str()
                 .unwrap_or("")

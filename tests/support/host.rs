@@ -20,6 +20,10 @@
 //!   2xx; otherwise leaves it to reappear and, once `DequeueCount` reaches `maxDequeueCount`,
 //!   moves it to `<queue>-poison`. The visibility timeout is 1 s here instead of host.json's
 //!   minute, to keep tests short.
+//!
+//! Callers: [`FunctionHost::http`] sends the bearer token set with
+//! [`FunctionHost::set_bearer`] (the app authorizes every HTTP request);
+//! [`FunctionHost::http_as`] sends another one, or none.
 
 use super::queue::{QueueClient, QueueMessage, decode_base64_text};
 use super::{free_port, repo_root, scratch_dir};
@@ -172,6 +176,8 @@ pub struct FunctionHost {
     pub invocations: Arc<Mutex<Vec<Invocation>>>,
     host_json: Value,
     http: reqwest::Client,
+    /// `Authorization: Bearer` of [`Self::http`].
+    bearer: Option<String>,
     child: Child,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -248,6 +254,7 @@ impl FunctionHost {
                 .timeout(Duration::from_secs(300))
                 .build()
                 .expect("HTTP client"),
+            bearer: None,
             child,
             log,
             _dir: dir,
@@ -285,7 +292,26 @@ impl FunctionHost {
         );
     }
 
-    /// Time from process start to the first answer, measured by a fresh start (for tests).
+    /// Stop the handler as the platform does (SIGTERM) and wait for it to exit: its exit status,
+    /// or `None` if it is still running after `timeout` (it is killed then).
+    pub async fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.child.kill();
+        None
+    }
+
+    /// The handler's output so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -331,7 +357,13 @@ impl FunctionHost {
         ]
     }
 
-    /// An HTTP request from a caller to the app, e.g. `("POST", "/api/PatReport?org=x")`.
+    /// The caller's access token [`Self::http`] sends from now on.
+    pub fn set_bearer(&mut self, token: impl Into<String>) {
+        self.bearer = Some(token.into());
+    }
+
+    /// An HTTP request from the caller (with its bearer token, unless `headers` has an
+    /// `Authorization`), e.g. `("POST", "/api/PatReport?org=x")`.
     pub async fn http(
         &self,
         method: &str,
@@ -339,6 +371,35 @@ impl FunctionHost {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> HostResponse {
+        self.http_as(
+            self.bearer.as_deref(),
+            method,
+            path_and_query,
+            headers,
+            body,
+        )
+        .await
+    }
+
+    /// An HTTP request with `bearer` as the caller's token, or without any token.
+    pub async fn http_as(
+        &self,
+        bearer: Option<&str>,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> HostResponse {
+        let authorization = bearer.map(|t| format!("Bearer {t}"));
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if let Some(value) = &authorization
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            all.push(("Authorization", value));
+        }
+        let headers = all.as_slice();
         let (path, query) = path_and_query
             .split_once('?')
             .unwrap_or((path_and_query, ""));
