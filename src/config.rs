@@ -569,6 +569,19 @@ mod tests {
         })
         .expect("the sample is a valid configuration");
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let lookup = |k: &str| values.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        crate::auth::AuthSettings::from_lookup(c.auth, None, lookup)
+            .expect("the sample's credential settings are valid");
+        // Secure by default: until the app registration is filled in, callers are refused,
+        // and the reasons name the settings to fill in.
+        let runtime = crate::auth::AuthRuntime::new().unwrap();
+        let policy = crate::auth::CallerPolicy::from_lookup(lookup, &runtime);
+        let problems = policy.problems().join("; ");
+        assert!(
+            problems.contains("AZURE_TENANT_ID") && problems.contains("PATREPORT_API_CLIENT_ID"),
+            "{problems}"
+        );
+        assert!(!problems.contains("ALLOWED_ROLES"), "{problems}");
     }
 
     #[test]

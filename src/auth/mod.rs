@@ -119,7 +119,8 @@ pub enum AuthMode {
     AzureCli,
     /// The Azure CLI, then the Azure Developer CLI, for local use.
     DeveloperTools,
-    /// HTTP requests only: the caller's own rights, through the on-behalf-of flow.
+    /// HTTP requests only: the caller's own rights, through the on-behalf-of flow (in the
+    /// Functions app: `PATREPORT_HTTP_RUNS=on-behalf-of`).
     OnBehalfOf,
     /// A delegated sign-in stored in Key Vault by `patreport login`, redeemed by each run.
     RefreshToken,

@@ -179,6 +179,14 @@ pub fn closing_summary(report: &Report, files: &[PathBuf]) -> String {
         r.retries,
         r.throttled,
     );
+    let revoked_unlisted = s.pats
+        < s.by_status.active + s.by_status.expiring + s.by_status.expired + s.by_status.invalid;
+    if revoked_unlisted {
+        text.push_str(&format!(
+            " {} revoked PATs are counted but not listed (--include-invalid lists them).",
+            s.by_status.invalid
+        ));
+    }
     if !r.complete {
         text.push_str(&format!(
             "\nINCOMPLETE: {} users could not be read{}; see the Errors sheet.",

@@ -1,6 +1,6 @@
 //! `PatReportPoison`: a queue trigger on the jobs' poison queue. The host moves a job there
-//! after [`MAX_ATTEMPTS`](super::worker::MAX_ATTEMPTS) deliveries that ended without an
-//! answer (the worker crashed, ran out of memory or hit the function timeout). Marking the
+//! after [`MAX_ATTEMPTS`] deliveries that ended without an answer (the worker crashed, ran
+//! out of memory or hit the function timeout). Marking the
 //! run failed here means a caller polling its status gets an answer instead of a run that
 //! says `running` forever. The message itself is logged in full (a job holds no secret).
 
