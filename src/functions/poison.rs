@@ -7,7 +7,7 @@
 use super::job::JobMessage;
 use super::protocol::{InvokeRequest, InvokeResponse, QueueMetadata, queue_item};
 use super::state::AppState;
-use super::worker::{MAX_ATTEMPTS, Outcome, TRIGGER_BINDING};
+use super::worker::{MAX_ATTEMPTS, Outcome, TRIGGER_BINDING, open_run};
 use crate::storage::RunState;
 use time::OffsetDateTime;
 
@@ -27,20 +27,9 @@ pub async fn handle(state: &AppState, invocation: &InvokeRequest) -> Outcome {
             return Outcome::Done(out);
         }
     };
-    let runs = match state.runs().await {
-        Ok(runs) => runs,
-        Err(e) => return Outcome::Retry(format!("report storage: {e}")),
-    };
-    let mut status = match runs.load_status(&job.run_id).await {
-        Ok(Some(status)) => status,
-        Ok(None) => crate::storage::RunStatus::queued(
-            &job.run_id,
-            &job.org,
-            job.source,
-            job.requested_by.clone(),
-            job.requested_at,
-        ),
-        Err(e) => return Outcome::Retry(format!("report storage: {e}")),
+    let (runs, mut status) = match open_run(state, &job).await {
+        Ok(opened) => opened,
+        Err(retry) => return retry,
     };
     if status.state.is_final() {
         out.log(format!(

@@ -161,21 +161,9 @@ async fn run_job(
     mut out: InvokeResponse,
 ) -> Outcome {
     let last_attempt = attempt.last;
-    let runs = match state.runs().await {
-        Ok(runs) => runs,
-        Err(e) => return Outcome::Retry(format!("report storage: {e}")),
-    };
-    let mut status = match runs.load_status(&job.run_id).await {
-        Ok(Some(status)) => status,
-        // The timer records runs on a best-effort basis; start a record if there is none.
-        Ok(None) => RunStatus::queued(
-            &job.run_id,
-            &job.org,
-            job.source,
-            job.requested_by.clone(),
-            job.requested_at,
-        ),
-        Err(e) => return Outcome::Retry(format!("report storage: {e}")),
+    let (runs, mut status) = match open_run(state, &job).await {
+        Ok(opened) => opened,
+        Err(retry) => return retry,
     };
     if status.state.is_final() {
         out.log(format!(
@@ -504,6 +492,28 @@ async fn report_progress(
         last = now;
         last_write = tokio::time::Instant::now();
     }
+}
+
+/// The report storage and the job's run record. A job whose run was never recorded (the timer
+/// records runs on a best-effort basis) starts from a fresh `queued` record. A storage failure
+/// is worth a retry.
+pub(super) async fn open_run<'a>(
+    state: &'a AppState,
+    job: &JobMessage,
+) -> Result<(&'a RunStore, RunStatus), Outcome> {
+    let retry = |e: crate::storage::StorageError| Outcome::Retry(format!("report storage: {e}"));
+    let runs = state.runs().await.map_err(retry)?;
+    let status = runs.load_status(&job.run_id).await.map_err(retry)?;
+    let status = status.unwrap_or_else(|| {
+        RunStatus::queued(
+            &job.run_id,
+            &job.org,
+            job.source,
+            job.requested_by.clone(),
+            job.requested_at,
+        )
+    });
+    Ok((runs, status))
 }
 
 #[cfg(test)]
