@@ -579,6 +579,83 @@ async fn on_behalf_of_with_a_wrong_api_secret_is_not_the_callers_fault() {
     assert_no_secrets(denied.reason(), &["not-the-secret", &token]);
 }
 
+/// On-behalf-of with the API app proving itself with `cert` (a PEM file in `dir`).
+fn obo_with_certificate(cloud: &TestCloud, dir: &std::path::Path, cert: &ClientCert) -> OnBehalfOf {
+    let path = dir.join("api-app.pem");
+    std::fs::write(&path, &cert.pem).unwrap();
+    let mut settings = cloud.settings(AuthMode::OnBehalfOf);
+    settings.api_client_id = Some(API_APP.into());
+    settings.api_client_certificate = Some(path);
+    let obo = OnBehalfOf::from_settings(&settings, &cloud.runtime()).unwrap();
+    assert!(!format!("{obo:?}").contains(&cert.key_body[..40]));
+    obo
+}
+
+#[tokio::test]
+async fn on_behalf_of_with_a_certificate_runs_the_scan_with_the_callers_identity() {
+    let cloud = TestCloud::start().await;
+    let cert = client_certificate("patreport api app");
+    let mut app = cloud.entra.app(API_APP);
+    app.secret = None;
+    app.federated_subjects.clear();
+    app.certificates.push(cert.registration.clone());
+    cloud.entra.set_app(API_APP, app);
+    let (server, seen) = sim(&cloud, 25, Duration::ZERO).await;
+    let policy = caller_policy(&cloud, &["PatReport.Read"], &[]);
+    let token = cloud
+        .entra
+        .caller_token(json!({"roles": ["PatReport.Read"]}));
+    let caller = policy.authorize(&bearer(&token)).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let credential = obo_with_certificate(&cloud, dir.path(), &cert)
+        .credential_for(&caller)
+        .await
+        .unwrap();
+    let inventory = scan(&server, credential, 8).await.unwrap();
+    assert_complete(&inventory, &server);
+    assert_eq!(seen.oids(), vec!["caller-oid".to_string()]);
+    assert!(
+        cloud
+            .entra
+            .grants()
+            .contains(&"urn:ietf:params:oauth:grant-type:jwt-bearer".to_string())
+    );
+}
+
+#[tokio::test]
+async fn on_behalf_of_with_an_unregistered_certificate_is_a_clear_error() {
+    let cloud = TestCloud::start().await;
+    let registered = client_certificate("registered");
+    let other = client_certificate("not registered");
+    let mut app = cloud.entra.app(API_APP);
+    app.certificates.push(registered.registration.clone());
+    cloud.entra.set_app(API_APP, app);
+    let token = cloud.entra.caller_token(json!({}));
+
+    let dir = tempfile::tempdir().unwrap();
+    let denied = obo_with_certificate(&cloud, dir.path(), &other)
+        .credential_from_headers(&bearer(&token))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.status(), 503, "the app's fault, not the caller's");
+    let reason = denied.reason();
+    assert!(reason.contains("AADSTS700027"), "{reason}");
+    assert!(
+        reason.contains("PATREPORT_API_CLIENT_CERTIFICATE"),
+        "{reason}"
+    );
+    assert!(reason.contains("Certificates & secrets"), "{reason}");
+    assert!(!reason.contains("PRIVATE KEY"), "{reason}");
+    for chunk in other.key_body.as_bytes().chunks(32) {
+        assert!(
+            !reason.contains(std::str::from_utf8(chunk).unwrap()),
+            "{reason}"
+        );
+    }
+    assert_no_secrets(reason, &[&token]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Who may ask: JWT validation and roles
 

@@ -4,7 +4,8 @@
 //!
 //! Client certificates are not offered: azure_identity's `ClientCertificateCredential` needs
 //! OpenSSL, which this build avoids (rustls only). A managed identity used as a federated
-//! credential gives the same "no secret" property without a certificate.
+//! credential gives the same "no secret" property without a certificate. (On-behalf-of signs its
+//! own certificate assertions, see [`super::certificate`].)
 
 use super::cache::CachedCredential;
 use super::entra::TOKEN_EXCHANGE_SCOPE;

@@ -426,8 +426,8 @@ impl EntraRefusal {
                 "consent_required" => Some(CONSENT_ADVICE),
                 "invalid_client" => Some(
                     "the application could not prove its identity: check the client id, the client \
-                     secret (AZURE_CLIENT_SECRET / PATREPORT_API_CLIENT_SECRET) or the federated \
-                     credential",
+                     secret (AZURE_CLIENT_SECRET / PATREPORT_API_CLIENT_SECRET), the certificate \
+                     (PATREPORT_API_CLIENT_CERTIFICATE) or the federated credential",
                 ),
                 _ => None,
             })
@@ -538,8 +538,11 @@ fn advice_for(code: u64) -> Option<&'static str> {
         70021 => {
             "No federated credential of the app registration matches the presented token: add one for this managed identity or workload (issuer, subject and audience api://AzureADTokenExchange)"
         }
-        700024 | 700027 => {
+        700024 => {
             "The client assertion (federated token) is expired or not valid: check the workload identity token file or the managed identity"
+        }
+        700027 => {
+            "The client assertion is not valid: a certificate assertion must be signed with a certificate uploaded to the app registration (Certificates & secrets → Certificates; check PATREPORT_API_CLIENT_CERTIFICATE), a federated token must come from the workload identity token file or the managed identity"
         }
         500133 => "The caller's token has expired: the caller must get a new token",
         50013 => {

@@ -18,6 +18,7 @@
 pub mod app;
 pub mod cache;
 pub mod caller;
+pub mod certificate;
 pub mod device_code;
 pub mod entra;
 pub mod jwks;
@@ -56,6 +57,8 @@ pub mod setting {
     /// The patreport API app registration: audience of callers' tokens, client of on-behalf-of.
     pub const API_CLIENT_ID: &str = "PATREPORT_API_CLIENT_ID";
     pub const API_CLIENT_SECRET: &str = "PATREPORT_API_CLIENT_SECRET";
+    /// A PEM file with the API app's certificate and its RSA private key (instead of a secret).
+    pub const API_CLIENT_CERTIFICATE: &str = "PATREPORT_API_CLIENT_CERTIFICATE";
     /// The public client app registration `patreport login` signs in with.
     pub const LOGIN_CLIENT_ID: &str = "PATREPORT_LOGIN_CLIENT_ID";
     pub const KEY_VAULT_URL: &str = "PATREPORT_KEY_VAULT_URL";
@@ -75,7 +78,7 @@ pub mod setting {
     /// Every setting above that the Functions app (`patreport serve`) reads itself, so that
     /// `local.settings.sample.json` can be checked against it. Left out: [`WEBSITE_AUTH_ENABLED`]
     /// (the platform sets it) and `PATREPORT_LOGIN_VAULT_AUTH` (only `patreport login` reads it).
-    pub const SERVICE: [&str; 20] = [
+    pub const SERVICE: [&str; 21] = [
         AUTH,
         PAT,
         PAT_FILE,
@@ -86,6 +89,7 @@ pub mod setting {
         FEDERATED_TOKEN_FILE,
         API_CLIENT_ID,
         API_CLIENT_SECRET,
+        API_CLIENT_CERTIFICATE,
         LOGIN_CLIENT_ID,
         KEY_VAULT_URL,
         REFRESH_TOKEN_SECRET,
@@ -228,6 +232,8 @@ pub struct AuthSettings {
     pub pat_file: Option<PathBuf>,
     pub api_client_id: Option<String>,
     pub api_client_secret: Option<Secret>,
+    /// PEM file with the API app's certificate and private key (read when the app is built).
+    pub api_client_certificate: Option<PathBuf>,
     pub login_client_id: Option<String>,
     pub key_vault_url: Option<Url>,
     pub refresh_token_secret: String,
@@ -248,6 +254,7 @@ impl AuthSettings {
             pat_file: None,
             api_client_id: None,
             api_client_secret: None,
+            api_client_certificate: None,
             login_client_id: None,
             key_vault_url: None,
             refresh_token_secret: DEFAULT_REFRESH_TOKEN_SECRET.to_owned(),
@@ -329,6 +336,7 @@ impl AuthSettings {
                 .or_else(|| get(setting::PAT_FILE).map(PathBuf::from)),
             api_client_id: get(setting::API_CLIENT_ID),
             api_client_secret: secret(setting::API_CLIENT_SECRET),
+            api_client_certificate: get(setting::API_CLIENT_CERTIFICATE).map(PathBuf::from),
             login_client_id: get(setting::LOGIN_CLIENT_ID),
             key_vault_url,
             refresh_token_secret,

@@ -5,13 +5,15 @@
 //! `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`, `requested_token_use=on_behalf_of`,
 //! `assertion=<caller token>`; the API app proves itself with a client secret, or with a
 //! managed identity token as client assertion (a federated identity credential on the app
-//! registration: no secret to rotate). Certificates are not offered (OpenSSL, see [`super::app`]).
+//! registration: no secret to rotate), or with a certificate: a client assertion signed with
+//! its private key ([`super::certificate`], no OpenSSL needed).
 //! `offline_access` is asked for too, so a run that outlives the first Azure DevOps token
 //! renews it with the refresh token instead of the (by then maybe expired) caller token.
 
 use super::app::ManagedIdentityAssertion;
 use super::cache::TokenCache;
 use super::caller::{Caller, Denied, bearer_token};
+use super::certificate::ClientCertificate;
 use super::entra::{Entra, EntraError, JWT_BEARER_ASSERTION};
 use super::{AuthError, AuthMode, AuthRuntime, AuthSettings, setting};
 use crate::ado::AdoCredential;
@@ -29,6 +31,8 @@ pub enum AppProof {
     ClientSecret(Secret),
     /// A managed identity trusted by the app registration (federated identity credential).
     ManagedIdentity(ManagedIdentityAssertion),
+    /// A certificate uploaded to the app registration; we sign assertions with its key.
+    Certificate(ClientCertificate),
 }
 
 impl fmt::Debug for AppProof {
@@ -36,6 +40,7 @@ impl fmt::Debug for AppProof {
         match self {
             AppProof::ClientSecret(_) => f.write_str("ClientSecret(<redacted>)"),
             AppProof::ManagedIdentity(_) => f.write_str("ManagedIdentity"),
+            AppProof::Certificate(c) => write!(f, "Certificate({})", c.thumbprint_s256()),
         }
     }
 }
@@ -56,17 +61,24 @@ impl ApiApp {
     ) -> Result<super::entra::TokenResponse, AuthError> {
         let mut full: Vec<(&str, &str)> = vec![("client_id", self.client_id.as_str())];
         full.extend_from_slice(form);
-        let assertion;
-        match &self.proof {
-            AppProof::ClientSecret(secret) => full.push(("client_secret", secret.expose())),
+        let assertion = match &self.proof {
+            AppProof::ClientSecret(secret) => {
+                full.push(("client_secret", secret.expose()));
+                None
+            }
             AppProof::ManagedIdentity(mi) => {
-                assertion = mi.assertion().await.map_err(|e| AuthError::Credential {
+                Some(mi.assertion().await.map_err(|e| AuthError::Credential {
                     mode: "on-behalf-of (managed identity as federated credential)",
                     detail: crate::ado::error::error_chain(&e),
-                })?;
-                full.push(("client_assertion_type", JWT_BEARER_ASSERTION));
-                full.push(("client_assertion", assertion.expose()));
+                })?)
             }
+            AppProof::Certificate(certificate) => {
+                Some(certificate.assertion(&self.client_id, self.entra.token_url().as_str())?)
+            }
+        };
+        if let Some(assertion) = &assertion {
+            full.push(("client_assertion_type", JWT_BEARER_ASSERTION));
+            full.push(("client_assertion", assertion.expose()));
         }
         Ok(self.entra.token(flow, &full).await?)
     }
@@ -90,8 +102,8 @@ impl OnBehalfOf {
     }
 
     /// From the settings: `AZURE_TENANT_ID`, `PATREPORT_API_CLIENT_ID`, and
-    /// `PATREPORT_API_CLIENT_SECRET` or else the managed identity (`AZURE_CLIENT_ID` for a
-    /// user-assigned one) as federated credential.
+    /// `PATREPORT_API_CLIENT_SECRET`, else `PATREPORT_API_CLIENT_CERTIFICATE`, else the managed
+    /// identity (`AZURE_CLIENT_ID` for a user-assigned one) as federated credential.
     pub fn from_settings(
         settings: &AuthSettings,
         runtime: &AuthRuntime,
@@ -107,9 +119,13 @@ impl OnBehalfOf {
                 setting: setting::API_CLIENT_ID,
                 why: "the application (client) id of the patreport API app registration",
             })?;
-        let proof = match &settings.api_client_secret {
-            Some(secret) => AppProof::ClientSecret(secret.clone()),
-            None => AppProof::ManagedIdentity(ManagedIdentityAssertion::new(
+        let proof = match (
+            &settings.api_client_secret,
+            &settings.api_client_certificate,
+        ) {
+            (Some(secret), _) => AppProof::ClientSecret(secret.clone()),
+            (None, Some(path)) => AppProof::Certificate(ClientCertificate::from_file(path)?),
+            (None, None) => AppProof::ManagedIdentity(ManagedIdentityAssertion::new(
                 super::app::managed_identity(
                     settings.client_id.as_deref(),
                     runtime,

@@ -259,6 +259,102 @@ pub struct AppReg {
     pub oid: String,
     /// Admin consent to Azure DevOps user_impersonation (delegated flows).
     pub ado_consent: bool,
+    /// Certificates uploaded to the app registration (their public part).
+    pub certificates: Vec<RegisteredCertificate>,
+}
+
+/// The public part of a certificate as Entra keeps it: thumbprint and public key.
+#[derive(Clone)]
+pub struct RegisteredCertificate {
+    pub x5t_s256: String,
+    pub public_key: DecodingKey,
+}
+
+/// A self-signed client certificate with its RSA key, as a PEM file holds them.
+pub struct ClientCert {
+    /// Certificate, then private key (PKCS#8).
+    pub pem: String,
+    /// The base64 body of the private key, to check it never leaks.
+    pub key_body: String,
+    pub registration: RegisteredCertificate,
+}
+
+/// A new RSA key and a self-signed certificate for it (rcgen).
+pub fn client_certificate(common_name: &str) -> ClientCert {
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+        .expect("RSA key generation");
+    let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).expect("PKCS#8");
+    let key_body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let mut key_pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in key_body.as_bytes().chunks(64) {
+        key_pem.push_str(std::str::from_utf8(line).expect("base64 is ascii"));
+        key_pem.push('\n');
+    }
+    key_pem.push_str("-----END PRIVATE KEY-----\n");
+    let key_pair = rcgen::KeyPair::from_pem(&key_pem).expect("rcgen key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    let cert = params
+        .self_signed(&key_pair)
+        .expect("self-signed certificate");
+    let x5t_s256 = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(<sha2::Sha256 as sha2::Digest>::digest(cert.der()));
+    let encoding = EncodingKey::from_rsa_pem(key_pem.as_bytes()).expect("encoding key");
+    let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, Algorithm::RS256).expect("jwk");
+    let jwk = serde_json::to_value(&jwk).expect("jwk json");
+    let public_key = DecodingKey::from_rsa_components(
+        jwk["n"].as_str().expect("n"),
+        jwk["e"].as_str().expect("e"),
+    )
+    .expect("decoding key");
+    ClientCert {
+        pem: format!("{}{key_pem}", cert.pem()),
+        key_body,
+        registration: RegisteredCertificate {
+            x5t_s256,
+            public_key,
+        },
+    }
+}
+
+/// Entra's check of a certificate client assertion.
+fn verify_certificate_assertion(
+    state: &EntraState,
+    app: &AppReg,
+    client_id: &str,
+    assertion: &str,
+    thumbprint: &str,
+) -> Result<(), Response> {
+    let invalid = |why: &str| {
+        entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700027,
+            &format!("Client assertion failed signature validation. {why}"),
+        )
+    };
+    let Some(cert) = app.certificates.iter().find(|c| c.x5t_s256 == thumbprint) else {
+        return Err(invalid(&format!(
+            "The key was not found. Thumbprint of key used by client: '{thumbprint}'. \
+             Please verify the certificate is registered on the application '{client_id}'."
+        )));
+    };
+    let mut v = Validation::new(Algorithm::RS256);
+    v.set_audience(&[format!("{}/{TENANT}/oauth2/v2.0/token", state.authority)]);
+    v.set_issuer(&[client_id]);
+    v.sub = Some(client_id.to_owned());
+    v.set_required_spec_claims(&["exp", "aud", "iss", "sub", "nbf"]);
+    v.validate_nbf = true;
+    v.leeway = 0;
+    let claims = jsonwebtoken::decode::<Value>(assertion, &cert.public_key, &v)
+        .map_err(|e| invalid(&format!("{:?}", e.kind())))?
+        .claims;
+    if claims["jti"].as_str().is_none_or(str::is_empty) {
+        return Err(invalid("The assertion has no jti."));
+    }
+    Ok(())
 }
 
 struct IssuedRefresh {
@@ -792,6 +888,14 @@ fn client_authenticated(
                 50027,
                 "Invalid client_assertion_type.",
             ));
+        }
+        // A certificate assertion names the certificate by its thumbprint.
+        if let Some(thumbprint) = jsonwebtoken::decode_header(assertion)
+            .ok()
+            .and_then(|h| h.x5t_s256)
+        {
+            verify_certificate_assertion(state, &app, client_id, assertion, &thumbprint)?;
+            return Ok(app);
         }
         // Workload identity tokens come from the cluster's issuer; ours are unsigned-for-Entra
         // JWTs whose `sub` is checked. Managed identity tokens are Entra tokens we verify.
