@@ -11,6 +11,9 @@ trap 'rm -f "$azurite_log"' EXIT
 scripts/install-azurite.sh >"$azurite_log" 2>&1 &
 azurite_install=$!
 
+echo "== infra: offline Bicep check (scripts/check-infra.sh; pinned parsers from PyPI)"
+scripts/check-infra.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
