@@ -4,7 +4,7 @@ use super::progress::CliProgress;
 use super::{Format, ReportArgs, exit};
 use crate::ado::{AdoClient, AdoCredential, AdoSettings};
 use crate::engine::{self, ScanOptions};
-use crate::report::{self, Report, ReportOptions};
+use crate::report::{self, Report, ReportOptions, XlsxPlan};
 use crate::secret::Secret;
 use crate::simulator::{AuthConfig, OrgSpec, SimConfig, SimOrg, SimServer};
 use anyhow::Context;
@@ -42,6 +42,11 @@ pub async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
         expiring_days: args.expiring_days,
         include_invalid: args.include_invalid,
     };
+    // Lay the workbook out while memory is at its lowest (see `XlsxPlan`).
+    let plan = match args.format.contains(&Format::Xlsx) {
+        true => Some(XlsxPlan::new(report::row_count(&inventory, options))?),
+        false => None,
+    };
     let report = report::build(
         inventory,
         OffsetDateTime::now_utc(),
@@ -51,7 +56,7 @@ pub async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     let formats = args.format.clone();
     let out = args.out.clone();
     let files = tokio::task::spawn_blocking(move || {
-        write_outputs(&report, &out, &formats).map(|f| (f, report))
+        write_outputs(&report, &out, &formats, plan).map(|f| (f, report))
     })
     .await
     .context("the report writer stopped unexpectedly")??;
@@ -102,11 +107,13 @@ async fn start_demo(args: &ReportArgs) -> anyhow::Result<(SimServer, AdoCredenti
     Ok((server, AdoCredential::Pat(Secret::new(pat))))
 }
 
-/// Write the report in each format; returns the paths written.
+/// Write the report in each format; returns the paths written. `plan` is the workbook laid out
+/// ahead of the report, if the caller made one.
 pub fn write_outputs(
     report: &Report,
     dir: &Path,
     formats: &[Format],
+    mut plan: Option<XlsxPlan>,
 ) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the output directory {}", dir.display()))?;
@@ -115,7 +122,10 @@ pub fn write_outputs(
     for format in formats {
         let path = dir.join(format!("{stem}.{}", format.extension()));
         match format {
-            Format::Xlsx => report::write_xlsx(report, &path)?,
+            Format::Xlsx => match plan.take() {
+                Some(plan) => plan.save(report, &path)?,
+                None => report::write_xlsx(report, &path)?,
+            },
             Format::Csv => {
                 let file = std::fs::File::create(&path)
                     .with_context(|| format!("creating {}", path.display()))?;

@@ -81,7 +81,7 @@ pub fn build(
                     *count += usize::from(within(valid_to, limit));
                 }
             }
-            if status != TokenStatus::Invalid || options.include_invalid {
+            if listed(&pat, options) {
                 keyed.push((index, token_row(&user, pat, status, now, &mut scopes)));
             }
         }
@@ -154,6 +154,22 @@ pub fn build(
         rows,
         errors,
     }
+}
+
+/// How many rows [`build`] will make of `inventory`: known before the report is built, so the
+/// workbook can be laid out while memory is low (see `xlsx::XlsxPlan`).
+pub fn row_count(inventory: &Inventory, options: ReportOptions) -> usize {
+    inventory
+        .users
+        .iter()
+        .flat_map(|u| &u.pats)
+        .filter(|p| listed(p, options))
+        .count()
+}
+
+/// Whether a PAT becomes a row: invalid (revoked) ones only when asked for.
+fn listed(pat: &Pat, options: ReportOptions) -> bool {
+    pat.is_valid || options.include_invalid
 }
 
 /// The status of a PAT at `now`; invalid wins over expired.
@@ -501,6 +517,17 @@ pub(crate) mod tests {
         assert_eq!(with.rows.len(), 2);
         assert_eq!(with.summary.pats, 2);
         assert_eq!(with.summary.by_status, without.summary.by_status);
+
+        // The workbook is laid out from this count before the report exists: it must agree.
+        let all = ReportOptions {
+            include_invalid: true,
+            ..ReportOptions::default()
+        };
+        assert_eq!(
+            row_count(&inv, ReportOptions::default()),
+            without.rows.len()
+        );
+        assert_eq!(row_count(&inv, all), with.rows.len());
     }
 
     #[test]

@@ -11,9 +11,9 @@ pub mod scope;
 pub mod text;
 pub mod xlsx;
 
-pub use build::build;
+pub use build::{build, row_count};
 pub use csv::write_csv;
 pub use error::ReportError;
 pub use json::write_json;
 pub use model::*;
-pub use xlsx::{write_xlsx, xlsx_bytes};
+pub use xlsx::{XlsxPlan, write_xlsx, xlsx_bytes};

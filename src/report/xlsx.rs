@@ -70,42 +70,92 @@ const SHEET_RUN: &str = "Run";
 
 /// Writes the workbook to `path`, streaming it to the file rather than building it in memory.
 pub fn write_xlsx(report: &Report, path: &Path) -> Result<(), ReportError> {
-    workbook(report)?.save(path).map_err(|source| match source {
-        XlsxError::IoError(source) => ReportError::File {
-            path: path.to_owned(),
-            source,
-        },
-        source => ReportError::Xlsx {
-            sheet: "(saving)",
-            source,
-        },
-    })
+    XlsxPlan::new(report.rows.len())?.save(report, path)
 }
 
 /// The workbook as the bytes of an `.xlsx` file.
 pub fn xlsx_bytes(report: &Report) -> Result<Vec<u8>, ReportError> {
-    workbook(report)?
-        .save_to_buffer()
-        .map_err(|source| ReportError::Xlsx {
-            sheet: "(saving)",
-            source,
-        })
+    XlsxPlan::new(report.rows.len())?.into_bytes(report)
 }
 
-fn workbook(report: &Report) -> Result<Workbook, ReportError> {
-    release_free_memory();
-    let styles = Styles::new();
-    let mut workbook = Workbook::new();
-    let in_sheet = |sheet: &'static str| move |source| ReportError::Xlsx { sheet, source };
+/// A workbook laid out before its report exists.
+///
+/// rust_xlsxwriter records every cell of an Excel table's range in a hash map (to refuse
+/// overlapping tables): at 100,000 rows × 17 columns that is 1.7 million entries, 36 MB, and
+/// 53 MB while the map grows. A constant-memory sheet needs its table before its rows, so laid
+/// out with the report already built, that map and every row are in memory together. Laid out
+/// right after the scan (the row count is known from the inventory, see
+/// [`row_count`](super::build::row_count)), the map is built while memory is at its lowest.
+pub struct XlsxPlan {
+    workbook: Workbook,
+    rows: usize,
+}
 
-    let tokens = workbook
-        .add_worksheet_with_constant_memory()
-        .map_err(in_sheet(SHEET_TOKENS))?;
-    write_tokens(tokens, report, &styles).map_err(in_sheet(SHEET_TOKENS))?;
-    write_summary(workbook.add_worksheet(), report, &styles).map_err(in_sheet(SHEET_SUMMARY))?;
-    write_errors(workbook.add_worksheet(), report).map_err(in_sheet(SHEET_ERRORS))?;
-    write_run(workbook.add_worksheet(), report, &styles).map_err(in_sheet(SHEET_RUN))?;
-    Ok(workbook)
+impl XlsxPlan {
+    /// Lay out a workbook whose Tokens sheet will hold `rows` rows.
+    pub fn new(rows: usize) -> Result<Self, ReportError> {
+        release_free_memory();
+        let mut workbook = Workbook::new();
+        let tokens = workbook
+            .add_worksheet_with_constant_memory()
+            .map_err(in_sheet(SHEET_TOKENS))?;
+        lay_out_tokens(tokens, rows).map_err(in_sheet(SHEET_TOKENS))?;
+        Ok(Self { workbook, rows })
+    }
+
+    /// Fill the workbook with `report` and write it to `path`.
+    pub fn save(self, report: &Report, path: &Path) -> Result<(), ReportError> {
+        self.fill(report)?
+            .save(path)
+            .map_err(|source| match source {
+                XlsxError::IoError(source) => ReportError::File {
+                    path: path.to_owned(),
+                    source,
+                },
+                source => ReportError::Xlsx {
+                    sheet: "(saving)",
+                    source,
+                },
+            })
+    }
+
+    /// Fill the workbook with `report` and return the file's bytes.
+    pub fn into_bytes(self, report: &Report) -> Result<Vec<u8>, ReportError> {
+        self.fill(report)?
+            .save_to_buffer()
+            .map_err(|source| ReportError::Xlsx {
+                sheet: "(saving)",
+                source,
+            })
+    }
+
+    fn fill(mut self, report: &Report) -> Result<Workbook, ReportError> {
+        if report.rows.len() != self.rows {
+            return Err(ReportError::Xlsx {
+                sheet: SHEET_TOKENS,
+                source: XlsxError::ParameterError(format!(
+                    "the workbook was laid out for {} rows but the report has {}",
+                    self.rows,
+                    report.rows.len()
+                )),
+            });
+        }
+        let styles = Styles::new();
+        let workbook = &mut self.workbook;
+        let tokens = workbook
+            .worksheet_from_index(0)
+            .map_err(in_sheet(SHEET_TOKENS))?;
+        write_tokens(tokens, report, &styles).map_err(in_sheet(SHEET_TOKENS))?;
+        write_summary(workbook.add_worksheet(), report, &styles)
+            .map_err(in_sheet(SHEET_SUMMARY))?;
+        write_errors(workbook.add_worksheet(), report).map_err(in_sheet(SHEET_ERRORS))?;
+        write_run(workbook.add_worksheet(), report, &styles).map_err(in_sheet(SHEET_RUN))?;
+        Ok(self.workbook)
+    }
+}
+
+fn in_sheet(sheet: &'static str) -> impl Fn(XlsxError) -> ReportError {
+    move |source| ReportError::Xlsx { sheet, source }
 }
 
 /// Hand pages the allocator holds but no longer uses back to the system before the workbook's
@@ -149,17 +199,12 @@ impl Styles {
     }
 }
 
-fn write_tokens(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(), XlsxError> {
+/// The Tokens sheet's name, table (which writes the header row, so it must come before the
+/// data in constant memory), frozen header and highlights. An empty report keeps one blank data
+/// row, because a table needs one.
+fn lay_out_tokens(ws: &mut Worksheet, rows: usize) -> Result<(), XlsxError> {
     ws.set_name(SHEET_TOKENS)?;
-    let widths = token_widths(report);
-    for (col, width) in (0u16..).zip(widths) {
-        ws.set_column_width(col, width as f64)?;
-    }
-
-    // The table writes the header row, so it must come before the data (constant
-    // memory); an empty report keeps one blank data row because a table needs one.
-    let last_row = report.rows.len().max(1);
-    let last_row = u32::try_from(last_row).map_err(|_| XlsxError::RowColumnLimitError)?;
+    let last_row = u32::try_from(rows.max(1)).map_err(|_| XlsxError::RowColumnLimitError)?;
     let columns: Vec<TableColumn> = TOKEN_COLUMNS
         .iter()
         .map(|h| TableColumn::new().set_header(*h))
@@ -170,7 +215,16 @@ fn write_tokens(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<
         .set_columns(&columns);
     ws.add_table(0, 0, last_row, LAST_COL, &table)?;
     ws.set_freeze_panes(1, 0)?;
-    add_token_highlights(ws, last_row)?;
+    add_token_highlights(ws, last_row)
+}
+
+/// The Tokens rows, into a sheet laid out by [`lay_out_tokens`]. Column widths are part of the
+/// sheet's header XML, assembled when the file is saved, so they can be set now.
+fn write_tokens(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(), XlsxError> {
+    let widths = token_widths(report);
+    for (col, width) in (0u16..).zip(widths) {
+        ws.set_column_width(col, width as f64)?;
+    }
 
     let mut targets = String::new();
     for (row, r) in (1u32..).zip(&report.rows) {
