@@ -60,6 +60,25 @@ fn assert_complete(inventory: &Inventory, server: &SimServer) {
     assert_eq!(server.stats().auth_failures, 0);
 }
 
+/// An on-behalf-of scan: complete, and the organization saw only the caller, reached through
+/// the jwt-bearer (on-behalf-of) grant.
+async fn assert_scan_ran_as_the_caller(
+    cloud: &TestCloud,
+    server: &SimServer,
+    seen: &AdoSeen,
+    credential: AdoCredential,
+) {
+    let inventory = scan(server, credential, 8).await.unwrap();
+    assert_complete(&inventory, server);
+    assert_eq!(seen.oids(), vec!["caller-oid".to_string()]);
+    assert!(
+        cloud
+            .entra
+            .grants()
+            .contains(&"urn:ietf:params:oauth:grant-type:jwt-bearer".to_string())
+    );
+}
+
 /// No secret of the test set-up appears in `text`.
 fn assert_no_secrets(text: &str, extra: &[&str]) {
     for secret in [SP_SECRET, API_SECRET].iter().chain(extra) {
@@ -504,15 +523,7 @@ async fn on_behalf_of_runs_the_scan_with_the_callers_identity() {
     assert!(!format!("{caller:?}").contains(&token));
 
     let credential = obo(&cloud).credential_for(&caller).await.unwrap();
-    let inventory = scan(&server, credential, 8).await.unwrap();
-    assert_complete(&inventory, &server);
-    assert_eq!(seen.oids(), vec!["caller-oid".to_string()]);
-    assert!(
-        cloud
-            .entra
-            .grants()
-            .contains(&"urn:ietf:params:oauth:grant-type:jwt-bearer".to_string())
-    );
+    assert_scan_ran_as_the_caller(&cloud, &server, &seen, credential).await;
 }
 
 #[tokio::test]
@@ -612,15 +623,7 @@ async fn on_behalf_of_with_a_certificate_runs_the_scan_with_the_callers_identity
         .credential_for(&caller)
         .await
         .unwrap();
-    let inventory = scan(&server, credential, 8).await.unwrap();
-    assert_complete(&inventory, &server);
-    assert_eq!(seen.oids(), vec!["caller-oid".to_string()]);
-    assert!(
-        cloud
-            .entra
-            .grants()
-            .contains(&"urn:ietf:params:oauth:grant-type:jwt-bearer".to_string())
-    );
+    assert_scan_ran_as_the_caller(&cloud, &server, &seen, credential).await;
 }
 
 #[tokio::test]

@@ -160,6 +160,16 @@ async fn list_pats(
     }
 }
 
+/// The generated user with 45 PATs: more than two pages at the default page size of 20.
+fn heavy_user(server: &SimServer) -> SimUser {
+    server
+        .org()
+        .human_users()
+        .find(|u| u.pats.len() == 45)
+        .expect("the generated heavy user")
+        .clone()
+}
+
 #[tokio::test]
 async fn graph_users_pages_cover_every_user_exactly_once() {
     let server = start(1_250, SimConfig::strict()).await;
@@ -353,12 +363,7 @@ async fn garbled_or_unencoded_graph_token_is_400() {
 #[tokio::test]
 async fn heavy_user_pats_span_three_pages_with_body_tokens() {
     let server = start(40, SimConfig::strict()).await;
-    let heavy = server
-        .org()
-        .human_users()
-        .find(|u| u.pats.len() == 45)
-        .expect("heavy user")
-        .clone();
+    let heavy = heavy_user(&server);
     let (ids, bodies) = list_pats(&server, &heavy.descriptor, None).await;
     assert_eq!(bodies.len(), 3, "20 + 20 + 5");
     let expected: Vec<&String> = heavy.pats.iter().map(|p| &p.authorization_id).collect();
@@ -416,12 +421,7 @@ async fn last_pages_rotate_all_four_end_markers() {
 #[tokio::test]
 async fn session_token_json_matches_the_example_and_the_service_datetime_forms() {
     let server = start(40, SimConfig::strict()).await;
-    let heavy = server
-        .org()
-        .human_users()
-        .find(|u| u.pats.len() == 45)
-        .expect("heavy")
-        .clone();
+    let heavy = heavy_user(&server);
     let raw = get(&server, &pats_path(&heavy.descriptor, "&pageSize=45"))
         .await
         .text()
@@ -532,12 +532,7 @@ async fn pat_listing_refuses_bad_descriptors_and_tokens() {
         StatusCode::BAD_REQUEST
     );
 
-    let heavy = server
-        .org()
-        .human_users()
-        .find(|u| u.pats.len() == 45)
-        .expect("heavy")
-        .clone();
+    let heavy = heavy_user(&server);
     let other = server
         .org()
         .human_users()
@@ -953,12 +948,7 @@ async fn uneven_pat_pages_still_list_every_pat_once() {
     let mut config = SimConfig::strict();
     config.paging.pat_uneven_pages = true;
     let server = start(60, config).await;
-    let heavy = server
-        .org()
-        .human_users()
-        .find(|u| u.pats.len() == 45)
-        .expect("heavy")
-        .clone();
+    let heavy = heavy_user(&server);
     let (ids, bodies) = list_pats(&server, &heavy.descriptor, Some(10)).await;
     let expected: Vec<String> = heavy
         .pats
