@@ -79,7 +79,7 @@ param expiringDays int = 30
 @maxValue(256)
 param concurrency int = 16
 
-@description('PATREPORT_TIME_BUDGET_MINUTES: a scan stops starting new work after this long (under the 1-hour functionTimeout).')
+@description('PATREPORT_TIME_BUDGET, in minutes (azd: PATREPORT_TIME_BUDGET_MINUTES): a scan stops starting new work after this long (under the 1-hour functionTimeout).')
 @minValue(1)
 @maxValue(55)
 param timeBudgetMinutes int = 50

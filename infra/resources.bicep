@@ -75,7 +75,7 @@ param expiringDays int
 @maxValue(256)
 param concurrency int
 
-@description('PATREPORT_TIME_BUDGET_MINUTES: kept under host.json functionTimeout (1 hour).')
+@description('PATREPORT_TIME_BUDGET, in minutes: kept under host.json functionTimeout (1 hour).')
 @minValue(1)
 @maxValue(55)
 param timeBudgetMinutes int
@@ -458,7 +458,7 @@ var appSettings = {
   PATREPORT_SAS_MINUTES: string(sasMinutes)
   PATREPORT_EXPIRING_DAYS: string(expiringDays)
   PATREPORT_CONCURRENCY: string(concurrency)
-  PATREPORT_TIME_BUDGET_MINUTES: string(timeBudgetMinutes)
+  PATREPORT_TIME_BUDGET: '${timeBudgetMinutes}m'
   PATREPORT_LOG: logFilter
   // Reports through the managed identity (user delegation links), never an account key.
   PATREPORT_STORAGE_ACCOUNT_URL: storage.properties.primaryEndpoints.blob

@@ -10,8 +10,8 @@ No Bicep CLI can be installed here, so this is what can be checked without one:
 * typos a build would not catch either: resource type@apiVersion pairs and role definition ids
   must be in the known lists below (add to them only after checking the ARM reference);
 * agreement with the app: every queue of PatReport*/function.json is created, every %SETTING%
-  the function.json files use is set, every PATREPORT_*/AZURE_* app setting is a name the Rust
-  code reads, the settings Flex Consumption rejects are absent, host storage is identity-based,
+  the function.json files use is set, every PATREPORT_*/AZURE_* app setting is in the app's
+  registry of setting names (src/settings/names.rs), the settings Flex Consumption rejects are absent, host storage is identity-based,
   and the azd service name / dist zip agree with azure.yaml and the packaging hook.
 
 Not checked (needs Azure or the Bicep CLI): types and schemas, property names, expressions,
@@ -233,7 +233,14 @@ def main() -> int:
                 problem(rel(params_file), f"'{p}': '{value}' is not a single ${{NAME}} expression")
 
     # ---- the app's own files --------------------------------------------------------------
-    rust = "\n".join(p.read_text() for p in (ROOT / "src").rglob("*.rs"))
+    # The one registry of setting names: src/settings/names.rs (`pub const X: &str = "NAME";`,
+    # listed in the SETTINGS table as `setting(X, ...)` or `secret(X, ...)`).
+    names_rs = (ROOT / "src" / "settings" / "names.rs").read_text()
+    consts = dict(re.findall(r'pub const ([A-Z_]+): &str = "([^"]+)";', names_rs))
+    table = names_rs[names_rs.index("pub const SETTINGS"):]
+    registry = {consts[ident] for ident in re.findall(r"\b(?:setting|secret)\(\s*([A-Z_]+)\s*,", table) if ident in consts}
+    if len(registry) < 10:
+        problem("src/settings/names.rs", f"could not read the settings registry (found {len(registry)} names)")
     functions = sorted((ROOT).glob("*/function.json"))
     if not functions:
         problem("repo", "no */function.json found")
@@ -258,8 +265,8 @@ def main() -> int:
         if setting not in app_settings:
             problem("infra", f"app setting {setting} is not set")
     for setting, where in sorted(app_settings.items()):
-        if re.match(r"^(PATREPORT|AZURE)_", setting) and f'"{setting}"' not in rust:
-            problem(where, f"app setting {setting} is not read anywhere in src/ (renamed or misspelled?)")
+        if re.match(r"^(PATREPORT|AZURE)_", setting) and setting not in registry:
+            problem(where, f"app setting {setting} is not in the settings registry, src/settings/names.rs (renamed or misspelled?)")
 
     host = json.loads((ROOT / "host.json").read_text())
     exe = host.get("customHandler", {}).get("description", {}).get("defaultExecutablePath")

@@ -1,8 +1,9 @@
 //! What `patreport bench` measures against: the floor no client can beat, the sequential walk
 //! of the sample this product replaces, and the process's memory.
 
-use crate::ado::paging::LoopGuard;
 use crate::ado::{AdoClient, AdoError};
+use futures::StreamExt;
+use std::pin::pin;
 use std::time::Duration;
 
 /// The least time any client needs for a scan at this latency and concurrency.
@@ -27,54 +28,49 @@ pub fn floor(
 /// page of each user's PATs in turn. Returns (users, PATs, requests).
 pub async fn sequential_scan(client: &AdoClient) -> Result<(u64, u64, u64), AdoError> {
     let (mut users, mut pats, mut requests) = (0u64, 0u64, 0u64);
-    let mut token: Option<String> = None;
-    let mut guard = LoopGuard::default();
-    loop {
-        let page = client.users_page(token.as_deref()).await?;
+    let mut user_pages = pin!(client.users());
+    while let Some(page) = user_pages.next().await {
+        let page = page?;
         requests += 1;
         for user in &page.users {
             users += 1;
-            let mut pat_token: Option<String> = None;
-            let mut pat_guard = LoopGuard::default();
-            loop {
-                let pat_page = client
-                    .pats_page(&user.descriptor, pat_token.as_deref())
-                    .await?;
+            let mut pat_pages = pin!(client.pats(&user.descriptor));
+            while let Some(pat_page) = pat_pages.next().await {
                 requests += 1;
-                pats += pat_page.pats.len() as u64;
-                match pat_page.continuation {
-                    Some(next) => {
-                        pat_guard.check(&next, "PAT listing")?;
-                        pat_token = Some(next);
-                    }
-                    None => break,
-                }
+                pats += pat_page?.pats.len() as u64;
             }
-        }
-        match page.continuation {
-            Some(next) => {
-                guard.check(&next, "user listing")?;
-                token = Some(next);
-            }
-            None => return Ok((users, pats, requests)),
         }
     }
+    Ok((users, pats, requests))
 }
 
-/// Peak resident set size of this process so far (Linux `VmHWM`), in bytes.
-pub fn peak_rss_bytes() -> Option<u64> {
-    proc_status_kb("VmHWM:").map(|kb| kb * 1024)
+/// The process's resident memory, both figures from one read of `/proc/self/status` (two
+/// reads would let other threads allocate in between, and the peak could trail the current).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    /// Peak resident set size so far (`VmHWM`), in bytes.
+    pub peak: u64,
+    /// Current resident set size (`VmRSS`), in bytes.
+    pub current: u64,
 }
 
-/// Current resident set size (Linux `VmRSS`), in bytes.
-pub fn rss_bytes() -> Option<u64> {
-    proc_status_kb("VmRSS:").map(|kb| kb * 1024)
-}
+impl Memory {
+    /// This process's figures (Linux only).
+    pub fn now() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/self/status").ok()?)
+    }
 
-fn proc_status_kb(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    /// The figures of a `/proc/{pid}/status` text.
+    pub fn parse(status: &str) -> Option<Self> {
+        let kb = |key: &str| -> Option<u64> {
+            let line = status.lines().find(|l| l.starts_with(key))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        };
+        Some(Self {
+            peak: kb("VmHWM:")? * 1024,
+            current: kb("VmRSS:")? * 1024,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -92,9 +88,19 @@ mod tests {
     }
 
     #[test]
-    fn memory_figures_are_readable_on_linux() {
-        let peak = peak_rss_bytes().expect("VmHWM");
-        let now = rss_bytes().expect("VmRSS");
-        assert!(peak >= now && now > 0);
+    fn memory_figures_come_from_one_snapshot() {
+        let status = "Name:\tpatreport\nVmPeak:\t  900 kB\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n";
+        assert_eq!(
+            Memory::parse(status),
+            Some(Memory {
+                peak: 2048 * 1024,
+                current: 1024 * 1024
+            })
+        );
+        assert_eq!(Memory::parse("VmRSS:\t 1 kB\n"), None);
+        if cfg!(target_os = "linux") {
+            let m = Memory::now().expect("/proc/self/status");
+            assert!(m.peak >= m.current && m.current > 0, "{m:?}");
+        }
     }
 }

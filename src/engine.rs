@@ -4,10 +4,10 @@
 //! One entry point serves the CLI, the demo, the Functions worker and the benchmark.
 
 use crate::ado::error::error_chain;
-use crate::ado::paging::{self, LoopGuard};
 use crate::ado::{AdoClient, AdoError};
-use crate::inventory::{Inventory, RunStats, User, UserFailure, UserTokens};
+use crate::inventory::{Inventory, Pat, RunStats, User, UserFailure, UserTokens};
 use futures::StreamExt;
+use std::pin::pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -61,8 +61,20 @@ pub enum ScanError {
     TokenAdmin { org: String, source: AdoError },
 }
 
+impl ScanError {
+    /// Worth another attempt later (the Azure DevOps layer decides for its own errors).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ScanError::OrgNotFound { .. } => false,
+            ScanError::Users { source, .. } | ScanError::TokenAdmin { source, .. } => {
+                source.is_transient()
+            }
+        }
+    }
+}
+
 enum Outcome {
-    Listed(Vec<crate::inventory::Pat>),
+    Listed(Vec<Pat>),
     Failed(Option<u16>, String),
 }
 
@@ -89,10 +101,9 @@ pub async fn scan(
     let list_users = async {
         let mut listed = 0usize;
         let mut pages = 0u64;
-        let mut token: Option<String> = None;
-        let mut guard = LoopGuard::default();
         let mut orphans = Vec::new();
         let mut stopped_early = None;
+        let mut user_pages = pin!(client.users());
         loop {
             if aborted.load(Ordering::Relaxed) {
                 break;
@@ -103,9 +114,10 @@ pub async fn scan(
                 ));
                 break;
             }
-            let page = match client.users_page(token.as_deref()).await {
-                Ok(page) => page,
-                Err(e) if pages == 0 => {
+            let page = match user_pages.next().await {
+                None => break,
+                Some(Ok(page)) => page,
+                Some(Err(e)) if pages == 0 => {
                     let fatal = if e.status() == Some(404) {
                         ScanError::OrgNotFound {
                             org: org_name.to_owned(),
@@ -120,7 +132,7 @@ pub async fn scan(
                     set_abort(&abort, &aborted, fatal);
                     break;
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     stopped_early = Some(format!(
                         "listing users failed after {pages} pages ({listed} users); later users were not listed: {e}"
                     ));
@@ -136,16 +148,6 @@ pub async fn scan(
                 listed += 1;
             }
             progress.users_listed(listed);
-            match page.continuation {
-                Some(next) => {
-                    if let Err(e) = guard.check(&next, "user listing") {
-                        stopped_early = Some(e.to_string());
-                        break;
-                    }
-                    token = Some(next);
-                }
-                None => break,
-            }
         }
         drop(tx);
         (pages, orphans, stopped_early)
@@ -169,7 +171,7 @@ pub async fn scan(
                         progress.user_scanned(0, true);
                         return Some((index, user, Outcome::Failed(None, msg)));
                     }
-                    let outcome = match paging::list_all_pats(client, &user.descriptor).await {
+                    let outcome = match list_all_pats(client, &user.descriptor).await {
                         Ok((pats, pages)) => {
                             any_ok.store(true, Ordering::Relaxed);
                             pat_pages.fetch_add(pages, Ordering::Relaxed);
@@ -249,6 +251,18 @@ pub async fn scan(
             pat_pages: pat_pages.into_inner(),
         },
     })
+}
+
+/// Every PAT of one user, all pages followed. Returns the PATs and the number of pages read.
+async fn list_all_pats(client: &AdoClient, descriptor: &str) -> Result<(Vec<Pat>, u64), AdoError> {
+    let mut pats = Vec::new();
+    let mut pages = 0;
+    let mut stream = pin!(client.pats(descriptor));
+    while let Some(page) = stream.next().await {
+        pats.extend(page?.pats);
+        pages += 1;
+    }
+    Ok((pats, pages))
 }
 
 fn set_abort(slot: &Mutex<Option<ScanError>>, flag: &AtomicBool, error: ScanError) {

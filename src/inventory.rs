@@ -70,7 +70,7 @@ pub struct RunStats {
 /// Everything one scan of one organization found.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Inventory {
-    pub org: String,
+    pub org: crate::domain::OrgName,
     pub started: OffsetDateTime,
     pub finished: OffsetDateTime,
     /// Users whose PATs were listed completely (possibly none), in scan order.

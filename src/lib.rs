@@ -1,18 +1,27 @@
 //! patreport: an org-wide inventory of Azure DevOps personal access tokens.
 //!
-//! The core is plain data and functions ([`inventory`], [`report`]); around it sit thin
-//! adapters: the Azure DevOps client ([`ado`]), the scan ([`engine`]), the simulated
-//! organization ([`simulator`]) and the command line ([`cli`]).
+//! The core is plain data and functions: [`domain`] (names parsed once), [`inventory`],
+//! [`report`] (model, rules, writers) and [`lifecycle`] (the states of a service run). Around
+//! it sit thin adapters: the Azure DevOps client ([`ado`]), the scan ([`engine`]), the one
+//! report [`pipeline`] every face calls, outgoing [`credentials`] and incoming [`callers`]
+//! (both meeting Microsoft [`entra`]), Blob [`storage`], the Functions custom handler
+//! ([`functions`]), the [`settings`], the simulated organization ([`simulator`]) and the
+//! command line ([`cli`]).
 
 pub mod ado;
-pub mod auth;
 pub mod bench;
+pub mod callers;
 pub mod cli;
-pub mod config;
+pub mod credentials;
+pub mod domain;
 pub mod engine;
+pub mod entra;
 pub mod functions;
 pub mod inventory;
+pub mod lifecycle;
+pub mod pipeline;
 pub mod report;
 pub mod secret;
+pub mod settings;
 pub mod simulator;
 pub mod storage;

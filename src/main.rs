@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             Command::Login(args) => cli::login::run(args).await,
             Command::Bench(args) => cli::bench::run(args).await,
             Command::Serve(args) => cli::serve::run(args).await,
+            Command::BenchProbe(args) => cli::bench::probe_run(args).await,
         }
     });
     match result {

@@ -25,7 +25,10 @@ async fn serve(router: Router) -> String {
 }
 
 fn client(base: &str) -> AdoClient {
-    let settings = AdoSettings::new(base.parse().unwrap(), "fabrikam");
+    let settings = AdoSettings::new(
+        base.parse().unwrap(),
+        patreport::domain::OrgName::parse("fabrikam").unwrap(),
+    );
     AdoClient::new(settings, AdoCredential::Pat(Secret::new("example-pat"))).unwrap()
 }
 

@@ -7,8 +7,8 @@ mod auth_support;
 
 use auth_support::*;
 use patreport::ado::{AdoClient, AdoCredential, AdoSettings};
-use patreport::auth::caller::{CallerPolicy, CallerPolicyConfig, CallerSource};
-use patreport::auth::{AuthMode, OnBehalfOf, resolve_with};
+use patreport::callers::{CallerPolicy, CallerSettings, CallerSource};
+use patreport::credentials::{AuthMode, OnBehalfOf, resolve_with};
 use patreport::engine::{self, NoProgress, ScanOptions};
 use patreport::inventory::Inventory;
 use patreport::simulator::{AuthConfig, OrgSpec, SimConfig, SimOrg, SimServer};
@@ -29,7 +29,10 @@ async fn sim(cloud: &TestCloud) -> (SimServer, Arc<AdoSeen>) {
 }
 
 async fn scan(server: &SimServer, credential: AdoCredential) -> Result<Inventory, String> {
-    let mut settings = AdoSettings::new(server.base_url().parse().unwrap(), ORG);
+    let mut settings = AdoSettings::new(
+        server.base_url().parse().unwrap(),
+        patreport::domain::OrgName::parse(ORG).unwrap(),
+    );
     settings.request_timeout = Duration::from_secs(10);
     settings.max_retries = 1;
     let client = AdoClient::new(settings, credential).unwrap();
@@ -105,12 +108,12 @@ async fn unknown_user_assigned_identity(cloud: &TestCloud) {
 
 async fn on_behalf_of_with_the_identity_as_federated_credential(cloud: &TestCloud) {
     let (server, seen) = sim(cloud).await;
-    let mut config = CallerPolicyConfig::new(CallerSource::Bearer);
+    let mut config = CallerSettings::new(CallerSource::Bearer);
     config.allowed_roles = vec!["PatReport.Read".into()];
     config.tenant_id = Some(TENANT.into());
     config.audiences = vec![API_APP.into()];
     config.authority_host =
-        patreport::auth::entra::parse_authority_host(&cloud.entra.authority()).unwrap();
+        patreport::entra::parse_authority_host(&cloud.entra.authority()).unwrap();
     let policy = CallerPolicy::new(config, &cloud.runtime());
     let token = cloud
         .entra
@@ -127,7 +130,10 @@ async fn on_behalf_of_with_the_identity_as_federated_credential(cloud: &TestClou
     settings.api_client_id = Some(API_APP.into());
     settings.client_id = Some(MI_USER_CLIENT_ID.into());
     let obo = OnBehalfOf::from_settings(&settings, &cloud.runtime()).unwrap();
-    let credential = obo.credential_for(&caller).await.unwrap();
+    let credential = obo
+        .credential_for(caller.access_token().cloned())
+        .await
+        .unwrap();
     scan(&server, credential).await.unwrap();
     assert_eq!(seen.oids(), vec!["obo-caller".to_string()]);
 }
@@ -135,7 +141,7 @@ async fn on_behalf_of_with_the_identity_as_federated_credential(cloud: &TestClou
 async fn refresh_token_mode_reads_the_vault_as_the_identity(cloud: &TestCloud) {
     let (server, seen) = sim(cloud).await;
     cloud.vault.put(
-        patreport::auth::DEFAULT_REFRESH_TOKEN_SECRET,
+        patreport::credentials::DEFAULT_REFRESH_TOKEN_SECRET,
         &cloud.entra.issue_refresh_token(LOGIN_APP),
     );
     // The default PATREPORT_VAULT_AUTH: the (system-assigned) managed identity.
@@ -156,7 +162,7 @@ async fn refresh_token_mode_reads_the_vault_as_the_identity(cloud: &TestCloud) {
     assert_eq!(
         cloud
             .vault
-            .versions(patreport::auth::DEFAULT_REFRESH_TOKEN_SECRET),
+            .versions(patreport::credentials::DEFAULT_REFRESH_TOKEN_SECRET),
         2
     );
 }

@@ -9,12 +9,15 @@ mod auth_support;
 
 use auth_support::*;
 use patreport::ado::{AdoClient, AdoCredential, AdoSettings};
-use patreport::auth::caller::{CallerPolicy, CallerPolicyConfig, CallerSource};
-use patreport::auth::device_code::{DeviceCodeCredential, DeviceCodeLogin};
-use patreport::auth::keyvault::KeyVaultStore;
-use patreport::auth::refresh::{RefreshTokenStore, StoredSignIn};
-use patreport::auth::{AuthMode, OnBehalfOf, VaultAuth, resolve_with};
+use patreport::callers::bearer_token;
+use patreport::callers::{CallerPolicy, CallerSettings, CallerSource};
+use patreport::credentials::device_code::{DeviceCodeCredential, DeviceCodeLogin};
+use patreport::credentials::keyvault::KeyVaultStore;
+use patreport::credentials::obo::Refused;
+use patreport::credentials::refresh::{RefreshTokenStore, StoredSignIn};
+use patreport::credentials::{AuthMode, OnBehalfOf, VaultAuth, resolve_with};
 use patreport::engine::{self, NoProgress, ScanError, ScanOptions};
+use patreport::functions::reply::ApiReply;
 use patreport::inventory::Inventory;
 use patreport::secret::Secret;
 use patreport::simulator::{AuthConfig, OrgSpec, SimConfig, SimOrg, SimServer};
@@ -42,7 +45,10 @@ async fn scan(
     credential: AdoCredential,
     concurrency: usize,
 ) -> Result<Inventory, ScanError> {
-    let mut settings = AdoSettings::new(server.base_url().parse().unwrap(), ORG);
+    let mut settings = AdoSettings::new(
+        server.base_url().parse().unwrap(),
+        patreport::domain::OrgName::parse(ORG).unwrap(),
+    );
     settings.request_timeout = Duration::from_secs(10);
     settings.max_retries = 1;
     let client = AdoClient::new(settings, credential).unwrap();
@@ -214,7 +220,7 @@ async fn azure_cli_and_developer_tools_run_az_once_per_token() {
     let cloud = TestCloud::start().await;
     let (server, seen) = sim(&cloud, 30, Duration::ZERO).await;
     let token = cloud.entra.state.access_token(
-        patreport::auth::entra::ADO_RESOURCE,
+        patreport::entra::ADO_RESOURCE,
         &json!({"oid": "developer-oid", "sub": "developer-oid"}),
         3600,
     );
@@ -261,7 +267,7 @@ async fn pat_mode_reads_the_pat_file() {
 
 const SECRET_NAME: &str = "patreport-refresh-token";
 
-fn refresh_settings(cloud: &TestCloud) -> patreport::auth::AuthSettings {
+fn refresh_settings(cloud: &TestCloud) -> patreport::credentials::CredentialSettings {
     let mut settings = cloud.settings(AuthMode::RefreshToken);
     settings.login_client_id = Some(LOGIN_APP.into());
     // patreport reaches the vault as the service principal here (managed identity in Azure,
@@ -362,7 +368,7 @@ async fn login_by_device_code_stores_a_sign_in_the_refresh_token_mode_uses() {
     // `patreport login`: get an Azure DevOps token (proves consent), store the sign-in.
     let token = azure_core::credentials::TokenCredential::get_token(
         credential.as_ref(),
-        &[patreport::auth::ADO_SCOPE],
+        &[patreport::credentials::ADO_SCOPE],
         None,
     )
     .await
@@ -480,13 +486,13 @@ async fn key_vault_refusal_names_the_role_needed() {
 // On-behalf-of (HTTP path): the caller's own rights
 
 fn caller_policy(cloud: &TestCloud, roles: &[&str], groups: &[&str]) -> CallerPolicy {
-    let mut config = CallerPolicyConfig::new(CallerSource::Bearer);
+    let mut config = CallerSettings::new(CallerSource::Bearer);
     config.allowed_roles = roles.iter().map(|r| r.to_string()).collect();
     config.allowed_groups = groups.iter().map(|g| g.to_string()).collect();
     config.tenant_id = Some(TENANT.into());
     config.audiences = vec![API_APP.into(), format!("api://{API_APP}")];
     config.authority_host =
-        patreport::auth::entra::parse_authority_host(&cloud.entra.authority()).unwrap();
+        patreport::entra::parse_authority_host(&cloud.entra.authority()).unwrap();
     config.leeway = Duration::ZERO;
     config.jwks_refetch_after_unknown = Duration::ZERO;
     let policy = CallerPolicy::new(config, &cloud.runtime());
@@ -501,6 +507,40 @@ fn bearer(token: &str) -> axum::http::HeaderMap {
         format!("Bearer {token}").parse().unwrap(),
     );
     headers
+}
+
+/// How the Functions app answers a refused caller or exchange (the one place that renders them).
+trait Answer {
+    fn reply(&self) -> ApiReply;
+    fn status(&self) -> u16 {
+        self.reply().status.as_u16()
+    }
+    fn code(&self) -> String {
+        self.reply().body["error"].as_str().unwrap_or("").to_owned()
+    }
+}
+
+impl Answer for patreport::callers::Denied {
+    fn reply(&self) -> ApiReply {
+        ApiReply::denied(self)
+    }
+}
+
+impl Answer for Refused {
+    fn reply(&self) -> ApiReply {
+        ApiReply::exchange_refused(self)
+    }
+}
+
+/// A refused exchange's reason, as its answer says it.
+trait Reason {
+    fn reason(&self) -> String;
+}
+
+impl Reason for Refused {
+    fn reason(&self) -> String {
+        self.to_string()
+    }
 }
 
 fn obo(cloud: &TestCloud) -> OnBehalfOf {
@@ -522,7 +562,10 @@ async fn on_behalf_of_runs_the_scan_with_the_callers_identity() {
     assert_eq!(caller.id, "caller-oid");
     assert!(!format!("{caller:?}").contains(&token));
 
-    let credential = obo(&cloud).credential_for(&caller).await.unwrap();
+    let credential = obo(&cloud)
+        .credential_for(caller.access_token().cloned())
+        .await
+        .unwrap();
     assert_scan_ran_as_the_caller(&cloud, &server, &seen, credential).await;
 }
 
@@ -537,9 +580,12 @@ async fn on_behalf_of_without_consent_is_refused_with_the_permission_to_grant() 
         .entra
         .caller_token(json!({"roles": ["PatReport.Read"]}));
     let caller = policy.authorize(&bearer(&token)).await.unwrap();
-    let denied = obo(&cloud).credential_for(&caller).await.unwrap_err();
+    let denied = obo(&cloud)
+        .credential_for(caller.access_token().cloned())
+        .await
+        .unwrap_err();
     assert_eq!(denied.status(), 403);
-    let reason = denied.reason();
+    let reason = &denied.reason();
     assert!(reason.contains("AADSTS65001"), "{reason}");
     assert!(reason.contains("user_impersonation"), "{reason}");
     assert!(reason.contains("Grant admin consent"), "{reason}");
@@ -553,7 +599,7 @@ async fn on_behalf_of_with_an_expired_caller_token_is_401() {
         .entra
         .caller_token(json!({"exp": now() - 600, "nbf": now() - 4000}));
     let denied = obo(&cloud)
-        .credential_from_headers(&bearer(&token))
+        .credential_for(bearer_token(&bearer(&token)))
         .await
         .unwrap_err();
     assert_eq!(denied.status(), 401);
@@ -562,10 +608,7 @@ async fn on_behalf_of_with_an_expired_caller_token_is_401() {
         "{}",
         denied.reason()
     );
-    let denied = obo(&cloud)
-        .credential_from_headers(&axum::http::HeaderMap::new())
-        .await
-        .unwrap_err();
+    let denied = obo(&cloud).credential_for(None).await.unwrap_err();
     assert_eq!(denied.status(), 401);
 }
 
@@ -578,7 +621,7 @@ async fn on_behalf_of_with_a_wrong_api_secret_is_not_the_callers_fault() {
     let obo = OnBehalfOf::from_settings(&settings, &cloud.runtime()).unwrap();
     let token = cloud.entra.caller_token(json!({}));
     let denied = obo
-        .credential_from_headers(&bearer(&token))
+        .credential_for(bearer_token(&bearer(&token)))
         .await
         .unwrap_err();
     assert_eq!(denied.status(), 503);
@@ -587,7 +630,7 @@ async fn on_behalf_of_with_a_wrong_api_secret_is_not_the_callers_fault() {
         "{}",
         denied.reason()
     );
-    assert_no_secrets(denied.reason(), &["not-the-secret", &token]);
+    assert_no_secrets(&denied.reason(), &["not-the-secret", &token]);
 }
 
 /// On-behalf-of with the API app proving itself with `cert` (a PEM file in `dir`).
@@ -620,7 +663,7 @@ async fn on_behalf_of_with_a_certificate_runs_the_scan_with_the_callers_identity
 
     let dir = tempfile::tempdir().unwrap();
     let credential = obo_with_certificate(&cloud, dir.path(), &cert)
-        .credential_for(&caller)
+        .credential_for(caller.access_token().cloned())
         .await
         .unwrap();
     assert_scan_ran_as_the_caller(&cloud, &server, &seen, credential).await;
@@ -638,11 +681,11 @@ async fn on_behalf_of_with_an_unregistered_certificate_is_a_clear_error() {
 
     let dir = tempfile::tempdir().unwrap();
     let denied = obo_with_certificate(&cloud, dir.path(), &other)
-        .credential_from_headers(&bearer(&token))
+        .credential_for(bearer_token(&bearer(&token)))
         .await
         .unwrap_err();
     assert_eq!(denied.status(), 503, "the app's fault, not the caller's");
-    let reason = denied.reason();
+    let reason = &denied.reason();
     assert!(reason.contains("AADSTS700027"), "{reason}");
     assert!(
         reason.contains("PATREPORT_API_CLIENT_CERTIFICATE"),
@@ -683,7 +726,10 @@ async fn callers_are_checked_for_signature_audience_expiry_and_role() {
         async move {
             let d = policy.authorize(&bearer(&token)).await.unwrap_err();
             assert!(!d.reason().contains(&token), "the token is never echoed");
-            assert!(!d.body().to_string().contains("eyJ"), "no JWT in the body");
+            assert!(
+                !d.reply().body.to_string().contains("eyJ"),
+                "no JWT in the body"
+            );
             d
         }
     };
@@ -693,8 +739,13 @@ async fn callers_are_checked_for_signature_audience_expiry_and_role() {
         .authorize(&axum::http::HeaderMap::new())
         .await
         .unwrap_err();
-    assert_eq!((d.status().as_u16(), d.code()), (401, "unauthorized"));
-    assert!(d.www_authenticate().is_some());
+    assert_eq!((d.status(), d.code().as_str()), (401, "unauthorized"));
+    assert!(
+        d.reply()
+            .headers
+            .iter()
+            .any(|(k, _)| k == "WWW-Authenticate")
+    );
     assert!(
         d.reason().contains("Authorization: Bearer"),
         "{}",
@@ -702,10 +753,11 @@ async fn callers_are_checked_for_signature_audience_expiry_and_role() {
     );
 
     // Wrong audience (a token for Azure DevOps, not for patreport): 401.
-    let d = denied(entra.caller_token(
-        json!({"aud": patreport::auth::entra::ADO_RESOURCE, "roles": ["PatReport.Read"]}),
-    ))
-    .await;
+    let d =
+        denied(entra.caller_token(
+            json!({"aud": patreport::entra::ADO_RESOURCE, "roles": ["PatReport.Read"]}),
+        ))
+        .await;
     assert_eq!(d.status(), 401);
     assert!(d.reason().contains("audience"), "{}", d.reason());
 
@@ -754,7 +806,7 @@ async fn callers_are_checked_for_signature_audience_expiry_and_role() {
     // Valid token without the role or group: 403, naming what is needed.
     let d =
         denied(entra.caller_token(json!({"roles": ["Something.Else"], "groups": ["g1"]}))).await;
-    assert_eq!((d.status().as_u16(), d.code()), (403, "forbidden"));
+    assert_eq!((d.status(), d.code().as_str()), (403, "forbidden"));
     assert!(d.reason().contains("PatReport.Read"), "{}", d.reason());
     assert!(d.reason().contains("casey@contoso.test"), "{}", d.reason());
 
@@ -788,7 +840,7 @@ async fn a_rolled_signing_key_is_fetched_on_first_sight() {
 #[tokio::test]
 async fn unreachable_signing_keys_are_503_not_401() {
     let cloud = TestCloud::start().await;
-    let mut config = CallerPolicyConfig::new(CallerSource::Bearer);
+    let mut config = CallerSettings::new(CallerSource::Bearer);
     config.allowed_roles = vec!["PatReport.Read".into()];
     config.tenant_id = Some(TENANT.into());
     config.audiences = vec![API_APP.into()];
@@ -864,7 +916,10 @@ async fn on_behalf_of_tokens_are_renewed_with_the_exchange_refresh_token() {
         .caller_token(json!({"roles": ["PatReport.Read"]}));
     let caller = policy.authorize(&bearer(&token)).await.unwrap();
     cloud.entra.set_lifetime(2);
-    let credential = obo(&cloud).credential_for(&caller).await.unwrap();
+    let credential = obo(&cloud)
+        .credential_for(caller.access_token().cloned())
+        .await
+        .unwrap();
     long_run(&cloud, credential).await;
     let grants = cloud.entra.grants();
     assert_eq!(

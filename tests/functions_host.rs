@@ -678,7 +678,7 @@ async fn a_running_scan_reports_its_progress_in_the_status() {
 }
 
 /// A status document of another process, written straight into the report container.
-async fn put_status(azurite: &Azurite, status: &patreport::storage::RunStatus) {
+async fn put_status(azurite: &Azurite, status: &patreport::lifecycle::RunStatus) {
     use patreport::storage::{BlobStore, RunStore, StorageAccess, StoreOptions};
     let account =
         patreport::storage::connection::parse_connection_string(&azurite.connection_string())
@@ -952,21 +952,27 @@ async fn an_on_behalf_of_request_scans_in_the_handler_with_the_callers_rights() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_process_stopped_answering_is_reported_as_stalled() {
-    use patreport::storage::{Execution, RunSource, RunState, RunStatus};
+    use patreport::domain::{OrgName, RunId};
+    use patreport::lifecycle::{Execution, RunProgress, RunSource, RunStatus};
     let w = world(ORG, None).await;
     let now = time::OffsetDateTime::now_utc();
     let run = |suffix: &str, execution: Execution, heartbeat_minutes_ago: i64| {
-        let id = format!("20261124-090503-00000000000000{suffix}");
+        let id = RunId::parse(&format!("20261124-090503-00000000000000{suffix}")).unwrap();
         let mut s = RunStatus::queued(
-            &id,
-            ORG,
+            id,
+            OrgName::parse(ORG).unwrap(),
             RunSource::Http,
             Some(CALLER.into()),
+            execution,
             now - time::Duration::minutes(30),
         );
-        s.state = RunState::Running;
-        s.execution = execution;
-        s.heartbeat_at = Some(now - time::Duration::minutes(heartbeat_minutes_ago));
+        s.start(1, "pat", now - time::Duration::minutes(29))
+            .unwrap();
+        s.record_progress(
+            RunProgress::default(),
+            now - time::Duration::minutes(heartbeat_minutes_ago),
+        )
+        .unwrap();
         s
     };
     let in_process = run("a1", Execution::InProcess, 10);
@@ -975,7 +981,7 @@ async fn a_run_whose_process_stopped_answering_is_reported_as_stalled() {
     for s in [&in_process, &queued, &alive] {
         put_status(&w.azurite, s).await;
     }
-    let s = status(&w.host, &in_process.run_id).await;
+    let s = status(&w.host, in_process.run_id.as_str()).await;
     assert_eq!(s["state"], "stalled", "{s}");
     assert_eq!(s["recordedState"], "running");
     let message = s["message"].as_str().unwrap();
@@ -983,7 +989,7 @@ async fn a_run_whose_process_stopped_answering_is_reported_as_stalled() {
         message.contains("not retried") && message.contains("ask for a new report"),
         "{message}"
     );
-    let s = status(&w.host, &queued.run_id).await;
+    let s = status(&w.host, queued.run_id.as_str()).await;
     assert_eq!(s["state"], "stalled", "{s}");
     assert!(
         s["message"]
@@ -992,7 +998,7 @@ async fn a_run_whose_process_stopped_answering_is_reported_as_stalled() {
             .contains("delivers the job again"),
         "{s}"
     );
-    let s = status(&w.host, &alive.run_id).await;
+    let s = status(&w.host, alive.run_id.as_str()).await;
     assert_eq!(s["state"], "running", "{s}");
     assert!(s.get("message").is_none());
 }

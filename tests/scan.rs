@@ -23,7 +23,10 @@ fn org(users: usize) -> SimOrg {
 }
 
 fn client_for(server: &SimServer, org: &str) -> AdoClient {
-    let mut settings = AdoSettings::new(server.base_url().parse().unwrap(), org);
+    let mut settings = AdoSettings::new(
+        server.base_url().parse().unwrap(),
+        patreport::domain::OrgName::parse(org).unwrap(),
+    );
     settings.request_timeout = Duration::from_secs(5);
     AdoClient::new(settings, AdoCredential::Pat(Secret::new(DEMO_PAT))).unwrap()
 }
@@ -196,7 +199,10 @@ async fn a_user_whose_tokens_cannot_be_read_is_reported_not_dropped() {
     config.faults.failing_descriptors = broken.iter().cloned().collect();
     config.faults.malformed_json = [(malformed.clone(), Persistence::Always)].into();
     let server = SimServer::start(org, config).await.unwrap();
-    let mut settings = AdoSettings::new(server.base_url().parse().unwrap(), "fabrikam");
+    let mut settings = AdoSettings::new(
+        server.base_url().parse().unwrap(),
+        patreport::domain::OrgName::parse("fabrikam").unwrap(),
+    );
     settings.max_retries = 2; // keep the test quick
     let client = AdoClient::new(settings, AdoCredential::Pat(Secret::new(DEMO_PAT))).unwrap();
     let inv = engine::scan(&client, &ScanOptions::default(), &NoProgress)
@@ -320,7 +326,10 @@ async fn slow_answers_time_out_and_are_retried() {
         ..FaultConfig::none()
     };
     let server = SimServer::start(org, config).await.unwrap();
-    let mut settings = AdoSettings::new(server.base_url().parse().unwrap(), "fabrikam");
+    let mut settings = AdoSettings::new(
+        server.base_url().parse().unwrap(),
+        patreport::domain::OrgName::parse("fabrikam").unwrap(),
+    );
     settings.request_timeout = Duration::from_millis(800);
     let client = AdoClient::new(settings, AdoCredential::Pat(Secret::new(DEMO_PAT))).unwrap();
     let inv = engine::scan(&client, &ScanOptions::default(), &NoProgress)

@@ -6,13 +6,14 @@ mod support;
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use base64::Engine;
+use patreport::domain::{OrgName, RunId};
+use patreport::lifecycle::{Execution, LatestPointer, RunSource, RunStatus, RunSummary};
+use patreport::report::Format;
 use patreport::storage::connection::{DEV_ACCOUNT, DEV_ACCOUNT_KEY, parse_connection_string};
 use patreport::storage::links::attachment;
-use patreport::storage::runs::XLSX_CONTENT_TYPE;
 use patreport::storage::sas::{AccountSas, BlobSas, Protocols};
 use patreport::storage::{
-    BlobHeaders, BlobStore, LatestPointer, ReportFiles, RunSource, RunStatus, RunStore, RunSummary,
-    StorageAccess, StorageError, StoreOptions,
+    BlobHeaders, BlobStore, RunStore, StorageAccess, StorageError, StoreOptions, report_blob_names,
 };
 use std::sync::Arc;
 use support::azurite::{self, Azurite};
@@ -29,7 +30,7 @@ fn unique(prefix: &str) -> String {
 
 fn xlsx_headers(name: &str) -> BlobHeaders {
     BlobHeaders {
-        content_type: XLSX_CONTENT_TYPE.into(),
+        content_type: Format::Xlsx.content_type().into(),
         content_disposition: Some(attachment(name)),
         cache_control: None,
     }
@@ -142,7 +143,10 @@ async fn a_large_report_is_uploaded_in_blocks_and_downloads_with_only_its_link()
     // Nothing but the URL: no credential, no SDK.
     let response = reqwest::get(&link.url).await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], XLSX_CONTENT_TYPE);
+    assert_eq!(
+        response.headers()["content-type"],
+        Format::Xlsx.content_type()
+    );
     assert_eq!(
         response.headers()["content-disposition"],
         "attachment; filename=\"patreport-fabrikam-20261124-090503.xlsx\""
@@ -260,17 +264,14 @@ async fn run_documents_and_the_latest_pointer_round_trip() {
     let store = keyed_store(azurite::shared(), &unique("runs"));
     store.ensure_container().await.unwrap();
     let runs = RunStore::new(store);
-    assert_eq!(
-        runs.load_status("20261124-090503-0123456789abcdef")
-            .await
-            .unwrap(),
-        None
-    );
+    let run_id = RunId::parse("20261124-090503-0123456789abcdef").unwrap();
+    assert_eq!(runs.load_status(&run_id).await.unwrap(), None);
     let status = RunStatus::queued(
-        "20261124-090503-0123456789abcdef",
-        "fabrikam",
+        run_id.clone(),
+        OrgName::parse("fabrikam").unwrap(),
         RunSource::Http,
         Some("ada@contoso.com".into()),
+        Execution::Queue,
         OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
     );
     runs.save_status(&status).await.unwrap();
@@ -278,16 +279,23 @@ async fn run_documents_and_the_latest_pointer_round_trip() {
         runs.load_status(&status.run_id).await.unwrap(),
         Some(status.clone())
     );
+    let org = OrgName::parse("Fabrikam").unwrap();
     let latest = LatestPointer {
         run_id: status.run_id.clone(),
-        org: "Fabrikam".into(),
+        org: org.clone(),
         generated_at: status.requested_at,
-        files: ReportFiles::for_report("Fabrikam", status.requested_at, ""),
+        files: report_blob_names(&org, status.requested_at, "", &Format::ALL),
         summary: RunSummary::default(),
     };
     runs.save_latest(&latest).await.unwrap();
-    assert_eq!(runs.load_latest("fabrikam").await.unwrap(), Some(latest));
-    assert_eq!(runs.load_latest("contoso").await.unwrap(), None);
+    let lower = OrgName::parse("fabrikam").unwrap();
+    assert_eq!(runs.load_latest(&lower).await.unwrap(), Some(latest));
+    assert_eq!(
+        runs.load_latest(&OrgName::parse("contoso").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test]

@@ -52,6 +52,22 @@ impl AdoError {
         }
     }
 
+    /// Worth trying again later: no answer, throttling, a server-side error, or a token
+    /// endpoint that hiccuped. A refused credential, a malformed answer, a broken paging
+    /// contract or a bad setting stay as they are until someone changes something.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AdoError::Transport(_) => true,
+            // A managed identity endpoint can hiccup; a PAT never produces this.
+            AdoError::Credential(_) => true,
+            AdoError::Service { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            AdoError::Authentication { .. }
+            | AdoError::Decode { .. }
+            | AdoError::Paging(_)
+            | AdoError::Config(_) => false,
+        }
+    }
+
     pub fn is_authentication(&self) -> bool {
         matches!(
             self,
@@ -115,4 +131,31 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         current = e.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_that_can_pass_are_transient() {
+        let service = |status| AdoError::Service {
+            status,
+            type_key: None,
+            message: String::new(),
+        };
+        assert!(AdoError::Transport("refused".into()).is_transient());
+        assert!(service(503).is_transient() && service(429).is_transient());
+        assert!(service(408).is_transient());
+        assert!(!service(400).is_transient() && !service(404).is_transient());
+        assert!(
+            !AdoError::Authentication {
+                status: 401,
+                detail: String::new(),
+                hint: ""
+            }
+            .is_transient()
+        );
+        assert!(!AdoError::Paging("loop".into()).is_transient());
+    }
 }

@@ -10,6 +10,7 @@ pub mod wire;
 
 pub use error::AdoError;
 
+use crate::domain::OrgName;
 use crate::inventory::{Pat, User};
 use crate::secret::Secret;
 use azure_core::credentials::TokenCredential;
@@ -47,7 +48,7 @@ impl std::fmt::Debug for AdoCredential {
 pub struct AdoSettings {
     /// Base URL, e.g. `https://vssps.dev.azure.com` or a loopback simulator.
     pub base_url: Url,
-    pub organization: String,
+    pub organization: OrgName,
     /// Graph `subjectTypes` filter; `aad,msa` lists people and skips service identities.
     pub subject_types: Vec<String>,
     /// `pageSize` for Token Admin listings.
@@ -59,10 +60,10 @@ pub struct AdoSettings {
 }
 
 impl AdoSettings {
-    pub fn new(base_url: Url, organization: impl Into<String>) -> Self {
+    pub fn new(base_url: Url, organization: OrgName) -> Self {
         Self {
             base_url,
-            organization: organization.into(),
+            organization,
             subject_types: vec!["aad".into(), "msa".into()],
             // What Microsoft's sample and the spec example use; the server's cap is undocumented
             // and a pageSize above it is a 400.
@@ -162,7 +163,10 @@ impl AdoClient {
     }
 
     async fn users_page_once(&self, continuation: Option<&str>) -> Result<UsersPage, AdoError> {
-        let mut request = self.graph.users_client().list(&self.settings.organization);
+        let mut request = self
+            .graph
+            .users_client()
+            .list(self.settings.organization.as_str());
         if !self.settings.subject_types.is_empty() {
             request = request.subject_types(self.settings.subject_types.join(","));
         }
@@ -223,7 +227,7 @@ impl AdoClient {
         let mut request = self
             .token_admin
             .personal_access_tokens_client()
-            .list(&self.settings.organization, descriptor)
+            .list(self.settings.organization.as_str(), descriptor)
             .page_size(page_size)
             .is_public(false);
         if let Some(token) = continuation {

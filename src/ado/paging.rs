@@ -1,13 +1,15 @@
-//! Paging rules of the two listings.
+//! Paging of the two listings, offered as page streams ([`AdoClient::users`],
+//! [`AdoClient::pats`]) in the manner of `azure_core`'s pagers: the caller reads pages; the
+//! tokens, the end markers and the loop guard stay in here.
 //!
 //! Graph users carry the continuation token in the `X-MS-ContinuationToken` response
 //! header; Token Admin carries it in the body's `continuationToken`. Page sizes are the
 //! server's choice and pages may be empty while still carrying a token, so only the token
 //! says whether more data follows.
 
-use super::AdoClient;
 use super::error::AdoError;
-use crate::inventory::Pat;
+use super::{AdoClient, PatsPage, UsersPage};
+use futures::Stream;
 
 /// The next users page token: the header's value; absent or blank means "last page".
 pub fn users_continuation(header: Option<&str>) -> Option<String> {
@@ -48,32 +50,94 @@ impl LoopGuard {
     }
 }
 
-/// Every PAT of one user, all pages followed. Returns the PATs and the number of pages read.
-pub async fn list_all_pats(
-    client: &AdoClient,
-    descriptor: &str,
-) -> Result<(Vec<Pat>, u64), AdoError> {
-    let mut pats = Vec::new();
-    let mut token: Option<String> = None;
-    let mut guard = LoopGuard::default();
-    let mut pages = 0;
-    loop {
-        let page = client.pats_page(descriptor, token.as_deref()).await?;
-        pages += 1;
-        pats.extend(page.pats);
-        match page.continuation {
-            Some(next) => {
-                guard.check(&next, "PAT listing")?;
-                token = Some(next);
+/// A page that says where the next one is.
+trait Page {
+    fn continuation(&self) -> Option<&str>;
+}
+
+impl Page for UsersPage {
+    fn continuation(&self) -> Option<&str> {
+        self.continuation.as_deref()
+    }
+}
+
+impl Page for PatsPage {
+    fn continuation(&self) -> Option<&str> {
+        self.continuation.as_deref()
+    }
+}
+
+/// Where a listing stands between two pages.
+enum Next {
+    First,
+    After(String),
+    /// The last page was yielded; this error (a broken paging contract) comes next.
+    Fail(AdoError),
+    Done,
+}
+
+/// The pages that `fetch(token)` returns, following each page's continuation token until
+/// the last page, a failure (yielded, then the stream ends) or a repeated token.
+fn pages<'a, P, F, Fut>(
+    what: &'static str,
+    fetch: F,
+) -> impl Stream<Item = Result<P, AdoError>> + 'a
+where
+    P: Page + 'a,
+    F: Fn(Option<String>) -> Fut + 'a,
+    Fut: Future<Output = Result<P, AdoError>> + 'a,
+{
+    futures::stream::unfold(
+        (Next::First, LoopGuard::default(), fetch),
+        move |(next, mut guard, fetch)| async move {
+            let token = match next {
+                Next::Done => return None,
+                Next::Fail(e) => return Some((Err(e), (Next::Done, guard, fetch))),
+                Next::First => None,
+                Next::After(token) => Some(token),
+            };
+            match fetch(token).await {
+                Err(e) => Some((Err(e), (Next::Done, guard, fetch))),
+                Ok(page) => {
+                    let next = match page.continuation() {
+                        None => Next::Done,
+                        Some(token) => match guard.check(token, what) {
+                            Ok(()) => Next::After(token.to_owned()),
+                            Err(e) => Next::Fail(e),
+                        },
+                    };
+                    Some((Ok(page), (next, guard, fetch)))
+                }
             }
-            None => return Ok((pats, pages)),
-        }
+        },
+    )
+}
+
+impl AdoClient {
+    /// Every page of the organization's users (`GET {org}/_apis/graph/users`), in order.
+    pub fn users(&self) -> impl Stream<Item = Result<UsersPage, AdoError>> + Send + '_ {
+        pages("user listing", move |token| async move {
+            self.users_page(token.as_deref()).await
+        })
+    }
+
+    /// Every page of one user's PATs
+    /// (`GET {org}/_apis/tokenadmin/personalaccesstokens/{descriptor}`), in order.
+    pub fn pats<'a>(
+        &'a self,
+        descriptor: &'a str,
+    ) -> impl Stream<Item = Result<PatsPage, AdoError>> + Send + 'a {
+        pages("PAT listing", move |token| async move {
+            self.pats_page(descriptor, token.as_deref()).await
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
+    use std::sync::Mutex;
 
     #[test]
     fn every_pat_end_marker_ends_the_listing() {
@@ -102,5 +166,70 @@ mod tests {
         g.check("a", "x").unwrap();
         g.check("b", "x").unwrap();
         assert!(matches!(g.check("a", "x"), Err(AdoError::Paging(_))));
+    }
+
+    fn page(next: Option<&str>) -> PatsPage {
+        PatsPage {
+            pats: Vec::new(),
+            continuation: next.map(str::to_owned),
+        }
+    }
+
+    /// A server that answers the tokens in `script` in turn and records what it was asked.
+    async fn run(
+        script: Vec<Result<PatsPage, AdoError>>,
+    ) -> (Vec<Result<(), String>>, Vec<Option<String>>) {
+        let script = Mutex::new(script.into_iter());
+        let asked = Mutex::new(Vec::new());
+        let stream = pages("PAT listing", |token| {
+            asked.lock().unwrap().push(token);
+            let next = script
+                .lock()
+                .unwrap()
+                .next()
+                .expect("asked past the script");
+            async move { next }
+        });
+        let got = stream
+            .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+            .collect::<Vec<_>>()
+            .await;
+        (got, asked.into_inner().unwrap())
+    }
+
+    #[tokio::test]
+    async fn pages_follow_their_tokens_to_the_end() {
+        let (got, asked) = run(vec![
+            Ok(page(Some("a"))),
+            Ok(page(Some("b"))),
+            Ok(page(None)),
+        ])
+        .await;
+        assert_eq!(got, vec![Ok(()), Ok(()), Ok(())]);
+        assert_eq!(asked, vec![None, Some("a".into()), Some("b".into())]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_page_ends_the_stream_after_its_error() {
+        let (got, asked) = run(vec![
+            Ok(page(Some("a"))),
+            Err(AdoError::Transport("refused".into())),
+        ])
+        .await;
+        assert_eq!(got.len(), 2);
+        assert!(got[1].as_ref().unwrap_err().contains("refused"));
+        assert_eq!(asked.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_repeated_token_yields_the_page_then_a_paging_error() {
+        let (got, asked) = run(vec![Ok(page(Some("a"))), Ok(page(Some("a")))]).await;
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].is_ok() && got[1].is_ok());
+        assert!(
+            got[2].as_ref().unwrap_err().contains("already returned"),
+            "{got:?}"
+        );
+        assert_eq!(asked.len(), 2, "the repeated token is never sent");
     }
 }

@@ -2,15 +2,17 @@
 //! Vault, for `--auth refresh-token` (see docs/auth.md).
 
 use super::exit;
-use crate::auth::device_code::{DeviceCodeCredential, DeviceCodeLogin};
-use crate::auth::entra::DEFAULT_AUTHORITY_HOST;
-use crate::auth::refresh::RefreshTokenStore;
-use crate::auth::{
-    ADO_SCOPE, AuthError, AuthMode, AuthRuntime, AuthSettings, DEFAULT_REFRESH_TOKEN_SECRET,
-    VaultAuth, entra, keyvault,
+use crate::credentials::device_code::{DeviceCodeCredential, DeviceCodeLogin};
+use crate::credentials::refresh::RefreshTokenStore;
+use crate::credentials::{
+    ADO_SCOPE, AuthError, AuthMode, AuthRuntime, CredentialSettings, DEFAULT_REFRESH_TOKEN_SECRET,
+    VaultAuth, keyvault,
 };
+use crate::entra::{self, DEFAULT_AUTHORITY_HOST};
+use crate::settings::{Choice, names};
 use anyhow::Context;
 use azure_core::credentials::TokenCredential;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -22,32 +24,32 @@ use std::sync::Arc;
 )]
 pub struct LoginArgs {
     /// Directory (tenant) id of your Entra ID.
-    #[arg(long, env = "AZURE_TENANT_ID")]
+    #[arg(long, env = names::TENANT_ID)]
     pub tenant: String,
 
     /// Application (client) id of the public client app registration to sign in with.
-    #[arg(long, env = "PATREPORT_LOGIN_CLIENT_ID")]
+    #[arg(long, env = names::LOGIN_CLIENT_ID)]
     pub client_id: String,
 
     /// The Key Vault that stores the sign-in, e.g. https://myvault.vault.azure.net.
-    #[arg(long, env = "PATREPORT_KEY_VAULT_URL", value_parser = parse_vault)]
+    #[arg(long, env = names::KEY_VAULT_URL, value_parser = parse_vault)]
     pub key_vault_url: url::Url,
 
     /// Name of the Key Vault secret.
-    #[arg(long, env = "PATREPORT_REFRESH_TOKEN_SECRET", default_value = DEFAULT_REFRESH_TOKEN_SECRET)]
+    #[arg(long, env = names::REFRESH_TOKEN_SECRET, default_value = DEFAULT_REFRESH_TOKEN_SECRET)]
     pub secret_name: String,
 
     /// How this command itself reaches Key Vault (your own `az login` by default).
     #[arg(
         long,
-        env = "PATREPORT_LOGIN_VAULT_AUTH",
-        value_enum,
-        default_value = "azure-cli"
+        env = names::LOGIN_VAULT_AUTH,
+        default_value = "azure-cli",
+        value_parser = PossibleValuesParser::new(VaultAuth::names()).try_map(|n| VaultAuth::parse(&n))
     )]
     pub vault_auth: VaultAuth,
 
     /// Entra authority host (sovereign clouds).
-    #[arg(long, env = "AZURE_AUTHORITY_HOST", default_value = DEFAULT_AUTHORITY_HOST, value_parser = entra::parse_authority_host)]
+    #[arg(long, env = names::AUTHORITY_HOST, default_value = DEFAULT_AUTHORITY_HOST, value_parser = entra::parse_authority_host)]
     pub authority_host: url::Url,
 }
 
@@ -57,9 +59,9 @@ fn parse_vault(text: &str) -> Result<url::Url, String> {
 
 /// Run the command; returns the process exit code.
 pub async fn run(args: &LoginArgs) -> anyhow::Result<u8> {
-    let runtime = AuthRuntime::new()?;
     // The vault identities read their usual settings (AZURE_CLIENT_ID, …) from the environment.
-    let mut settings = AuthSettings::from_env(AuthMode::RefreshToken, None)?;
+    let mut settings = CredentialSettings::from_env(AuthMode::RefreshToken, None)?;
+    let runtime = AuthRuntime::new(settings.extra_ca_file.as_deref())?;
     settings.authority_host = args.authority_host.clone();
     settings.tenant_id = Some(args.tenant.clone());
     settings.login_client_id = Some(args.client_id.clone());
@@ -137,11 +139,22 @@ mod tests {
             "workload-identity",
             "azure-cli",
             "developer-tools",
-            "on-behalf-of",
             "refresh-token",
         ] {
             let cli = Cli::try_parse_from(["patreport", "report", "--org", "o", "--auth", mode]);
             assert!(cli.is_ok(), "{mode}");
         }
+        // On-behalf-of needs an HTTP caller: `report` refuses it and lists what it takes.
+        let e = Cli::try_parse_from([
+            "patreport",
+            "report",
+            "--org",
+            "o",
+            "--auth",
+            "on-behalf-of",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("refresh-token"), "{e}");
     }
 }

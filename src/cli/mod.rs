@@ -8,10 +8,13 @@ pub mod serve;
 pub mod simulate;
 
 use crate::ado::DEFAULT_ADO_URL;
-use crate::auth::AuthMode;
+use crate::credentials::AuthMode;
 use crate::engine::DEFAULT_CONCURRENCY;
-use clap::builder::TypedValueParser;
-use clap::{Parser, Subcommand, ValueEnum};
+use crate::report::Format;
+use crate::settings::names;
+use crate::settings::{Choice, ScanSettings, parse};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
@@ -54,24 +57,9 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Run as the Azure Functions custom handler (started by the Functions host; see docs/functions.md).
     Serve(serve::ServeArgs),
-}
-
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
-pub enum Format {
-    Xlsx,
-    Csv,
-    Json,
-}
-
-impl Format {
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Xlsx => "xlsx",
-            Format::Csv => "csv",
-            Format::Json => "json",
-        }
-    }
+    /// One path of the benchmark's memory case, in a process of its own (used by `bench`).
+    #[command(hide = true)]
+    BenchProbe(bench::ProbeArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -89,7 +77,7 @@ pub struct ReportArgs {
     /// Organization name, as in https://dev.azure.com/ORG.
     #[arg(
         long,
-        env = "PATREPORT_ORG",
+        env = names::ORGS,
         required_unless_present = "demo",
         conflicts_with = "demo"
     )]
@@ -100,61 +88,62 @@ pub struct ReportArgs {
     pub demo: bool,
 
     /// Directory for the report files (created if missing).
-    #[arg(long, env = "PATREPORT_OUT", default_value = "reports")]
+    #[arg(long, env = names::OUT, default_value = "reports")]
     pub out: PathBuf,
 
-    /// Formats to write, comma-separated.
+    /// Formats to write, comma-separated: xlsx, csv, json.
     #[arg(
         long,
-        value_enum,
         value_delimiter = ',',
+        value_parser = parse_format,
         default_value = "xlsx,csv,json"
     )]
     pub format: Vec<Format>,
 
     /// A valid PAT expiring within this many days has status "expiring".
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=3650))]
+    #[arg(long, env = names::EXPIRING_DAYS, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=3650))]
     pub expiring_days: u32,
 
     /// Also list revoked / invalid PATs as rows (they are always counted in the summary).
-    #[arg(long)]
+    #[arg(long, env = names::INCLUDE_INVALID)]
     pub include_invalid: bool,
 
     /// PAT listings in flight at once.
-    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256).map(usize::from))]
+    #[arg(long, env = names::CONCURRENCY, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256).map(usize::from))]
     pub concurrency: usize,
 
-    /// Azure DevOps base URL for the Graph and Token Admin APIs.
-    #[arg(long, env = "PATREPORT_ADO_URL", default_value = DEFAULT_ADO_URL)]
+    /// Azure DevOps base URL for the Graph and Token Admin APIs (https; plain http only to loopback).
+    #[arg(long, env = names::ADO_URL, default_value = DEFAULT_ADO_URL, value_parser = parse::ado_url)]
     pub ado_url: Url,
 
     /// How to authenticate.
-    #[arg(long, env = "PATREPORT_AUTH", value_enum, default_value = "pat")]
+    #[arg(long, env = names::AUTH, default_value = "pat", value_parser = auth_mode_parser())]
     pub auth: AuthMode,
 
     /// File holding the PAT (instead of the AZURE_DEVOPS_PAT variable).
-    #[arg(long, env = "AZURE_DEVOPS_PAT_FILE")]
+    #[arg(long, env = names::PAT_FILE)]
     pub pat_file: Option<PathBuf>,
 
     /// Graph subject types to list; the default lists people (Entra ID and Microsoft accounts)
     /// and skips service identities.
-    #[arg(long, value_delimiter = ',', default_value = "aad,msa")]
+    #[arg(long, env = names::SUBJECT_TYPES, value_delimiter = ',', default_value = "aad,msa")]
     pub subject_types: Vec<String>,
 
     /// Page size asked of the Token Admin API.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, env = names::PAT_PAGE_SIZE, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub pat_page_size: u32,
 
-    /// Time allowed for one HTTP request, e.g. 60s.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    /// Time allowed for one HTTP request, with a unit (e.g. 60s).
+    #[arg(long, env = names::REQUEST_TIMEOUT, default_value = "60s", value_parser = parse::duration)]
     pub request_timeout: Duration,
 
     /// Retries of one request on 429, 5xx, connection errors and timeouts.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, env = names::MAX_RETRIES, default_value_t = 8, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub max_retries: u32,
 
-    /// Stop starting new work after this long (e.g. 25m) and write a partial, clearly marked report.
-    #[arg(long, value_parser = parse_duration)]
+    /// Stop starting new work after this long (with a unit, e.g. 25m) and write a partial,
+    /// clearly marked report.
+    #[arg(long, env = names::TIME_BUDGET, value_parser = parse::duration)]
     pub time_budget: Option<Duration>,
 
     /// No progress display.
@@ -173,33 +162,41 @@ pub struct ReportArgs {
     #[arg(long, requires = "demo")]
     pub demo_no_faults: bool,
 
-    /// Demo: added latency per request, e.g. 20ms.
-    #[arg(long, default_value = "0s", value_parser = parse_duration, requires = "demo")]
+    /// Demo: added latency per request, with a unit (e.g. 20ms).
+    #[arg(long, default_value = "0s", value_parser = parse::duration, requires = "demo")]
     pub demo_latency: Duration,
 }
 
-/// Parse `250ms`, `90s`, `25m`, `2h` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 90s, 25m or 2h"))?;
-    let secs = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit '{other}' in '{text}': use ms, s, m or h"
-            ));
+impl ReportArgs {
+    /// The scan settings these flags (and their environment variables) give, reaching Azure
+    /// DevOps at `ado_url`.
+    pub fn scan_settings(&self, ado_url: Url) -> ScanSettings {
+        ScanSettings {
+            ado_url,
+            subject_types: self.subject_types.clone(),
+            pat_page_size: self.pat_page_size,
+            request_timeout: self.request_timeout,
+            max_retries: self.max_retries,
+            concurrency: self.concurrency,
+            time_budget: self.time_budget,
+            expiring_days: self.expiring_days,
+            include_invalid: self.include_invalid,
         }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("'{text}': {e}"))
+    }
+}
+
+fn parse_format(text: &str) -> Result<Format, String> {
+    text.parse()
+}
+
+/// The credential modes a command line can use (on-behalf-of needs an HTTP caller).
+fn auth_mode_parser() -> impl TypedValueParser<Value = AuthMode> {
+    let names: Vec<&'static str> = AuthMode::ALL
+        .iter()
+        .filter(|m| **m != AuthMode::OnBehalfOf)
+        .map(|m| m.name())
+        .collect();
+    PossibleValuesParser::new(names).try_map(|name| AuthMode::parse(&name))
 }
 
 #[cfg(test)]
@@ -213,13 +210,37 @@ mod tests {
     }
 
     #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("25m").unwrap(), Duration::from_secs(1500));
-        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
+    fn durations_need_a_unit_and_urls_https() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from([&["patreport", "report", "--org", "x"], args].concat())
+        };
+        assert!(parse(&["--time-budget", "25m"]).is_ok());
+        let e = parse(&["--time-budget", "25"]).unwrap_err().to_string();
+        assert!(e.contains("no unit"), "{e}");
+        let e = parse(&["--ado-url", "http://ado.example.com"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("https"), "{e}");
+        assert!(parse(&["--ado-url", "http://127.0.0.1:9"]).is_ok());
+    }
+
+    #[test]
+    fn report_offers_only_the_modes_a_command_line_can_use() {
+        let e = Cli::try_parse_from([
+            "patreport",
+            "report",
+            "--org",
+            "x",
+            "--auth",
+            "on-behalf-of",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("managed-identity") && e.contains("refresh-token"),
+            "{e}"
+        );
+        assert!(!e.contains("[possible values: pat, managed-identity, client-secret, workload-identity, azure-cli, developer-tools, on-behalf-of"), "{e}");
     }
 
     #[test]

@@ -2,17 +2,19 @@
 
 use crate::ado::AdoClient;
 use crate::engine::Progress;
+use crate::pipeline::{Observer, Stage};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How often a non-terminal progress line is written.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
 pub struct CliProgress {
-    client: AdoClient,
+    /// Read for throttling figures once the scan has started.
+    client: OnceLock<AdoClient>,
     bar: Option<ProgressBar>,
     listed: AtomicUsize,
     scanned: AtomicUsize,
@@ -23,8 +25,7 @@ pub struct CliProgress {
 }
 
 impl CliProgress {
-    /// `client` is read for throttling figures.
-    pub fn new(client: AdoClient, quiet: bool) -> Self {
+    pub fn new(quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             bar.set_style(
@@ -37,7 +38,7 @@ impl CliProgress {
             bar
         });
         Self {
-            client,
+            client: OnceLock::new(),
             bar,
             listed: AtomicUsize::new(0),
             scanned: AtomicUsize::new(0),
@@ -49,18 +50,20 @@ impl CliProgress {
     }
 
     fn message(&self) -> String {
-        let pacing = self.client.pacing();
         let mut msg = format!(
             "{} PATs, {} failed",
             self.pats.load(Ordering::Relaxed),
             self.failed.load(Ordering::Relaxed)
         );
-        if pacing.throttled > 0 {
-            msg.push_str(&format!(
-                ", throttled {}x ({:.1}s waiting)",
-                pacing.throttled,
-                pacing.throttle_wait.as_secs_f64()
-            ));
+        if let Some(client) = self.client.get() {
+            let pacing = client.pacing();
+            if pacing.throttled > 0 {
+                msg.push_str(&format!(
+                    ", throttled {}x ({:.1}s waiting)",
+                    pacing.throttled,
+                    pacing.throttle_wait.as_secs_f64()
+                ));
+            }
         }
         msg
     }
@@ -108,5 +111,21 @@ impl Progress for CliProgress {
             bar.set_message(self.message());
         }
         self.maybe_log();
+    }
+}
+
+impl Observer for CliProgress {
+    fn stage(&self, stage: Stage<'_>) {
+        match stage {
+            Stage::Scanning(client) => {
+                let _ = self.client.set(client.clone());
+            }
+            Stage::Writing => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message("writing the report");
+                }
+            }
+            Stage::Delivering => {}
+        }
     }
 }

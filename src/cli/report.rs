@@ -1,81 +1,66 @@
-//! `patreport report`: scan, build the report, write the files, say where they are.
+//! `patreport report`: build the plan from the arguments, run the report pipeline into the
+//! output folder, say what was written.
 
+use super::ReportArgs;
+use super::exit;
 use super::progress::CliProgress;
-use super::{Format, ReportArgs, exit};
-use crate::ado::{AdoClient, AdoCredential, AdoSettings};
-use crate::engine::{self, ScanOptions};
-use crate::report::{self, Report, ReportOptions, XlsxPlan};
+use crate::ado::AdoCredential;
+use crate::domain::OrgName;
+use crate::pipeline::{self, LocalFiles, Produced};
 use crate::secret::Secret;
+use crate::settings::names;
 use crate::simulator::{AuthConfig, OrgSpec, SimConfig, SimOrg, SimServer};
 use anyhow::Context;
-use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 /// Run the command; returns the process exit code.
 pub async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
+    let sink = LocalFiles::new(&args.out);
     // The demo server lives until the scan is done.
-    let (settings, credential, _demo) = if args.demo {
+    let (plan, credential, _demo) = if args.demo {
         let (server, credential) = start_demo(args).await?;
         let url = url::Url::parse(&server.base_url()).context("demo server address")?;
-        (settings_from(args, url, "demo"), credential, Some(server))
+        let org = OrgName::parse("demo").context("the demo organization's name")?;
+        let plan = args.scan_settings(url).plan(org, args.format.clone());
+        (plan, credential, Some(server))
     } else {
-        let org = args.org.clone().context("--org is required (or --demo)")?;
-        let credential = crate::auth::resolve(args.auth, args.pat_file.as_deref())?;
-        (
-            settings_from(args, args.ado_url.clone(), &org),
-            credential,
-            None,
-        )
+        let org = cli_org(args.org.as_deref().unwrap_or_default())?;
+        let credential = crate::credentials::resolve(args.auth, args.pat_file.as_deref())?;
+        let plan = args
+            .scan_settings(args.ado_url.clone())
+            .plan(org, args.format.clone());
+        (plan, credential, None)
     };
 
-    let client = AdoClient::new(settings, credential)?;
-    let progress = CliProgress::new(client.clone(), args.quiet);
-    let options = ScanOptions {
-        concurrency: args.concurrency,
-        time_budget: args.time_budget,
-    };
-    let scanned = engine::scan(&client, &options, &progress).await;
+    let progress = CliProgress::new(args.quiet);
+    let produced = pipeline::run(&plan, credential, &progress, &sink).await;
     progress.finish();
-    let inventory = scanned?;
-
-    let options = ReportOptions {
-        expiring_days: args.expiring_days,
-        include_invalid: args.include_invalid,
-    };
-    // Lay the workbook out while memory is at its lowest (see `XlsxPlan`).
-    let plan = match args.format.contains(&Format::Xlsx) {
-        true => Some(XlsxPlan::new(report::row_count(&inventory, options))?),
-        false => None,
-    };
-    let report = report::build(
-        inventory,
-        OffsetDateTime::now_utc(),
-        options,
-        env!("CARGO_PKG_VERSION"),
-    );
-    let formats = args.format.clone();
-    let out = args.out.clone();
-    let files = tokio::task::spawn_blocking(move || {
-        write_outputs(&report, &out, &formats, plan).map(|f| (f, report))
-    })
-    .await
-    .context("the report writer stopped unexpectedly")??;
-    let (files, report) = files;
-    println!("{}", closing_summary(&report, &files));
-    Ok(if report.run.complete {
+    let produced = produced?;
+    println!("{}", closing_summary(&produced));
+    Ok(if produced.run.complete {
         exit::OK
     } else {
         exit::INCOMPLETE
     })
 }
 
-fn settings_from(args: &ReportArgs, base_url: url::Url, org: &str) -> AdoSettings {
-    AdoSettings {
-        subject_types: args.subject_types.clone(),
-        pat_page_size: args.pat_page_size,
-        request_timeout: args.request_timeout,
-        max_retries: args.max_retries,
-        ..AdoSettings::new(base_url, org)
+/// The one organization a command line reports on. `PATREPORT_ORGS` is shared with the
+/// service, where it may list several.
+fn cli_org(text: &str) -> anyhow::Result<OrgName> {
+    let orgs: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .collect();
+    match orgs.as_slice() {
+        [one] => Ok(OrgName::parse(one)?),
+        [] => anyhow::bail!("--org is required (or --demo)"),
+        many => anyhow::bail!(
+            "{} organizations were given ({}, perhaps from {}); the command line reports on one at a time: pass --org",
+            many.len(),
+            many.join(", "),
+            names::ORGS
+        ),
     }
 }
 
@@ -107,69 +92,10 @@ async fn start_demo(args: &ReportArgs) -> anyhow::Result<(SimServer, AdoCredenti
     Ok((server, AdoCredential::Pat(Secret::new(pat))))
 }
 
-/// Write the report in each format; returns the paths written. `plan` is the workbook laid out
-/// ahead of the report, if the caller made one.
-pub fn write_outputs(
-    report: &Report,
-    dir: &Path,
-    formats: &[Format],
-    mut plan: Option<XlsxPlan>,
-) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating the output directory {}", dir.display()))?;
-    let stem = file_stem(&report.run.org, report.run.finished);
-    let mut written = Vec::new();
-    for format in formats {
-        let path = dir.join(format!("{stem}.{}", format.extension()));
-        match format {
-            Format::Xlsx => match plan.take() {
-                Some(plan) => plan.save(report, &path)?,
-                None => report::write_xlsx(report, &path)?,
-            },
-            Format::Csv => {
-                let file = std::fs::File::create(&path)
-                    .with_context(|| format!("creating {}", path.display()))?;
-                report::write_csv(report, std::io::BufWriter::new(file))?;
-            }
-            Format::Json => {
-                let file = std::fs::File::create(&path)
-                    .with_context(|| format!("creating {}", path.display()))?;
-                report::write_json(report, std::io::BufWriter::new(file))?;
-            }
-        }
-        written.push(path);
-    }
-    Ok(written)
-}
-
-/// `patreport-{org}-{yyyymmdd-hhmmss}`, with the organization name made safe for file names.
-pub fn file_stem(org: &str, at: OffsetDateTime) -> String {
-    let org: String = org
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let at = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "patreport-{org}-{:04}{:02}{:02}-{:02}{:02}{:02}",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
-}
-
 /// The paragraph printed at the end of a run.
-pub fn closing_summary(report: &Report, files: &[PathBuf]) -> String {
-    let s = &report.summary;
-    let r = &report.run;
+pub fn closing_summary(produced: &Produced) -> String {
+    let s = &produced.summary;
+    let r = &produced.run;
     let mut text = format!(
         "Scanned {} users of '{}' in {:.1}s: {} PATs held by {} users ({} active, {} expiring within {} days, {} expired); \
          {} full access, {} global (global PATs stop working on 1 December 2026). \
@@ -207,8 +133,8 @@ pub fn closing_summary(report: &Report, files: &[PathBuf]) -> String {
                 .unwrap_or_default()
         ));
     }
-    for f in files {
-        text.push_str(&format!("\n  wrote {}", f.display()));
+    for output in &produced.outputs {
+        text.push_str(&format!("\n  wrote {}", output.location));
     }
     text
 }
@@ -216,13 +142,17 @@ pub fn closing_summary(report: &Report, files: &[PathBuf]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
 
     #[test]
-    fn file_stem_is_safe_and_sortable() {
-        assert_eq!(
-            file_stem("fab/ri kam", datetime!(2026-11-24 09:05:03 +02:00)),
-            "patreport-fab_ri_kam-20261124-070503"
+    fn the_command_line_takes_one_organization() {
+        assert_eq!(cli_org(" fabrikam ").unwrap().as_str(), "fabrikam");
+        let e = cli_org("fabrikam,contoso").unwrap_err().to_string();
+        assert!(e.contains("2 organizations") && e.contains("--org"), "{e}");
+        assert!(
+            cli_org("fab/rikam")
+                .unwrap_err()
+                .to_string()
+                .contains("not an organization name")
         );
     }
 }

@@ -1,7 +1,7 @@
 //! `patreport simulate`: the simulated organization as a standalone server, to explore the API
 //! by hand, and the out-of-process server of `patreport bench`.
 
-use super::parse_duration;
+use crate::settings::parse::duration as parse_duration;
 use crate::simulator::{AuthConfig, OrgSpec, SimConfig, SimOrg, SimServer, WindowLimit};
 use anyhow::Context;
 use std::io::Write;

@@ -13,29 +13,27 @@
 //! The functions here decide the answer; `router` delivers it in the form the host expects.
 
 use super::in_process;
-use super::job::{JobMessage, is_run_id, new_run_id};
+use super::job::JobMessage;
 use super::protocol::HttpRequestData;
 use super::reply::ApiReply;
 use super::state::AppState;
-use crate::auth::Caller;
-use crate::storage::{
-    Execution, ReportFiles, RunSource, RunState, RunStatus, RunStore, SignedLink, StorageError,
-};
+use crate::callers::{Caller, bearer_token};
+use crate::domain::timestamp::rfc3339;
+use crate::domain::{OrgName, RunId};
+use crate::lifecycle::{Execution, ReportFiles, RunSource, RunState, RunStatus, STALLED};
+use crate::report::Format;
+use crate::storage::runs::file_name;
+use crate::storage::{RunStore, SignedLink, StorageError};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// Where the status of a run is served (relative to the app's base URL).
-pub fn status_path(run_id: &str) -> String {
+pub fn status_path(run_id: &RunId) -> String {
     format!("/api/PatReport/runs/{run_id}")
 }
-
-/// A run whose heartbeat is this old has lost the process that ran it (the heartbeat is
-/// written every 30 seconds, `worker::HEARTBEAT_EVERY`, so this is six missed beats).
-pub const STALLED_AFTER: time::Duration = time::Duration::minutes(3);
 
 /// The caller of a request, or the answer that refuses it.
 pub async fn authorize(
@@ -49,13 +47,14 @@ pub async fn authorize(
             Ok(caller)
         }
         Err(denied) => {
+            let reply = ApiReply::denied(&denied);
             tracing::info!(
                 function,
-                status = denied.status().as_u16(),
+                status = reply.status.as_u16(),
                 reason = denied.reason(),
                 "caller refused"
             );
-            Err(ApiReply::denied(&denied))
+            Err(reply)
         }
     }
 }
@@ -98,7 +97,8 @@ struct StartBody {
 
 /// `POST /api/PatReport`: the answer, and the job to enqueue when there is one.
 pub async fn start_run(state: &Arc<AppState>, request: &HttpRequestData) -> Started {
-    let caller = match authorize(state, &request.header_map(), super::router::PATREPORT).await {
+    let headers = request.header_map();
+    let caller = match authorize(state, &headers, super::router::PATREPORT).await {
         Ok(caller) => caller,
         Err(reply) => return Started::answered(reply),
     };
@@ -138,35 +138,44 @@ pub async fn start_run(state: &Arc<AppState>, request: &HttpRequestData) -> Star
                     in_process::MAX_IN_PROCESS_RUNS
                 )));
             };
-            match obo.credential_for(&caller).await {
+            match obo.credential_for(bearer_token(&headers)).await {
                 Ok(credential) => Some((slot, credential)),
-                Err(denied) => {
+                Err(refused) => {
+                    let reply = ApiReply::exchange_refused(&refused);
                     tracing::warn!(
                         caller = %caller.describe(),
-                        status = denied.status().as_u16(),
-                        reason = denied.reason(),
+                        status = reply.status.as_u16(),
+                        reason = %refused,
                         "the on-behalf-of exchange was refused"
                     );
-                    return Started::answered(ApiReply::denied(&denied));
+                    return Started::answered(reply);
                 }
             }
         }
     };
 
     let now = OffsetDateTime::now_utc();
-    let run_id = new_run_id(now);
+    let run_id = RunId::new(now);
     // The authenticated caller, not a header anyone could send.
     let requested_by = Some(caller.describe().chars().take(256).collect::<String>());
-    let mut status = RunStatus::queued(&run_id, &org, RunSource::Http, requested_by.clone(), now);
-    if in_process.is_some() {
-        status.execution = Execution::InProcess;
-    }
+    let execution = match in_process {
+        Some(_) => Execution::InProcess,
+        None => Execution::Queue,
+    };
+    let status = RunStatus::queued(
+        run_id.clone(),
+        org.clone(),
+        RunSource::Http,
+        requested_by.clone(),
+        execution,
+        now,
+    );
     let saved = match state.runs().await {
         Ok(runs) => runs.save_status(&status).await,
         Err(e) => Err(e),
     };
     if let Err(e) = saved {
-        tracing::error!(org, error = %e, "could not record an on-demand run");
+        tracing::error!(%org, error = %e, "could not record an on-demand run");
         return Started::answered(ApiReply::storage_unavailable(format!(
             "the run could not be recorded, nothing was {}: {e}",
             if in_process.is_some() {
@@ -234,41 +243,43 @@ fn parse_start_body(body: Option<&str>) -> Result<StartBody, ApiReply> {
 }
 
 /// The configured organization meant by `asked` (or the only one, when none is asked for).
-fn resolve_org(state: &AppState, asked: Option<&str>) -> Result<String, ApiReply> {
-    let orgs = &state.config.orgs;
+fn resolve_org(state: &AppState, asked: Option<&str>) -> Result<OrgName, ApiReply> {
+    let orgs = &state.settings.orgs;
+    let names = || {
+        orgs.iter()
+            .map(|o| o.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match asked {
-        Some(asked) => state
-            .config
-            .find_org(asked)
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                ApiReply::bad_request(format!(
-                    "'{}' is not one of the configured organizations (PATREPORT_ORGS): {}",
-                    asked.chars().take(60).collect::<String>(),
-                    orgs.join(", ")
-                ))
-            }),
+        Some(asked) => state.settings.find_org(asked).cloned().ok_or_else(|| {
+            ApiReply::bad_request(format!(
+                "'{}' is not one of the configured organizations (PATREPORT_ORGS): {}",
+                asked.chars().take(60).collect::<String>(),
+                names()
+            ))
+        }),
         None if orgs.len() == 1 => Ok(orgs[0].clone()),
         None => Err(ApiReply::bad_request(format!(
             "say which organization with ?org=: one of {}",
-            orgs.join(", ")
+            names()
         ))),
     }
 }
 
 /// `GET /api/PatReport/runs/{id}`.
 pub async fn run_status(state: &AppState, run_id: &str) -> ApiReply {
-    if !is_run_id(run_id) {
+    let Ok(run_id) = RunId::parse(run_id) else {
         return ApiReply::not_found(format!(
             "there is no run with id '{}'",
             run_id.chars().take(60).collect::<String>()
         ));
-    }
+    };
     let runs = match state.runs().await {
         Ok(runs) => runs,
         Err(e) => return ApiReply::storage_unavailable(e.to_string()),
     };
-    let status = match runs.load_status(run_id).await {
+    let status = match runs.load_status(&run_id).await {
         Ok(Some(status)) => status,
         Ok(None) => return ApiReply::not_found(format!("there is no run with id '{run_id}'")),
         Err(e) => return ApiReply::storage_unavailable(e.to_string()),
@@ -287,9 +298,9 @@ async fn status_view(
     status: RunStatus,
     now: OffsetDateTime,
 ) -> Result<Value, StorageError> {
-    let files = status.files.clone();
-    let succeeded = status.state == RunState::Succeeded;
-    let stalled = stalled(&status, now);
+    let files = status.files().cloned();
+    let succeeded = status.state() == RunState::Succeeded;
+    let stalled = status.stalled(now);
     let mut body = serde_json::to_value(&status).unwrap_or_else(|_| json!({}));
     if let Some(object) = body.as_object_mut() {
         object.remove("files");
@@ -300,50 +311,16 @@ async fn status_view(
         if let Some(message) = stalled {
             object.insert(
                 "recordedState".into(),
-                Value::String(status.state.as_str().into()),
+                Value::String(status.state().as_str().into()),
             );
             object.insert("state".into(), Value::String(STALLED.into()));
             object.insert("message".into(), Value::String(message));
         }
         if let (true, Some(files)) = (succeeded, files) {
-            add_links(object, runs, &files, state.config.sas_lifetime).await?;
+            add_links(object, runs, &files, state.settings.sas_lifetime).await?;
         }
     }
     Ok(body)
-}
-
-/// The state shown for a run whose process stopped without recording an end.
-pub const STALLED: &str = "stalled";
-
-/// Why the run is stalled, when its process has stopped giving signs of life: a running run
-/// whose heartbeat is older than [`STALLED_AFTER`], or an in-process run that never started.
-/// A queued job is not stalled: it may wait its turn in the queue for a long time.
-pub fn stalled(status: &RunStatus, now: OffsetDateTime) -> Option<String> {
-    let waiting_in_process =
-        status.state == RunState::Queued && status.execution == Execution::InProcess;
-    if status.state != RunState::Running && !waiting_in_process {
-        return None;
-    }
-    let last = status.heartbeat_at.unwrap_or(status.updated_at);
-    if now - last <= STALLED_AFTER {
-        return None;
-    }
-    Some(match status.execution {
-        Execution::Queue => format!(
-            "no heartbeat since {}: the worker running this job has stopped (restart, crash or \
-             timeout). The queue delivers the job again after its visibility timeout; after {} \
-             attempts the run is marked failed",
-            rfc3339(last),
-            super::worker::MAX_ATTEMPTS
-        ),
-        Execution::InProcess => format!(
-            "no heartbeat since {}: this on-behalf-of run was running inside the instance that \
-             answered the request, and that instance has stopped (recycled, scaled in or \
-             crashed). In-process runs are not retried: ask for a new report (POST \
-             /api/PatReport)",
-            rfc3339(last)
-        ),
-    })
 }
 
 /// `downloadUrl` + `expiresAt` for the workbook, and `files` with a link for every format.
@@ -355,17 +332,13 @@ async fn add_links(
 ) -> Result<(), StorageError> {
     let mut links = Map::new();
     let mut workbook: Option<SignedLink> = None;
-    for (format, blob) in [
-        ("xlsx", &files.xlsx),
-        ("csv", &files.csv),
-        ("json", &files.json),
-    ] {
+    for (format, blob) in files {
         let link = runs.link(blob, lifetime).await?;
         links.insert(
-            format.into(),
-            json!({ "name": crate::storage::runs::file_name(blob), "url": link.url, "expiresAt": rfc3339(link.expires_at) }),
+            format.extension().into(),
+            json!({ "name": file_name(blob), "url": link.url, "expiresAt": rfc3339(link.expires_at) }),
         );
-        if format == "xlsx" {
+        if *format == Format::Xlsx {
             workbook = Some(link);
         }
     }
@@ -397,8 +370,8 @@ pub async fn latest(state: &AppState, asked: Option<&str>) -> ApiReply {
         Err(e) => return ApiReply::storage_unavailable(e.to_string()),
     };
     let mut object = Map::new();
-    object.insert("org".into(), Value::String(latest.org.clone()));
-    object.insert("runId".into(), Value::String(latest.run_id.clone()));
+    object.insert("org".into(), Value::String(latest.org.to_string()));
+    object.insert("runId".into(), Value::String(latest.run_id.to_string()));
     object.insert(
         "generatedAt".into(),
         Value::String(rfc3339(latest.generated_at)),
@@ -411,7 +384,14 @@ pub async fn latest(state: &AppState, asked: Option<&str>) -> ApiReply {
         "statusUrl".into(),
         Value::String(status_path(&latest.run_id)),
     );
-    if let Err(e) = add_links(&mut object, runs, &latest.files, state.config.sas_lifetime).await {
+    if let Err(e) = add_links(
+        &mut object,
+        runs,
+        &latest.files,
+        state.settings.sas_lifetime,
+    )
+    .await
+    {
         return ApiReply::storage_unavailable(format!(
             "the download links could not be signed: {e}"
         ));
@@ -434,10 +414,6 @@ fn absolute_url(request_url: Option<&str>, path: &str) -> String {
     }
 }
 
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,38 +432,6 @@ mod tests {
             "http://localhost:7071/p"
         );
         assert_eq!(absolute_url(None, "/p"), "/p");
-    }
-
-    #[test]
-    fn runs_whose_heartbeat_stopped_are_stalled() {
-        use time::macros::datetime;
-        let at = datetime!(2026-11-24 09:00:00 UTC);
-        let mut s = RunStatus::queued("r", "fabrikam", RunSource::Http, None, at);
-        let later = |minutes: i64| at + time::Duration::minutes(minutes);
-        // A queued job waits its turn, however long.
-        assert_eq!(stalled(&s, later(60)), None);
-        // An in-process run that never started is stalled.
-        s.execution = Execution::InProcess;
-        assert_eq!(stalled(&s, later(1)), None);
-        let m = stalled(&s, later(4)).unwrap();
-        assert!(m.contains("not retried") && m.contains("POST"), "{m}");
-        // Running: the heartbeat decides.
-        s.state = RunState::Running;
-        s.heartbeat_at = Some(later(10));
-        assert_eq!(stalled(&s, later(12)), None);
-        assert!(
-            stalled(&s, later(14))
-                .unwrap()
-                .contains("2026-11-24T09:10:00Z")
-        );
-        s.execution = Execution::Queue;
-        assert!(
-            stalled(&s, later(14))
-                .unwrap()
-                .contains("delivers the job again")
-        );
-        s.state = RunState::Succeeded;
-        assert_eq!(stalled(&s, later(600)), None);
     }
 
     #[test]

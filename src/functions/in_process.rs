@@ -13,7 +13,7 @@ use super::job::JobMessage;
 use super::state::AppState;
 use super::worker;
 use crate::ado::AdoCredential;
-use crate::storage::RunState;
+use crate::domain::RunId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use time::OffsetDateTime;
@@ -27,7 +27,7 @@ pub const MAX_IN_PROCESS_RUNS: usize = 2;
 /// The runs in progress in this process.
 pub struct InProcessRuns {
     permits: Arc<Semaphore>,
-    running: Mutex<HashMap<String, JoinHandle<()>>>,
+    running: Mutex<HashMap<RunId, JoinHandle<()>>>,
 }
 
 /// A place for one more run, held (not read) until the run ends.
@@ -47,12 +47,12 @@ impl InProcessRuns {
     }
 
     /// Run ids in progress.
-    pub fn running(&self) -> Vec<String> {
+    pub fn running(&self) -> Vec<RunId> {
         let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         running.keys().cloned().collect()
     }
 
-    fn finished(&self, run_id: &str) {
+    fn finished(&self, run_id: &RunId) {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         running.remove(run_id);
     }
@@ -80,7 +80,7 @@ pub fn start(state: &Arc<AppState>, slot: Slot, job: JobMessage, credential: Ado
 /// On shutdown: stop the runs in progress and mark them failed, saying why, so their callers
 /// get an answer rather than a run that stalls. Best effort (storage may be gone too).
 pub async fn abandon_all(state: &AppState) {
-    let abandoned: Vec<(String, JoinHandle<()>)> = {
+    let abandoned: Vec<(RunId, JoinHandle<()>)> = {
         let mut running = state
             .in_process
             .running
@@ -103,22 +103,22 @@ pub async fn abandon_all(state: &AppState) {
         task.abort();
         let _ = task.await;
         let mut status = match runs.load_status(&run_id).await {
-            Ok(Some(status)) if !status.state.is_final() => status,
+            Ok(Some(status)) => status,
             _ => continue,
         };
-        let now = OffsetDateTime::now_utc();
-        status.state = RunState::Failed;
-        status.finished_at = Some(now);
-        status.updated_at = now;
-        status.error = Some(
-            "the instance running this on-behalf-of run shut down (restart, scale-in or deployment) \
-             before it finished; in-process runs are not retried: ask for a new report"
-                .into(),
-        );
+        let reason = "the instance running this on-behalf-of run shut down (restart, scale-in or \
+             deployment) before it finished; in-process runs are not retried: ask for a new report";
+        if status
+            .fail(reason.to_owned(), OffsetDateTime::now_utc())
+            .is_err()
+        {
+            // It ended on its own after all.
+            continue;
+        }
         match runs.save_status(&status).await {
-            Ok(()) => tracing::warn!(run_id, "shutting down: in-process run marked failed"),
+            Ok(()) => tracing::warn!(%run_id, "shutting down: in-process run marked failed"),
             Err(e) => {
-                tracing::warn!(run_id, error = %e, "shutting down: could not mark the in-process run failed")
+                tracing::warn!(%run_id, error = %e, "shutting down: could not mark the in-process run failed")
             }
         }
     }

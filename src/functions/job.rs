@@ -1,18 +1,19 @@
-//! The job message that travels on the queue from the HTTP and timer functions to the worker,
-//! and the run ids that name runs.
+//! The job message that travels on the queue from the HTTP and timer functions to the worker.
 
-use crate::storage::RunSource;
+use crate::domain::{OrgName, RunId};
+use crate::lifecycle::RunSource;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-/// One report to make.
+/// One report to make. Its run id and organization are checked when it is read, so a job
+/// that reaches the worker names a blob path and an organization safely.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobMessage {
-    pub run_id: String,
-    pub org: String,
-    #[serde(with = "time::serde::rfc3339")]
+    pub run_id: RunId,
+    pub org: OrgName,
+    #[serde(with = "crate::domain::timestamp::serde")]
     pub requested_at: OffsetDateTime,
     pub source: RunSource,
     #[serde(default)]
@@ -21,14 +22,8 @@ pub struct JobMessage {
 
 /// Why a queue message is not a job we can run (it will never become one: not retried).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JobError {
-    #[error("the message is not a job: {0}")]
-    Shape(String),
-    #[error("the message has an invalid run id '{0}'")]
-    RunId(String),
-    #[error("the message names an invalid organization '{0}'")]
-    Org(String),
-}
+#[error("the message is not a job: {0}")]
+pub struct JobError(String);
 
 impl JobMessage {
     /// The message text put on the queue.
@@ -38,45 +33,8 @@ impl JobMessage {
 
     /// Read and check a job from the queue item's JSON.
     pub fn from_value(value: Value) -> Result<Self, JobError> {
-        let job: JobMessage =
-            serde_json::from_value(value).map_err(|e| JobError::Shape(e.to_string()))?;
-        if !is_run_id(&job.run_id) {
-            return Err(JobError::RunId(job.run_id.chars().take(60).collect()));
-        }
-        if !crate::config::is_org_name(&job.org) {
-            return Err(JobError::Org(job.org.chars().take(60).collect()));
-        }
-        Ok(job)
+        serde_json::from_value(value).map_err(|e| JobError(e.to_string()))
     }
-}
-
-/// A new run id: `yyyymmdd-hhmmss-` and 16 random hex digits. Sortable by time; the random
-/// part keeps two runs requested in the same second apart.
-pub fn new_run_id(now: OffsetDateTime) -> String {
-    let t = now.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}-{:02}{:02}{:02}-{:016x}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        fastrand::u64(..)
-    )
-}
-
-/// Whether `id` has the shape of a run id (so it can safely become a blob name).
-pub fn is_run_id(id: &str) -> bool {
-    let b = id.as_bytes();
-    b.len() == 32
-        && b[..8].iter().all(u8::is_ascii_digit)
-        && b[8] == b'-'
-        && b[9..15].iter().all(u8::is_ascii_digit)
-        && b[15] == b'-'
-        && b[16..]
-            .iter()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
 }
 
 #[cfg(test)]
@@ -85,23 +43,10 @@ mod tests {
     use time::macros::datetime;
 
     #[test]
-    fn run_ids_are_sortable_and_checked() {
-        let id = new_run_id(datetime!(2026-11-24 09:05:03 +02:00));
-        assert!(id.starts_with("20261124-070503-"), "{id}");
-        assert!(is_run_id(&id));
-        assert!(!is_run_id("../../etc/passwd"));
-        assert!(!is_run_id("20261124-070503-XYZ0000000000000"));
-        assert_ne!(
-            new_run_id(datetime!(2026-11-24 09:05:03 UTC)),
-            new_run_id(datetime!(2026-11-24 09:05:03 UTC))
-        );
-    }
-
-    #[test]
     fn jobs_round_trip_and_bad_ones_say_why() {
         let job = JobMessage {
-            run_id: new_run_id(datetime!(2026-11-24 09:05:03 UTC)),
-            org: "fabrikam".into(),
+            run_id: RunId::new(datetime!(2026-11-24 09:05:03 UTC)),
+            org: OrgName::parse("fabrikam").unwrap(),
             requested_at: datetime!(2026-11-24 09:05:03 UTC),
             source: RunSource::Timer,
             requested_by: None,
@@ -113,13 +58,11 @@ mod tests {
             job
         );
         let bad = serde_json::json!({"runId": "x", "org": "fabrikam", "requestedAt": "2026-11-24T09:05:03Z", "source": "http"});
-        assert!(matches!(
-            JobMessage::from_value(bad),
-            Err(JobError::RunId(_))
-        ));
-        assert!(matches!(
-            JobMessage::from_value(serde_json::json!({"hello": 1})),
-            Err(JobError::Shape(_))
-        ));
+        let e = JobMessage::from_value(bad).unwrap_err().to_string();
+        assert!(e.contains("'x' is not a run id"), "{e}");
+        let bad = serde_json::json!({"runId": job.run_id, "org": "../etc", "requestedAt": "2026-11-24T09:05:03Z", "source": "http"});
+        let e = JobMessage::from_value(bad).unwrap_err().to_string();
+        assert!(e.contains("not an organization name"), "{e}");
+        assert!(JobMessage::from_value(serde_json::json!({"hello": 1})).is_err());
     }
 }

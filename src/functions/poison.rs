@@ -4,20 +4,16 @@
 //! run failed here means a caller polling its status gets an answer instead of a run that
 //! says `running` forever. The message itself is logged in full (a job holds no secret).
 
-use super::job::JobMessage;
-use super::protocol::{InvokeRequest, InvokeResponse, QueueMetadata, queue_item};
+use super::protocol::{InvokeRequest, InvokeResponse, QueueMetadata};
 use super::state::AppState;
-use super::worker::{MAX_ATTEMPTS, Outcome, TRIGGER_BINDING, open_run};
-use crate::storage::RunState;
+use super::worker::{Outcome, open_run, read_job};
+use crate::lifecycle::MAX_ATTEMPTS;
 use time::OffsetDateTime;
 
 pub async fn handle(state: &AppState, invocation: &InvokeRequest) -> Outcome {
     let meta = QueueMetadata::from_invocation(invocation);
     let mut out = InvokeResponse::default();
-    let job = match queue_item(invocation, TRIGGER_BINDING)
-        .map_err(|e| e.to_string())
-        .and_then(|v| JobMessage::from_value(v).map_err(|e| e.to_string()))
-    {
+    let job = match read_job(invocation) {
         Ok(job) => job,
         Err(problem) => {
             out.log(format!(
@@ -31,23 +27,15 @@ pub async fn handle(state: &AppState, invocation: &InvokeRequest) -> Outcome {
         Ok(opened) => opened,
         Err(retry) => return retry,
     };
-    if status.state.is_final() {
-        out.log(format!(
-            "Poison message for run {} ignored: the run is already {}.",
-            job.run_id,
-            status.state.as_str()
-        ));
-        return Outcome::Done(out);
-    }
-    let now = OffsetDateTime::now_utc();
-    status.state = RunState::Failed;
-    status.finished_at = Some(now);
-    status.updated_at = now;
-    status.error = Some(format!(
+    let reason = format!(
         "the worker stopped without an answer on all {MAX_ATTEMPTS} attempts (crash, out of memory or function \
          timeout); see the function logs for run {}",
         job.run_id
-    ));
+    );
+    if let Err(refused) = status.fail(reason, OffsetDateTime::now_utc()) {
+        out.log(format!("Poison message ignored: {refused}."));
+        return Outcome::Done(out);
+    }
     if let Err(e) = runs.save_status(&status).await {
         return Outcome::Retry(format!("report storage: {e}"));
     }

@@ -4,7 +4,8 @@
 //! download link).
 
 use super::protocol::{http_output, json_response};
-use crate::auth::Denied;
+use crate::callers::Denied;
+use crate::credentials::obo::Refused;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -57,20 +58,47 @@ impl ApiReply {
         .with_header("Retry-After", "30")
     }
 
-    /// A refused caller: 401 (with `WWW-Authenticate`), 403, or 503 (with `Retry-After`) when
-    /// the check itself could not be made. The body has the `message` of every error of this
-    /// API and the `reason` of `auth::Denied`'s own answer; neither ever holds the token.
+    /// A refused caller: 401 (with `WWW-Authenticate`) when the caller must authenticate, 403
+    /// when it may not ask (or nobody may yet), 503 (with `Retry-After`) when the check itself
+    /// could not be made. This is the one place a caller decision becomes HTTP. The body has
+    /// the `message` of every error of this API and a `reason`; neither ever holds the token.
     pub fn denied(denied: &Denied) -> Self {
-        let mut reply = Self::new(
-            denied.status(),
-            json!({ "error": denied.code(), "message": denied.reason(), "reason": denied.reason() }),
-        );
-        if let Some(value) = denied.www_authenticate()
-            && let Ok(value) = value.to_str()
-        {
-            reply = reply.with_header("WWW-Authenticate", value);
+        let (status, code) = match denied {
+            Denied::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Denied::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Denied::NotConfigured(_) => (StatusCode::FORBIDDEN, "not_configured"),
+            Denied::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        Self::refusal(status, code, denied.reason())
+    }
+
+    /// An on-behalf-of exchange that failed, answered as the caller check would be.
+    pub fn exchange_refused(refused: &Refused) -> Self {
+        let reason = refused.to_string();
+        match refused {
+            Refused::CallerToken(_) => {
+                Self::refusal(StatusCode::UNAUTHORIZED, "unauthorized", &reason)
+            }
+            Refused::NotPermitted(_) => Self::refusal(StatusCode::FORBIDDEN, "forbidden", &reason),
+            Refused::Unavailable(_) => {
+                Self::refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &reason)
+            }
         }
-        if denied.status() == StatusCode::SERVICE_UNAVAILABLE {
+    }
+
+    fn refusal(status: StatusCode, code: &str, reason: &str) -> Self {
+        let mut reply = Self::new(
+            status,
+            json!({ "error": code, "message": reason, "reason": reason }),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 6750.
+            reply = reply.with_header(
+                "WWW-Authenticate",
+                "Bearer realm=\"patreport\", error=\"invalid_token\"",
+            );
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
             reply = reply.with_header("Retry-After", "30");
         }
         reply
@@ -141,7 +169,15 @@ mod tests {
         );
         let reply = ApiReply::denied(&Denied::Forbidden("needs PatReport.Read".into()));
         assert_eq!(reply.status, StatusCode::FORBIDDEN);
+        assert_eq!(reply.body["error"], "forbidden");
+        let reply = ApiReply::denied(&Denied::NotConfigured("set roles".into()));
+        assert_eq!(
+            (reply.status, reply.body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("not_configured"))
+        );
         assert!(!reply.headers.iter().any(|(k, _)| k == "WWW-Authenticate"));
+        let reply = ApiReply::exchange_refused(&Refused::CallerToken("expired".into()));
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
         let reply = ApiReply::denied(&Denied::Unavailable("keys unreachable".into()));
         assert!(
             reply

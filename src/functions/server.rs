@@ -5,9 +5,10 @@
 use super::in_process;
 use super::router::router;
 use super::state::AppState;
-use crate::auth::{self, AuthError, AuthRuntime, AuthSettings, CallerPolicy, OnBehalfOf};
-use crate::config::{self, HttpRuns, ServiceConfig};
-use crate::storage::{StorageError, StoreOptions};
+use crate::credentials::AuthError;
+use crate::settings::names::{AUTH, HTTP_RUNS};
+use crate::settings::{Choice, ServiceSettings};
+use crate::storage::StorageError;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -19,9 +20,9 @@ use tokio::net::TcpListener;
 pub enum ServeError {
     #[error("could not listen on 127.0.0.1:{port}: {error}")]
     Bind { port: u16, error: std::io::Error },
-    #[error("Azure DevOps credential ({setting}): {0}", setting = config::AUTH)]
+    #[error("Azure DevOps credential ({AUTH}): {0}")]
     Auth(AuthError),
-    #[error("{setting}=on-behalf-of: {0}", setting = config::HTTP_RUNS)]
+    #[error("{HTTP_RUNS}=on-behalf-of: {0}")]
     OnBehalfOf(AuthError),
     #[error("report storage: {0}")]
     Storage(StorageError),
@@ -29,51 +30,34 @@ pub enum ServeError {
     Server(std::io::Error),
 }
 
-/// Serve until `shutdown` completes.
+/// Serve until `shutdown` completes. `port` 0 takes any free port; the port listened on is
+/// logged (and is what the host simulator reads).
 pub async fn serve(
-    config: ServiceConfig,
+    settings: ServiceSettings,
     port: u16,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         .await
         .map_err(|error| ServeError::Bind { port, error })?;
-    for warning in &config.warnings {
+    let port = listener
+        .local_addr()
+        .map_err(|error| ServeError::Bind { port, error })?
+        .port();
+    for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
-    // One HTTP client for every sign-in (Entra, managed identity, Key Vault, signing keys).
-    let runtime = AuthRuntime::from_env().map_err(ServeError::Auth)?;
-    let settings = AuthSettings::from_env(config.auth, config.pat_file.as_deref())
-        .map_err(ServeError::Auth)?;
-    let credential = auth::resolve_with(&settings, &runtime).map_err(ServeError::Auth)?;
-    // Problems do not stop the service (the timer and the worker need no caller); every
-    // HTTP request is refused with them as the reason until they are fixed.
-    let callers = CallerPolicy::from_env(&runtime);
-    for problem in callers.problems() {
+    let state = Arc::new(AppState::for_settings(settings)?);
+    for problem in state.callers.problems() {
         tracing::warn!("caller authorization: {problem}");
     }
-    let on_behalf_of = match config.http_runs {
-        HttpRuns::Queue => None,
-        HttpRuns::OnBehalfOf => {
-            Some(OnBehalfOf::from_env(&runtime).map_err(ServeError::OnBehalfOf)?)
-        }
-    };
-    let state = Arc::new(
-        AppState::new(
-            config,
-            credential,
-            callers,
-            on_behalf_of,
-            StoreOptions::new(""),
-        )
-        .map_err(ServeError::Storage)?,
-    );
+    let orgs: Vec<&str> = state.settings.orgs.iter().map(|o| o.as_str()).collect();
     tracing::info!(
         port,
-        orgs = %state.config.orgs.join(","),
-        container = %state.config.container,
-        auth = state.config.auth.name(),
-        http_runs = state.config.http_runs.name(),
+        orgs = %orgs.join(","),
+        container = %state.settings.container,
+        auth = state.settings.auth.name(),
+        http_runs = state.settings.http_runs.name(),
         callers_ready = state.callers.problems().is_empty(),
         "patreport custom handler listening on 127.0.0.1"
     );

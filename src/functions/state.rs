@@ -4,16 +4,18 @@
 //! so that start-up never waits on the network.
 
 use super::in_process::InProcessRuns;
+use super::server::ServeError;
 use crate::ado::AdoCredential;
-use crate::auth::{CallerPolicy, OnBehalfOf};
-use crate::config::{ServiceConfig, StorageSetting};
+use crate::callers::CallerPolicy;
+use crate::credentials::{self, AuthRuntime, OnBehalfOf};
+use crate::settings::{HttpRuns, ServiceSettings, StorageSetting};
 use crate::storage::{BlobStore, RunStore, StorageAccess, StorageError, StoreOptions};
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Mutex;
 
 pub struct AppState {
-    pub config: ServiceConfig,
+    pub settings: ServiceSettings,
     /// The app's own credential (`PATREPORT_AUTH`): timer and queued runs.
     pub credential: AdoCredential,
     /// Who may call the HTTP functions.
@@ -27,19 +29,47 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Everything the settings describe: the app's credential, who may call, the on-behalf-of
+    /// exchange when HTTP runs use it, the report storage. No network I/O.
+    pub fn for_settings(settings: ServiceSettings) -> Result<Self, ServeError> {
+        // One HTTP client for every sign-in (Entra, managed identity, Key Vault, signing keys).
+        let runtime = AuthRuntime::new(settings.credentials.extra_ca_file.as_deref())
+            .map_err(|e| ServeError::Auth(e.into()))?;
+        let credential =
+            credentials::resolve_with(&settings.credentials, &runtime).map_err(ServeError::Auth)?;
+        // Problems do not stop the service (the timer and the worker need no caller); every
+        // HTTP request is refused with them as the reason until they are fixed.
+        let callers = CallerPolicy::new(settings.callers.clone(), &runtime);
+        let on_behalf_of = match settings.http_runs {
+            HttpRuns::Queue => None,
+            HttpRuns::OnBehalfOf => Some(
+                OnBehalfOf::from_settings(&settings.credentials, &runtime)
+                    .map_err(ServeError::OnBehalfOf)?,
+            ),
+        };
+        Self::new(
+            settings,
+            credential,
+            callers,
+            on_behalf_of,
+            StoreOptions::new(""),
+        )
+        .map_err(ServeError::Storage)
+    }
+
     /// No network I/O here: the host is waiting for our port.
     pub fn new(
-        config: ServiceConfig,
+        settings: ServiceSettings,
         credential: AdoCredential,
         callers: CallerPolicy,
         on_behalf_of: Option<OnBehalfOf>,
         mut options: StoreOptions,
     ) -> Result<Self, StorageError> {
-        let access = storage_access(&config.storage)?;
-        options.container = config.container.clone();
+        let access = storage_access(&settings.storage)?;
+        options.container = settings.container.clone();
         let runs = RunStore::new(BlobStore::new(&access, options)?);
         Ok(Self {
-            config,
+            settings,
             credential,
             callers,
             on_behalf_of,

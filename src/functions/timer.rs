@@ -5,10 +5,11 @@
 //! `useMonitor` is on so a run missed while the app was down fires once at start with
 //! `IsPastDue: true`; `runOnStartup` is off so scale-outs and restarts do not trigger scans.
 
-use super::job::{JobMessage, new_run_id};
+use super::job::JobMessage;
 use super::protocol::{InvokeRequest, InvokeResponse, TimerInfo};
 use super::state::AppState;
-use crate::storage::{RunSource, RunStatus};
+use crate::domain::RunId;
+use crate::lifecycle::{Execution, RunSource, RunStatus};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -23,17 +24,24 @@ pub async fn handle(state: &AppState, invocation: &InvokeRequest) -> InvokeRespo
     let now = OffsetDateTime::now_utc();
     let mut messages = Vec::new();
     let mut queued = Vec::new();
-    for org in &state.config.orgs {
-        let run_id = new_run_id(now);
+    for org in &state.settings.orgs {
+        let run_id = RunId::new(now);
         // Recording the run is best effort: the worker creates the record if it is missing,
         // and the job must be queued even when storage has a bad moment.
-        let status = RunStatus::queued(&run_id, org, RunSource::Timer, None, now);
+        let status = RunStatus::queued(
+            run_id.clone(),
+            org.clone(),
+            RunSource::Timer,
+            None,
+            Execution::Queue,
+            now,
+        );
         let recorded = match state.runs().await {
             Ok(runs) => runs.save_status(&status).await,
             Err(e) => Err(e),
         };
         if let Err(e) = recorded {
-            tracing::warn!(org, run_id, error = %e, "could not record a scheduled run; queuing it anyway");
+            tracing::warn!(%org, %run_id, error = %e, "could not record a scheduled run; queuing it anyway");
             out.log(format!(
                 "Warning: run {run_id} for {org} was not recorded ({e}); queued anyway."
             ));

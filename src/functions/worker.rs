@@ -1,54 +1,51 @@
-//! The queue-triggered worker (`PatReportWorker`): one job = scan one organization, build the
-//! report, upload its workbook, CSV and JSON, point `{org}/latest.json` at it, and keep the
-//! run's status document current throughout.
+//! The queue-triggered worker (`PatReportWorker`): one job = one run of the report pipeline
+//! for one organization, its outputs uploaded, `{org}/latest.json` pointed at them, and the
+//! run's status document moved through its life (`lifecycle`) throughout.
 //!
 //! Retries. The answer tells the host whether the job is worth another delivery:
 //! * 2xx: done — succeeded, failed for good (bad credential, unknown organization, a report
 //!   that cannot be rendered), already finished earlier (a redelivery), or a message that is
 //!   not a job at all (it never will be; it is logged and dropped, not retried);
-//! * 500: a transient failure (Azure DevOps or storage unreachable, throttled, 5xx) on an
-//!   attempt that is not the last: the run goes back to `queued` with the reason, the host
-//!   makes the message visible again after `visibilityTimeout` and delivers it again. On the
-//!   last attempt (`maxDequeueCount` in host.json = [`MAX_ATTEMPTS`]) the run is marked
-//!   failed and the answer is 2xx, so nothing reaches the poison queue for a known failure.
+//! * 500: a transient failure (Azure DevOps or storage unreachable, throttled, 5xx; each layer
+//!   says which of its errors are) on an attempt that is not the last: the run goes back to
+//!   `queued` with the reason, the host makes the message visible again after
+//!   `visibilityTimeout` and delivers it again. On the last attempt (`maxDequeueCount` in
+//!   host.json = [`MAX_ATTEMPTS`]) the run is marked failed and the answer is 2xx, so nothing
+//!   reaches the poison queue for a known failure.
 //!
 //! A worker that dies (crash, out of memory, function timeout) answers nothing; the host
 //! retries it the same way and finally moves the message to the poison queue, where
 //! `PatReportPoison` marks the run failed (`poison.rs`), so no run is left hanging.
 //!
-//! The same pipeline ([`run_in_process`]) runs on-behalf-of HTTP runs inside the handler
-//! process, with the caller's credential instead of the app's: one attempt, no queue, so a
-//! transient failure is final at once. Either way the status document carries a heartbeat
-//! (`heartbeatAt`, at least every [`HEARTBEAT_EVERY`]) for as long as the process works on the
-//! run, so a run whose process vanished shows up as stalled instead of `running` forever.
+//! The same code ([`run_in_process`]) runs on-behalf-of HTTP runs inside the handler process,
+//! with the caller's credential instead of the app's: one attempt, no queue, so a transient
+//! failure is final at once. Either way the status document carries a heartbeat (at least every
+//! [`HEARTBEAT_EVERY`]) for as long as the process works on the run, so a run whose process
+//! vanished shows up as stalled instead of `running` forever.
 
 use super::job::JobMessage;
 use super::protocol::{InvokeRequest, InvokeResponse, QueueMetadata, queue_item};
 use super::state::AppState;
-use crate::ado::{AdoClient, AdoCredential, AdoError, AdoSettings};
-use crate::auth::AuthMode;
-use crate::engine::{self, Progress, ScanError, ScanOptions};
-use crate::report::{self, ReportOptions};
-use crate::storage::sas::redact_sas;
-use crate::storage::{
-    Execution, LatestPointer, ReportBytes, ReportFiles, RunProgress, RunState, RunStatus, RunStore,
-    RunSummary,
+use crate::ado::AdoCredential;
+use crate::credentials::AuthMode;
+use crate::engine::Progress;
+use crate::lifecycle::{
+    Execution, HEARTBEAT_EVERY, LatestPointer, MAX_ATTEMPTS, ReportFiles, RunProgress, RunResult,
+    RunStatus, RunSummary,
 };
+use crate::pipeline::{self, Observer, Produced, Stage};
+use crate::storage::sas::redact_sas;
+use crate::storage::{BlobSink, RunStore, StorageError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-/// Deliveries of one job before the host gives up; must equal `maxDequeueCount` in host.json
-/// (a test checks).
-pub const MAX_ATTEMPTS: u32 = 3;
 /// The worker's queue trigger binding name (`PatReportWorker/function.json`).
 pub const TRIGGER_BINDING: &str = "job";
-/// Status writes while scanning: at most this often...
+/// Status writes while scanning: at most this often (and at least every [`HEARTBEAT_EVERY`]).
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
-/// ...and at least this often, as a heartbeat (also while the report is written and uploaded).
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 
 /// How an invocation ended, for the router.
 #[derive(Debug)]
@@ -57,21 +54,6 @@ pub enum Outcome {
     Done(InvokeResponse),
     /// Answer 500: the host should deliver the message again.
     Retry(String),
-}
-
-/// Why a job did not produce a report.
-struct Failure {
-    message: String,
-    transient: bool,
-}
-
-impl Failure {
-    fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            message: redact_sas(&message.into()),
-            transient: false,
-        }
-    }
 }
 
 /// How one attempt at a run is made.
@@ -85,23 +67,12 @@ struct Attempt<'a> {
     last: bool,
 }
 
-/// What a successful job made.
-struct Made {
-    files: ReportFiles,
-    summary: RunSummary,
-    progress: RunProgress,
-    finished: OffsetDateTime,
-}
-
 /// Handle one queue-trigger invocation.
 pub async fn handle(state: &AppState, invocation: &InvokeRequest) -> Outcome {
     let meta = QueueMetadata::from_invocation(invocation);
     let message_id = meta.id.clone().unwrap_or_else(|| "?".into());
-    let mut out = InvokeResponse::default();
-    let job = match queue_item(invocation, TRIGGER_BINDING)
-        .map_err(|e| e.to_string())
-        .and_then(|v| JobMessage::from_value(v).map_err(|e| e.to_string()))
-    {
+    let out = InvokeResponse::default();
+    let job = match read_job(invocation) {
         Ok(job) => job,
         Err(problem) => {
             tracing::warn!(
@@ -109,6 +80,7 @@ pub async fn handle(state: &AppState, invocation: &InvokeRequest) -> Outcome {
                 problem,
                 "dropped a queue message that is not a job"
             );
+            let mut out = out;
             out.log(format!(
                 "Dropped queue message {message_id}: {problem}. It is not retried."
             ));
@@ -118,16 +90,23 @@ pub async fn handle(state: &AppState, invocation: &InvokeRequest) -> Outcome {
     let span = tracing::info_span!("run", run_id = %job.run_id, org = %job.org, attempt = meta.dequeue_count);
     let attempt = Attempt {
         credential: &state.credential,
-        auth: state.config.auth.name(),
+        auth: state.settings.auth.name(),
         number: meta.dequeue_count,
         last: meta.dequeue_count >= MAX_ATTEMPTS,
     };
     run_job(state, job, attempt, out).instrument(span).await
 }
 
+/// The job in a queue invocation, or why there is none.
+pub(super) fn read_job(invocation: &InvokeRequest) -> Result<JobMessage, String> {
+    queue_item(invocation, TRIGGER_BINDING)
+        .map_err(|e| e.to_string())
+        .and_then(|v| JobMessage::from_value(v).map_err(|e| e.to_string()))
+}
+
 /// Run an on-behalf-of HTTP run in this process with the caller's `credential` (the worker's
-/// pipeline, one attempt). The status document was recorded `queued` by the request; the
-/// outcome is only logged here: the caller follows it through the status URL.
+/// code, one attempt). The status document was recorded `queued` by the request; the outcome
+/// is only logged here: the caller follows it through the status URL.
 pub async fn run_in_process(state: &AppState, job: JobMessage, credential: AdoCredential) {
     let span =
         tracing::info_span!("run", run_id = %job.run_id, org = %job.org, execution = "in-process");
@@ -160,66 +139,69 @@ async fn run_job(
     attempt: Attempt<'_>,
     mut out: InvokeResponse,
 ) -> Outcome {
-    let last_attempt = attempt.last;
     let (runs, mut status) = match open_run(state, &job).await {
         Ok(opened) => opened,
         Err(retry) => return retry,
     };
-    if status.state.is_final() {
+    if status.state().is_final() {
         out.log(format!(
             "Run {} is already {}; nothing to do.",
             job.run_id,
-            status.state.as_str()
+            status.state().as_str()
         ));
         return Outcome::Done(out);
     }
-    let started = OffsetDateTime::now_utc();
-    status.state = RunState::Running;
-    status.attempt = attempt.number;
-    status.auth = Some(attempt.auth.to_owned());
-    status.started_at = Some(started);
-    status.updated_at = started;
-    status.heartbeat_at = Some(started);
-    status.progress = Some(RunProgress::default());
-    status.error = None;
+    if let Err(refused) = status.start(attempt.number, attempt.auth, OffsetDateTime::now_utc()) {
+        // A delivery older than the one that already runs (or ran) this job.
+        out.log(format!("Delivery ignored: {refused}."));
+        return Outcome::Done(out);
+    }
     if let Err(e) = runs.save_status(&status).await {
         return Outcome::Retry(format!("report storage: {e}"));
     }
     tracing::info!("scan started");
 
-    let attempt_number = attempt.number;
-    match make_report(state, runs, &job, &status, attempt.credential).await {
-        Ok(made) => {
+    let made = make_report(state, runs, &job, &status, attempt.credential).await;
+    let now = OffsetDateTime::now_utc();
+    match made {
+        Ok((produced, progress)) => {
+            let summary = RunSummary::from_parts(produced.run.complete, &produced.summary);
+            let files: ReportFiles = produced
+                .outputs
+                .iter()
+                .map(|o| (o.format, o.location.clone()))
+                .collect();
             let latest = LatestPointer {
                 run_id: job.run_id.clone(),
                 org: job.org.clone(),
-                generated_at: made.finished,
-                files: made.files.clone(),
-                summary: made.summary.clone(),
+                generated_at: produced.run.finished,
+                files: files.clone(),
+                summary: summary.clone(),
             };
             // The report is already safe; a stale pointer only means `latest` lags one run.
             if let Err(e) = runs.save_latest(&latest).await {
                 tracing::warn!(error = %e, "could not update latest.json");
                 out.log(format!(
                     "Warning: {}/latest.json was not updated: {e}",
-                    job.org.to_ascii_lowercase()
+                    job.org.key()
                 ));
             }
-            let now = OffsetDateTime::now_utc();
-            status.state = RunState::Succeeded;
-            status.finished_at = Some(now);
-            status.updated_at = now;
-            status.summary = Some(made.summary.clone());
-            status.progress = Some(made.progress.clone());
-            status.files = Some(made.files.clone());
+            let result = RunResult {
+                summary: summary.clone(),
+                progress,
+                files: files.clone(),
+            };
+            if let Err(refused) = status.succeed(result, now) {
+                tracing::error!(%refused, "the run could not be marked succeeded");
+            }
             if let Err(e) = runs.save_status(&status).await {
                 return Outcome::Retry(format!(
                     "the report was uploaded but its status could not be saved: {e}"
                 ));
             }
-            let s = &made.summary;
+            let s = &summary;
             let line = format!(
-                "Run {} for {}: {} PATs of {} users ({} expired, {} expiring, {} full access){}; workbook {}.",
+                "Run {} for {}: {} PATs of {} users ({} expired, {} expiring, {} full access){}; files {}.",
                 job.run_id,
                 job.org,
                 s.pats,
@@ -232,7 +214,7 @@ async fn run_job(
                 } else {
                     format!("; INCOMPLETE, {} users could not be read", s.users_failed)
                 },
-                made.files.xlsx
+                files.values().cloned().collect::<Vec<_>>().join(", ")
             );
             tracing::info!(
                 pats = s.pats,
@@ -243,14 +225,14 @@ async fn run_job(
             out.log(line);
             Outcome::Done(out)
         }
-        Err(failure) if failure.transient && !last_attempt => {
-            let now = OffsetDateTime::now_utc();
-            status.state = RunState::Queued;
-            status.updated_at = now;
-            status.error = Some(format!(
-                "attempt {attempt_number} of {MAX_ATTEMPTS} failed and will be retried: {}",
-                failure.message
-            ));
+        Err(failure) if failure.transient && !attempt.last => {
+            let reason = format!(
+                "attempt {} of {MAX_ATTEMPTS} failed and will be retried: {}",
+                attempt.number, failure.message
+            );
+            if let Err(refused) = status.requeue(reason, now) {
+                tracing::error!(%refused, "the run could not go back to the queue");
+            }
             if let Err(e) = runs.save_status(&status).await {
                 tracing::warn!(error = %e, "could not record the failed attempt");
             }
@@ -258,12 +240,11 @@ async fn run_job(
             Outcome::Retry(failure.message)
         }
         Err(failure) => {
-            let now = OffsetDateTime::now_utc();
             let message = match (failure.transient, status.execution) {
                 (true, Execution::Queue) => {
                     format!(
-                        "{} (gave up after {attempt_number} attempts)",
-                        failure.message
+                        "{} (gave up after {} attempts)",
+                        failure.message, attempt.number
                     )
                 }
                 (true, Execution::InProcess) => format!(
@@ -272,10 +253,9 @@ async fn run_job(
                 ),
                 (false, _) => failure.message,
             };
-            status.state = RunState::Failed;
-            status.finished_at = Some(now);
-            status.updated_at = now;
-            status.error = Some(message.clone());
+            if let Err(refused) = status.fail(message.clone(), now) {
+                tracing::error!(%refused, "the run could not be marked failed");
+            }
             if let Err(e) = runs.save_status(&status).await {
                 // Let the host retry, so the failure is recorded by a later attempt or by the
                 // poison handler rather than lost.
@@ -293,18 +273,38 @@ async fn run_job(
     }
 }
 
-/// Scan, write and upload, while the status document gets progress and heartbeats.
+/// Why a job did not produce a report.
+struct Failure {
+    message: String,
+    transient: bool,
+}
+
+/// The pipeline with the service's plan for this job, uploading to the report container,
+/// while the status document gets progress and heartbeats.
 async fn make_report(
     state: &AppState,
     runs: &RunStore,
     job: &JobMessage,
     status: &RunStatus,
     credential: &AdoCredential,
-) -> Result<Made, Failure> {
+) -> Result<(Produced, RunProgress), Failure> {
+    // A job queued before the organization was removed from the settings is not run.
+    let Some(org) = state.settings.find_org(job.org.as_str()) else {
+        return Err(Failure {
+            message: format!(
+                "'{}' is no longer one of the configured organizations ({})",
+                job.org,
+                crate::settings::names::ORGS
+            ),
+            transient: false,
+        });
+    };
+    let plan = state.settings.report_plan(org.clone());
     let progress = StatusProgress::default();
+    let sink = BlobSink::new(runs, job.run_id.clone());
     let (stop, stopped) = watch::channel(false);
     let work = async {
-        let made = produce(state, runs, job, credential, &progress).await;
+        let made = pipeline::run(&plan, credential.clone(), &progress, &sink).await;
         let _ = stop.send(true);
         made
     };
@@ -312,119 +312,11 @@ async fn make_report(
         work,
         report_progress(runs, status.clone(), &progress, stopped)
     );
-    made
-}
-
-async fn produce(
-    state: &AppState,
-    runs: &RunStore,
-    job: &JobMessage,
-    credential: &AdoCredential,
-    progress: &StatusProgress,
-) -> Result<Made, Failure> {
-    let config = &state.config;
-    // A job queued before the organization was removed from the settings is not run.
-    if config.find_org(&job.org).is_none() {
-        return Err(Failure::permanent(format!(
-            "'{}' is no longer one of the configured organizations ({})",
-            job.org,
-            crate::config::ORGS
-        )));
-    }
-    let client = AdoClient::new(
-        AdoSettings::new(config.ado_url.clone(), job.org.clone()),
-        credential.clone(),
-    )
-    .map_err(|e| Failure::permanent(format!("could not set up the Azure DevOps client: {e}")))?;
-    let options = ScanOptions {
-        concurrency: config.concurrency,
-        time_budget: Some(config.time_budget),
-    };
-
-    let inventory = engine::scan(&client, &options, progress)
-        .await
-        .map_err(|e| {
-            let transient = scan_error_is_transient(&e);
-            Failure {
-                message: redact_sas(&e.to_string()),
-                transient,
-            }
-        })?;
-
-    let now = OffsetDateTime::now_utc();
-    let options = ReportOptions {
-        expiring_days: config.expiring_days,
-        include_invalid: false,
-    };
-    let report = report::build(inventory, now, options, env!("CARGO_PKG_VERSION"));
-    let summary = RunSummary::of(&report);
-    let finished = report.run.finished;
-    let bytes = tokio::task::spawn_blocking(move || -> Result<ReportBytes, report::ReportError> {
-        let xlsx = report::xlsx_bytes(&report)?;
-        let mut csv = Vec::new();
-        report::write_csv(&report, &mut csv)?;
-        let mut json = Vec::new();
-        report::write_json(&report, &mut json)?;
-        Ok(ReportBytes { xlsx, csv, json })
-    })
-    .await
-    .map_err(|e| Failure::permanent(format!("the report writer stopped unexpectedly: {e}")))?
-    .map_err(|e| Failure::permanent(format!("could not write the report: {e}")))?;
-
-    // Two reports of one organization finished within the same second must not overwrite
-    // each other: the second gets the end of its run id appended.
-    let mut files = ReportFiles::for_report(&job.org, finished, "");
-    match runs.blobs().exists(&files.xlsx).await {
-        Ok(false) => {}
-        Ok(true) => {
-            files = ReportFiles::for_report(
-                &job.org,
-                finished,
-                &format!("-{}", &job.run_id[job.run_id.len() - 6..]),
-            )
-        }
-        Err(e) => return Err(storage_failure(e)),
-    }
-    runs.upload_report(&files, bytes)
-        .await
-        .map_err(storage_failure)?;
-    Ok(Made {
-        files,
-        summary,
-        progress: progress.snapshot(),
-        finished,
-    })
-}
-
-fn storage_failure(e: crate::storage::StorageError) -> Failure {
-    let transient = e.is_transient();
-    Failure {
-        message: format!("uploading the report failed: {e}"),
-        transient,
-    }
-}
-
-/// Whether a scan failure may go away by itself.
-fn scan_error_is_transient(e: &ScanError) -> bool {
-    match e {
-        ScanError::OrgNotFound { .. } => false,
-        ScanError::Users { source, .. } | ScanError::TokenAdmin { source, .. } => {
-            ado_error_is_transient(source)
-        }
-    }
-}
-
-fn ado_error_is_transient(e: &AdoError) -> bool {
-    match e {
-        AdoError::Transport(_) => true,
-        // A managed identity endpoint can hiccup; a PAT never produces this.
-        AdoError::Credential(_) => true,
-        AdoError::Service { status, .. } => *status == 408 || *status == 429 || *status >= 500,
-        AdoError::Authentication { .. }
-        | AdoError::Decode { .. }
-        | AdoError::Paging(_)
-        | AdoError::Config(_) => false,
-    }
+    made.map(|produced| (produced, progress.snapshot()))
+        .map_err(|e| Failure {
+            message: redact_sas(&e.to_string()),
+            transient: e.is_transient(),
+        })
 }
 
 /// Progress counters the scan updates and the status writer reads.
@@ -460,9 +352,19 @@ impl Progress for StatusProgress {
     }
 }
 
+impl Observer for StatusProgress {
+    fn stage(&self, stage: Stage<'_>) {
+        match stage {
+            Stage::Scanning(_) => tracing::debug!("scanning"),
+            Stage::Writing => tracing::info!("scan finished; writing the report"),
+            Stage::Delivering => tracing::info!("uploading the report"),
+        }
+    }
+}
+
 /// Write the progress and the heartbeat into the status document until `stopped`: when the
-/// progress changed, at most every [`PROGRESS_EVERY`]; at least every [`HEARTBEAT_EVERY`]. A
-/// failed write is only logged; the run goes on.
+/// progress changed, at most every [`PROGRESS_EVERY`]; at least every [`HEARTBEAT_EVERY`]
+/// (also while the report is written and uploaded). A failed write is only logged.
 async fn report_progress(
     runs: &RunStore,
     mut status: RunStatus,
@@ -483,9 +385,12 @@ async fn report_progress(
         if now == last && last_write.elapsed() < HEARTBEAT_EVERY {
             continue;
         }
-        status.progress = Some(now.clone());
-        status.updated_at = OffsetDateTime::now_utc();
-        status.heartbeat_at = Some(status.updated_at);
+        if status
+            .record_progress(now.clone(), OffsetDateTime::now_utc())
+            .is_err()
+        {
+            return;
+        }
         if let Err(e) = runs.save_status(&status).await {
             tracing::warn!(error = %e, "could not write progress");
         }
@@ -501,15 +406,16 @@ pub(super) async fn open_run<'a>(
     state: &'a AppState,
     job: &JobMessage,
 ) -> Result<(&'a RunStore, RunStatus), Outcome> {
-    let retry = |e: crate::storage::StorageError| Outcome::Retry(format!("report storage: {e}"));
+    let retry = |e: StorageError| Outcome::Retry(format!("report storage: {e}"));
     let runs = state.runs().await.map_err(retry)?;
     let status = runs.load_status(&job.run_id).await.map_err(retry)?;
     let status = status.unwrap_or_else(|| {
         RunStatus::queued(
-            &job.run_id,
-            &job.org,
+            job.run_id.clone(),
+            job.org.clone(),
             job.source,
             job.requested_by.clone(),
+            Execution::Queue,
             job.requested_at,
         )
     });
@@ -519,37 +425,6 @@ pub(super) async fn open_run<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_failures_that_can_pass_are_retried() {
-        assert!(ado_error_is_transient(&AdoError::Transport(
-            "refused".into()
-        )));
-        assert!(ado_error_is_transient(&AdoError::Service {
-            status: 503,
-            type_key: None,
-            message: String::new()
-        }));
-        assert!(ado_error_is_transient(&AdoError::Service {
-            status: 429,
-            type_key: None,
-            message: String::new()
-        }));
-        assert!(!ado_error_is_transient(&AdoError::Service {
-            status: 400,
-            type_key: None,
-            message: String::new()
-        }));
-        assert!(!ado_error_is_transient(&AdoError::Authentication {
-            status: 401,
-            detail: String::new(),
-            hint: ""
-        }));
-        assert!(!scan_error_is_transient(&ScanError::OrgNotFound {
-            org: "x".into(),
-            url: "u".into()
-        }));
-    }
 
     #[test]
     fn max_attempts_matches_host_json() {

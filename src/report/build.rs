@@ -9,6 +9,7 @@ use super::model::{
     TokenStatus,
 };
 use super::scope;
+use crate::domain::timestamp::whole_seconds;
 use crate::inventory::{Inventory, Pat, UserTokens};
 use std::sync::Arc;
 
@@ -134,9 +135,10 @@ pub fn build(
 
     let run = RunInfo {
         org,
-        started,
-        finished,
+        // Times are kept (and written) in whole seconds; the duration is measured first.
         duration_seconds: (finished - started).as_seconds_f64().max(0.0),
+        started: whole_seconds(started),
+        finished: whole_seconds(finished),
         api_calls: stats.api_calls,
         retries: stats.retries,
         throttled: stats.throttled,
@@ -145,7 +147,7 @@ pub fn build(
         complete,
         stopped_early,
         expiring_days: options.expiring_days,
-        generated: now,
+        generated: whole_seconds(now),
     };
 
     Report {
@@ -220,8 +222,8 @@ fn token_row(
         global: target_accounts.is_empty(),
         target_accounts,
         scope,
-        valid_from: pat.valid_from,
-        valid_to: pat.valid_to,
+        valid_from: pat.valid_from.map(whole_seconds),
+        valid_to: pat.valid_to.map(whole_seconds),
         days_to_expiry: pat.valid_to.map(|to| whole_days(now, to)),
         lifetime_days: pat
             .valid_from
@@ -328,7 +330,7 @@ pub(crate) mod tests {
 
     pub(crate) fn inventory(users: Vec<(User, Vec<Pat>)>) -> Inventory {
         Inventory {
-            org: "contoso".into(),
+            org: crate::domain::OrgName::parse("contoso").unwrap(),
             started: datetime!(2026-03-10 11:59 UTC),
             finished: datetime!(2026-03-10 11:59:30.5 UTC),
             users: users
@@ -703,7 +705,7 @@ pub(crate) mod tests {
                 message: "timed out".into(),
             }]
         );
-        assert_eq!(r.run.org, "contoso");
+        assert_eq!(r.run.org.as_str(), "contoso");
         assert_eq!(r.run.duration_seconds, 30.5);
         assert_eq!(
             (r.run.api_calls, r.run.retries, r.run.throttled),

@@ -130,9 +130,9 @@ mod tests {
     #[test]
     fn line_separators_are_escaped_for_script_embedding() {
         let mut report = empty_report();
-        report.run.org = "a\u{2028}b\u{2029}&".into();
+        report.run.stopped_early = Some("a\u{2028}b\u{2029}&".into());
         let text = json(&report);
-        assert!(text.contains(r#""org": "a\u2028b\u2029\u0026""#));
+        assert!(text.contains(r#""stopped_early": "a\u2028b\u2029\u0026""#));
     }
 
     #[test]

@@ -46,8 +46,9 @@ pub struct Owner {
     pub descriptor: String,
 }
 
-/// One row per PAT.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// One row per PAT. It serializes through the column definitions (`columns`), which give the
+/// JSON keys; reading it back uses the same names.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct TokenRow {
     #[serde(flatten)]
     pub owner: Arc<Owner>,
@@ -62,9 +63,9 @@ pub struct TokenRow {
     /// `targetAccounts` null or empty: the PAT reaches every organization the user belongs to.
     pub global: bool,
     pub target_accounts: Vec<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::domain::timestamp::serde::option")]
     pub valid_from: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::domain::timestamp::serde::option")]
     pub valid_to: Option<OffsetDateTime>,
     /// Whole days from the report time to `valid_to` (negative once expired).
     pub days_to_expiry: Option<i64>,
@@ -123,10 +124,10 @@ pub struct Summary {
 /// Facts about the run that produced the report.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunInfo {
-    pub org: String,
-    #[serde(with = "time::serde::rfc3339")]
+    pub org: crate::domain::OrgName,
+    #[serde(with = "crate::domain::timestamp::serde")]
     pub started: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::timestamp::serde")]
     pub finished: OffsetDateTime,
     pub duration_seconds: f64,
     pub api_calls: u64,
@@ -141,7 +142,7 @@ pub struct RunInfo {
     /// The "expiring within N days" window used for `TokenStatus::Expiring`.
     pub expiring_days: u32,
     /// When statuses and days were computed.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::timestamp::serde")]
     pub generated: OffsetDateTime,
 }
 

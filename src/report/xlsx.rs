@@ -13,42 +13,28 @@ use rust_xlsxwriter::{
 };
 use time::OffsetDateTime;
 
-use super::csv::{join_into, rfc3339_utc};
+use super::columns::{COLUMNS, HEADERS, Value, position};
+use super::csv::join_into;
 use super::error::ReportError;
 use super::model::{Report, TokenStatus};
 use super::text::excel_text;
+use crate::domain::timestamp::rfc3339;
 
-/// Header of the Tokens sheet (and of the CSV report), in column order.
-pub const TOKEN_COLUMNS: [&str; 17] = [
-    "Owner",
-    "Principal name",
-    "Mail",
-    "Origin",
-    "User descriptor",
-    "PAT name",
-    "Status",
-    "Full access",
-    "Global",
-    "Scope summary",
-    "Scope",
-    "Target accounts",
-    "Valid from",
-    "Valid to",
-    "Days to expiry",
-    "Lifetime (days)",
-    "Authorization id",
-];
-
-// Column indexes of the Tokens sheet that code refers to by position.
-const STATUS: u16 = 6;
-const FULL_ACCESS: u16 = 7;
-const GLOBAL: u16 = 8;
-const TARGETS: u16 = 11;
-const VALID_FROM: u16 = 12;
-const VALID_TO: u16 = 13;
-const DAYS_TO_EXPIRY: u16 = 14;
-const LIFETIME: u16 = 15;
-const LAST_COL: u16 = TOKEN_COLUMNS.len() as u16 - 1;
+// Columns of the Tokens sheet that the highlights and tests refer to.
+const STATUS: u16 = position("status");
+const FULL_ACCESS: u16 = position("full_access");
+const GLOBAL: u16 = position("global");
+const LAST_COL: u16 = COLUMNS.len() as u16 - 1;
+#[cfg(test)]
+const TARGETS: u16 = position("target_accounts");
+#[cfg(test)]
+const VALID_FROM: u16 = position("valid_from");
+#[cfg(test)]
+const VALID_TO: u16 = position("valid_to");
+#[cfg(test)]
+const DAYS_TO_EXPIRY: u16 = position("days_to_expiry");
+#[cfg(test)]
+const LIFETIME: u16 = position("lifetime_days");
 
 /// What the Target accounts column says for a global PAT.
 pub const ALL_ORGANIZATIONS: &str = "All organizations";
@@ -73,8 +59,9 @@ pub fn write_xlsx(report: &Report, path: &Path) -> Result<(), ReportError> {
     XlsxPlan::new(report.rows.len())?.save(report, path)
 }
 
-/// The workbook as the bytes of an `.xlsx` file.
-pub fn xlsx_bytes(report: &Report) -> Result<Vec<u8>, ReportError> {
+/// The workbook as the bytes of an `.xlsx` file (tests read it back from memory).
+#[cfg(test)]
+fn xlsx_bytes(report: &Report) -> Result<Vec<u8>, ReportError> {
     XlsxPlan::new(report.rows.len())?.into_bytes(report)
 }
 
@@ -119,8 +106,23 @@ impl XlsxPlan {
             })
     }
 
-    /// Fill the workbook with `report` and return the file's bytes.
-    pub fn into_bytes(self, report: &Report) -> Result<Vec<u8>, ReportError> {
+    /// Fill the workbook with `report` and write it to `writer` (an open file: the pipeline
+    /// opens every output before it writes any).
+    pub fn save_to_writer<W: std::io::Write + std::io::Seek + Send>(
+        self,
+        report: &Report,
+        writer: W,
+    ) -> Result<(), ReportError> {
+        self.fill(report)?
+            .save_to_writer(writer)
+            .map_err(|source| ReportError::Xlsx {
+                sheet: "(saving)",
+                source,
+            })
+    }
+
+    #[cfg(test)]
+    fn into_bytes(self, report: &Report) -> Result<Vec<u8>, ReportError> {
         self.fill(report)?
             .save_to_buffer()
             .map_err(|source| ReportError::Xlsx {
@@ -205,7 +207,7 @@ impl Styles {
 fn lay_out_tokens(ws: &mut Worksheet, rows: usize) -> Result<(), XlsxError> {
     ws.set_name(SHEET_TOKENS)?;
     let last_row = u32::try_from(rows.max(1)).map_err(|_| XlsxError::RowColumnLimitError)?;
-    let columns: Vec<TableColumn> = TOKEN_COLUMNS
+    let columns: Vec<TableColumn> = HEADERS
         .iter()
         .map(|h| TableColumn::new().set_header(*h))
         .collect();
@@ -228,33 +230,31 @@ fn write_tokens(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<
 
     let mut targets = String::new();
     for (row, r) in (1u32..).zip(&report.rows) {
-        write_text(ws, row, 0, &r.owner.display_name)?;
-        write_text(ws, row, 1, &r.owner.principal_name)?;
-        write_text(ws, row, 2, &r.owner.mail_address)?;
-        write_text(ws, row, 3, &r.owner.origin)?;
-        write_text(ws, row, 4, &r.owner.descriptor)?;
-        // A null PAT name stays an empty cell: a placeholder could be mistaken for a name.
-        write_text(ws, row, 5, r.pat_name.as_deref().unwrap_or_default())?;
-        ws.write_string(row, STATUS, status_label(r.status))?;
-        ws.write_string(row, FULL_ACCESS, yes_no(r.full_access))?;
-        ws.write_string(row, GLOBAL, yes_no(r.global))?;
-        write_text(ws, row, 9, &r.scope_summary)?;
-        write_text(ws, row, 10, &r.scope)?;
-        if r.global {
-            ws.write_string(row, TARGETS, ALL_ORGANIZATIONS)?;
-        } else {
-            join_into(&mut targets, &r.target_accounts);
-            write_text(ws, row, TARGETS, &targets)?;
+        for (col, column) in (0u16..).zip(&COLUMNS) {
+            match (column.value)(r) {
+                Value::Text(text) => write_text(ws, row, col, text)?,
+                // A null PAT name stays an empty cell: a placeholder could be mistaken for a name.
+                Value::Name(name) => write_text(ws, row, col, name.unwrap_or_default())?,
+                Value::Status(status) => {
+                    ws.write_string(row, col, status_label(status))?;
+                }
+                Value::Flag(flag) => {
+                    ws.write_string(row, col, yes_no(flag))?;
+                }
+                Value::Targets([]) => {
+                    ws.write_string(row, col, ALL_ORGANIZATIONS)?;
+                }
+                Value::Targets(accounts) => {
+                    join_into(&mut targets, accounts);
+                    write_text(ws, row, col, &targets)?;
+                }
+                Value::Date(date) => write_date(ws, row, col, date, &styles.date)?,
+                Value::Days(Some(days)) => {
+                    ws.write_number(row, col, days as f64)?;
+                }
+                Value::Days(None) => {}
+            }
         }
-        write_date(ws, row, VALID_FROM, r.valid_from, &styles.date)?;
-        write_date(ws, row, VALID_TO, r.valid_to, &styles.date)?;
-        if let Some(days) = r.days_to_expiry {
-            ws.write_number(row, DAYS_TO_EXPIRY, days as f64)?;
-        }
-        if let Some(days) = r.lifetime_days {
-            ws.write_number(row, LIFETIME, days as f64)?;
-        }
-        write_text(ws, row, LAST_COL, &r.authorization_id)?;
     }
     Ok(())
 }
@@ -311,35 +311,25 @@ fn add_token_highlights(ws: &mut Worksheet, last_row: u32) -> Result<(), XlsxErr
 }
 
 /// Column widths (in characters) that fit the header and the longest value, capped.
-fn token_widths(report: &Report) -> [usize; TOKEN_COLUMNS.len()] {
-    let mut widths = TOKEN_COLUMNS.map(|h| h.len() + FILTER_BUTTON);
-    let mut fit = |col: u16, len: usize| {
-        let w = &mut widths[usize::from(col)];
-        *w = (*w).max(len);
-    };
+fn token_widths(report: &Report) -> [usize; COLUMNS.len()] {
+    let mut widths = HEADERS.map(|h| h.len() + FILTER_BUTTON);
     for r in &report.rows {
-        fit(0, text_width(&r.owner.display_name));
-        fit(1, text_width(&r.owner.principal_name));
-        fit(2, text_width(&r.owner.mail_address));
-        fit(3, text_width(&r.owner.origin));
-        fit(4, text_width(&r.owner.descriptor));
-        fit(5, r.pat_name.as_deref().map_or(0, text_width));
-        fit(9, text_width(&r.scope_summary));
-        fit(10, text_width(&r.scope));
-        let targets = if r.global {
-            ALL_ORGANIZATIONS.len()
-        } else {
-            r.target_accounts
-                .iter()
-                .map(|t| text_width(t) + 2)
-                .sum::<usize>()
-                .saturating_sub(2)
-        };
-        fit(TARGETS, targets);
-        fit(LAST_COL, text_width(&r.authorization_id));
+        for (width, column) in widths.iter_mut().zip(&COLUMNS) {
+            let len = match (column.value)(r) {
+                Value::Text(text) => text_width(text),
+                Value::Name(name) => name.map_or(0, text_width),
+                Value::Targets([]) => ALL_ORGANIZATIONS.len(),
+                Value::Targets(accounts) => accounts
+                    .iter()
+                    .map(|t| text_width(t) + 2)
+                    .sum::<usize>()
+                    .saturating_sub(2),
+                Value::Date(_) => DATE_FORMAT.len(),
+                Value::Status(_) | Value::Flag(_) | Value::Days(_) => 0,
+            };
+            *width = (*width).max(len);
+        }
     }
-    fit(VALID_FROM, DATE_FORMAT.len());
-    fit(VALID_TO, DATE_FORMAT.len());
     widths.map(|w| (w + 1).clamp(MIN_WIDTH, MAX_WIDTH))
 }
 
@@ -352,7 +342,7 @@ fn write_summary(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result
     ws.set_column_width(2, 40)?;
 
     ws.write_string_with_format(0, 0, "PAT report", &styles.title)?;
-    ws.write_string_with_format(0, 1, excel_text(&run.org), &styles.title)?;
+    ws.write_string_with_format(0, 1, excel_text(run.org.as_str()), &styles.title)?;
     ws.write_string(1, 0, "Generated (UTC)")?;
     write_date(ws, 1, 1, Some(run.generated), &styles.date)?;
     if !run.complete {
@@ -529,7 +519,7 @@ fn write_run(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(),
     for (row, label) in (1u32..).zip(labels) {
         ws.write_string(row, 0, label)?;
     }
-    write_text(ws, 1, 1, &run.org)?;
+    write_text(ws, 1, 1, run.org.as_str())?;
     write_date(ws, 2, 1, Some(run.started), &styles.date)?;
     write_date(ws, 3, 1, Some(run.finished), &styles.date)?;
     ws.write_number_with_format(4, 1, run.duration_seconds, &styles.seconds)?;
@@ -566,7 +556,7 @@ fn write_date(
     // The Unix timestamp is offset-independent, so this is the UTC date and time.
     match ExcelDateTime::from_timestamp(date.unix_timestamp()) {
         Ok(excel) => ws.write_datetime_with_format(row, col, &excel, format)?,
-        Err(_) => ws.write_string(row, col, rfc3339_utc(date))?,
+        Err(_) => ws.write_string(row, col, rfc3339(date))?,
     };
     Ok(())
 }
@@ -631,15 +621,12 @@ mod tests {
         let mut wb = open(&hostile_report());
         let range = wb.worksheet_range(SHEET_TOKENS).unwrap();
         let header: Vec<Data> = (0..=LAST_COL).map(|c| cell(&range, 0, c)).collect();
-        let expected: Vec<Data> = TOKEN_COLUMNS
-            .iter()
-            .map(|h| Data::String((*h).into()))
-            .collect();
+        let expected: Vec<Data> = HEADERS.iter().map(|h| Data::String((*h).into())).collect();
         assert_eq!(header, expected);
         wb.load_tables().unwrap();
         let table = wb.table_by_name("Tokens").unwrap();
         assert_eq!(table.sheet_name(), SHEET_TOKENS);
-        assert_eq!(table.columns(), TOKEN_COLUMNS);
+        assert_eq!(table.columns(), HEADERS);
         assert_eq!(table.data().height(), 8);
     }
 

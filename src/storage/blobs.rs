@@ -13,7 +13,10 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::{
     ClientOptions, ExponentialRetryOptions, RequestContent, RetryOptions, StatusCode, Transport,
 };
-use azure_storage_blob::models::{BlobClientUploadOptions, StorageErrorCode};
+use azure_storage_blob::models::{
+    BlobClientUploadOptions, BlockBlobClientCommitBlockListOptions, BlockLookupList,
+    StorageErrorCode,
+};
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
     BlobServiceClient, BlobServiceClientOptions,
@@ -309,6 +312,80 @@ impl BlobStore {
             .await
             .map(|_| ())
             .map_err(|e| StorageError::from_sdk(&e, format!("upload {blob}")))
+    }
+
+    /// Upload (or overwrite) a block blob from a file, one block of the partition size at a
+    /// time: memory stays at one block whatever the file's size. A file no larger than one
+    /// block goes in a single request.
+    pub async fn put_file(
+        &self,
+        blob: &str,
+        path: &std::path::Path,
+        headers: &BlobHeaders,
+    ) -> Result<(), StorageError> {
+        use tokio::io::AsyncReadExt;
+        let action = || format!("upload {blob}");
+        let read_error = |e: std::io::Error| StorageError::Corrupt {
+            what: path.display().to_string(),
+            detail: e.to_string(),
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(read_error)?;
+        let size = file.metadata().await.map_err(read_error)?.len();
+        let block = usize::try_from(self.partition_size.get()).unwrap_or(usize::MAX);
+        if size <= self.partition_size.get() {
+            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            file.read_to_end(&mut bytes).await.map_err(read_error)?;
+            return self.put(blob, bytes, headers).await;
+        }
+        let client = self.blob_client(blob)?.block_blob_client();
+        let mut ids = Vec::new();
+        let mut buffer = vec![0u8; block];
+        loop {
+            let mut filled = 0;
+            while filled < block {
+                let n = file.read(&mut buffer[filled..]).await.map_err(read_error)?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                break;
+            }
+            // Block ids must all have the same length within a blob.
+            let id = format!("block-{:010}", ids.len()).into_bytes();
+            client
+                .stage_block(
+                    &id,
+                    filled as u64,
+                    RequestContent::from(buffer[..filled].to_vec()),
+                    None,
+                )
+                .await
+                .map_err(|e| StorageError::from_sdk(&e, action()))?;
+            ids.push(id);
+            if filled < block {
+                break;
+            }
+        }
+        let list = BlockLookupList {
+            latest: Some(ids),
+            ..Default::default()
+        };
+        let options = BlockBlobClientCommitBlockListOptions {
+            blob_content_type: Some(headers.content_type.clone()),
+            blob_content_disposition: headers.content_disposition.clone(),
+            blob_cache_control: headers.cache_control.clone(),
+            ..Default::default()
+        };
+        let list = list
+            .try_into()
+            .map_err(|e| StorageError::from_sdk(&e, action()))?;
+        client
+            .commit_block_list(list, Some(options))
+            .await
+            .map(|_| ())
+            .map_err(|e| StorageError::from_sdk(&e, action()))
     }
 
     /// Read a whole blob; `None` when it (or the container) does not exist.

@@ -8,11 +8,10 @@ pub mod error;
 pub mod links;
 pub mod runs;
 pub mod sas;
+pub mod sink;
 
 pub use blobs::{BlobHeaders, BlobStore, StorageAccess, StoreOptions};
 pub use error::StorageError;
 pub use links::SignedLink;
-pub use runs::{
-    Execution, LatestPointer, ReportBytes, ReportFiles, RunProgress, RunSource, RunState,
-    RunStatus, RunStore, RunSummary,
-};
+pub use runs::RunStore;
+pub use sink::{BlobSink, report_blob_names};

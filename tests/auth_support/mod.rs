@@ -25,8 +25,8 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use patreport::auth::AuthRuntime;
-use patreport::auth::entra::ADO_RESOURCE;
+use patreport::entra::ADO_RESOURCE;
+use patreport::entra::AuthRuntime;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -1422,10 +1422,13 @@ impl TestCloud {
     }
 
     /// Settings for `mode` pointing at this cloud.
-    pub fn settings(&self, mode: patreport::auth::AuthMode) -> patreport::auth::AuthSettings {
-        let mut s = patreport::auth::AuthSettings::new(mode);
+    pub fn settings(
+        &self,
+        mode: patreport::credentials::AuthMode,
+    ) -> patreport::credentials::CredentialSettings {
+        let mut s = patreport::credentials::CredentialSettings::new(mode);
         s.authority_host =
-            patreport::auth::entra::parse_authority_host(&self.entra.authority()).expect("host");
+            patreport::entra::parse_authority_host(&self.entra.authority()).expect("host");
         s.tenant_id = Some(TENANT.into());
         s.key_vault_url = Some(self.vault.url.parse().expect("vault url"));
         s

@@ -8,8 +8,8 @@
 //! own certificate assertions, see [`super::certificate`].)
 
 use super::cache::CachedCredential;
-use super::entra::TOKEN_EXCHANGE_SCOPE;
 use super::{AuthError, AuthRuntime};
+use crate::entra::TOKEN_EXCHANGE_SCOPE;
 use crate::secret::Secret;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::ClientMethodOptions;

@@ -9,7 +9,7 @@
 
 use super::AuthError;
 use super::cache::TokenCache;
-use super::entra::{Entra, EntraError};
+use crate::entra::{Entra, EntraError};
 use crate::secret::Secret;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use std::fmt;

@@ -1,11 +1,17 @@
-//! The Microsoft Entra ID v2.0 endpoints we call ourselves (on-behalf-of, refresh token, device
-//! code), and the reading of Entra's error answers.
+//! Microsoft Entra ID as both sides of patreport meet it: the v2.0 endpoints we call ourselves
+//! (on-behalf-of, refresh token, device code; the signing keys callers' tokens are checked
+//! against), the reading of Entra's error answers, and the one HTTP client for every sign-in
+//! ([`AuthRuntime`]).
 //!
 //! azure_identity 1.x has no on-behalf-of, refresh-token or device-code flow, so those are small
 //! form posts to `{authority}/{tenant}/oauth2/v2.0/token` (and `/devicecode`). An error answer
 //! is JSON with `error`, `error_description` and `error_codes`; the AADSTS code says what went
 //! wrong, and [`EntraRefusal`] turns the common ones into a sentence that says what to do.
 //! Entra never echoes a token or secret in these answers, and we never include the request.
+
+pub mod runtime;
+
+pub use runtime::AuthRuntime;
 
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -46,6 +52,13 @@ pub fn parse_authority_host(text: &str) -> Result<Url, String> {
         url.set_path(&path);
     }
     Ok(url)
+}
+
+/// The public cloud's authority host, parsed.
+pub fn default_authority() -> Url {
+    // A constant that parses; the fallback is never taken.
+    parse_authority_host(DEFAULT_AUTHORITY_HOST)
+        .unwrap_or_else(|_| Url::parse("https://login.microsoftonline.com/").expect("constant"))
 }
 
 /// Whether `tenant` is safe to put in a URL path (a GUID or a domain name).
@@ -351,6 +364,9 @@ pub enum EntraError {
     Malformed { flow: &'static str, detail: String },
     #[error("{0}")]
     Refused(Box<EntraRefusal>),
+    /// The HTTP client for sign-in could not be set up (its extra CAs, TLS).
+    #[error("{0}")]
+    Setup(String),
 }
 
 impl EntraError {

@@ -1,113 +1,46 @@
-//! Credential modes: turn settings into the credential the Azure DevOps client sends, and decide
-//! who may ask the HTTP functions for a report.
+//! Outgoing credentials: turn settings into the credential the Azure DevOps client sends.
 //!
-//! * [`AuthMode`] / [`resolve`]: one setting (`PATREPORT_AUTH`, `--auth`) picks how patreport
+//! * [`AuthMode`] / [`resolve_with`]: one setting (`PATREPORT_AUTH`, `--auth`) picks how patreport
 //!   reaches Azure DevOps; every mode yields an [`AdoCredential`] (a PAT, or a token credential
 //!   that caches and renews its tokens, see [`cache`]).
 //! * [`obo`]: on-behalf-of, for HTTP requests: the caller's token becomes an Azure DevOps token.
 //! * [`refresh`] + [`keyvault`] + [`device_code`]: a delegated sign-in stored in Key Vault by
 //!   `patreport login` and redeemed (and rotated) by each run.
-//! * [`caller`]: validation of the HTTP caller (JWT against the tenant's keys, or App Service
-//!   Authentication's `X-MS-CLIENT-PRINCIPAL`) and the allowed roles and groups.
 //!
-//! A secret is read from the environment or a file, never from the command line (where it
-//! would land in shell history and process listings), and is wrapped in [`Secret`]. No error
-//! message of this module contains a token, PAT, client secret or refresh token.
-//! See `docs/auth.md` for the Azure set-up of each mode.
+//! Who may call the HTTP functions is another matter, in `callers`. A secret is read from the
+//! environment or a file, never from the command line (where it would land in shell history and
+//! process listings), and is wrapped in [`Secret`]. No error message of this module contains a
+//! token, PAT, client secret or refresh token. See `docs/auth.md` for the Azure set-up of each mode.
 
 pub mod app;
 pub mod cache;
-pub mod caller;
 pub mod certificate;
 pub mod device_code;
-pub mod entra;
-pub mod jwks;
 pub mod keyvault;
 pub mod obo;
 pub mod refresh;
-pub mod runtime;
 
-pub use caller::{Caller, CallerPolicy, Denied};
-pub use entra::{ADO_SCOPE, EntraError};
+pub use crate::entra::{ADO_SCOPE, AuthRuntime, EntraError};
 pub use obo::OnBehalfOf;
-pub use runtime::AuthRuntime;
 
 use crate::ado::AdoCredential;
+use crate::entra;
 use crate::secret::Secret;
+use crate::settings::names as setting;
+use crate::settings::{Choice, Reader, SettingsError};
 use azure_core::credentials::TokenCredential;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use url::Url;
 
 /// Environment variable holding a PAT.
-pub const PAT_ENV: &str = "AZURE_DEVOPS_PAT";
-
-/// The names of the settings (app settings in Azure, environment variables locally).
-pub mod setting {
-    pub const AUTH: &str = "PATREPORT_AUTH";
-    pub const PAT: &str = super::PAT_ENV;
-    pub const PAT_FILE: &str = "AZURE_DEVOPS_PAT_FILE";
-    /// Entra authority host (sovereign clouds, tests). Default `https://login.microsoftonline.com`.
-    pub const AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
-    pub const TENANT_ID: &str = "AZURE_TENANT_ID";
-    /// The app's own identity: user-assigned managed identity, service principal, workload identity.
-    pub const CLIENT_ID: &str = "AZURE_CLIENT_ID";
-    pub const CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
-    pub const FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
-    /// The patreport API app registration: audience of callers' tokens, client of on-behalf-of.
-    pub const API_CLIENT_ID: &str = "PATREPORT_API_CLIENT_ID";
-    pub const API_CLIENT_SECRET: &str = "PATREPORT_API_CLIENT_SECRET";
-    /// A PEM file with the API app's certificate and its RSA private key (instead of a secret).
-    pub const API_CLIENT_CERTIFICATE: &str = "PATREPORT_API_CLIENT_CERTIFICATE";
-    /// The public client app registration `patreport login` signs in with.
-    pub const LOGIN_CLIENT_ID: &str = "PATREPORT_LOGIN_CLIENT_ID";
-    pub const KEY_VAULT_URL: &str = "PATREPORT_KEY_VAULT_URL";
-    pub const REFRESH_TOKEN_SECRET: &str = "PATREPORT_REFRESH_TOKEN_SECRET";
-    pub const VAULT_AUTH: &str = "PATREPORT_VAULT_AUTH";
-    /// Who may ask (HTTP): see [`super::caller`].
-    pub const CALLER_AUTH: &str = "PATREPORT_CALLER_AUTH";
-    pub const ALLOWED_ROLES: &str = "PATREPORT_ALLOWED_ROLES";
-    pub const ALLOWED_GROUPS: &str = "PATREPORT_ALLOWED_GROUPS";
-    pub const CALLER_AUDIENCES: &str = "PATREPORT_CALLER_AUDIENCES";
-    pub const CALLER_ISSUERS: &str = "PATREPORT_CALLER_ISSUERS";
-    /// Set by App Service when App Service Authentication is on.
-    pub const WEBSITE_AUTH_ENABLED: &str = "WEBSITE_AUTH_ENABLED";
-    /// A PEM bundle of extra CAs trusted for sign-in (TLS-inspecting proxies, tests).
-    pub const EXTRA_CA_FILE: &str = "PATREPORT_EXTRA_CA_FILE";
-
-    /// Every setting above that the Functions app (`patreport serve`) reads itself, so that
-    /// `local.settings.sample.json` can be checked against it. Left out: [`WEBSITE_AUTH_ENABLED`]
-    /// (the platform sets it) and `PATREPORT_LOGIN_VAULT_AUTH` (only `patreport login` reads it).
-    pub const SERVICE: [&str; 21] = [
-        AUTH,
-        PAT,
-        PAT_FILE,
-        AUTHORITY_HOST,
-        TENANT_ID,
-        CLIENT_ID,
-        CLIENT_SECRET,
-        FEDERATED_TOKEN_FILE,
-        API_CLIENT_ID,
-        API_CLIENT_SECRET,
-        API_CLIENT_CERTIFICATE,
-        LOGIN_CLIENT_ID,
-        KEY_VAULT_URL,
-        REFRESH_TOKEN_SECRET,
-        VAULT_AUTH,
-        CALLER_AUTH,
-        ALLOWED_ROLES,
-        ALLOWED_GROUPS,
-        CALLER_AUDIENCES,
-        CALLER_ISSUERS,
-        EXTRA_CA_FILE,
-    ];
-}
+pub const PAT_ENV: &str = setting::PAT;
 
 /// The default Key Vault secret name of the stored sign-in.
 pub const DEFAULT_REFRESH_TOKEN_SECRET: &str = "patreport-refresh-token";
 
 /// How patreport authenticates to Azure DevOps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthMode {
     /// A personal access token from `AZURE_DEVOPS_PAT` or `--pat-file`.
     #[default]
@@ -130,6 +63,23 @@ pub enum AuthMode {
     RefreshToken,
 }
 
+impl Choice for AuthMode {
+    const ALL: &'static [Self] = &[
+        AuthMode::Pat,
+        AuthMode::ManagedIdentity,
+        AuthMode::ClientSecret,
+        AuthMode::WorkloadIdentity,
+        AuthMode::AzureCli,
+        AuthMode::DeveloperTools,
+        AuthMode::OnBehalfOf,
+        AuthMode::RefreshToken,
+    ];
+
+    fn name(self) -> &'static str {
+        AuthMode::name(self)
+    }
+}
+
 impl AuthMode {
     pub fn name(self) -> &'static str {
         match self {
@@ -146,7 +96,7 @@ impl AuthMode {
 }
 
 /// The identity patreport itself uses to reach Key Vault (refresh-token mode, `patreport login`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum VaultAuth {
     /// The managed identity (`AZURE_CLIENT_ID` for a user-assigned one).
     #[default]
@@ -159,6 +109,26 @@ pub enum VaultAuth {
     AzureCli,
     /// `az login`, then `azd auth login`.
     DeveloperTools,
+}
+
+impl Choice for VaultAuth {
+    const ALL: &'static [Self] = &[
+        VaultAuth::ManagedIdentity,
+        VaultAuth::ClientSecret,
+        VaultAuth::WorkloadIdentity,
+        VaultAuth::AzureCli,
+        VaultAuth::DeveloperTools,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            VaultAuth::ManagedIdentity => "managed-identity",
+            VaultAuth::ClientSecret => "client-secret",
+            VaultAuth::WorkloadIdentity => "workload-identity",
+            VaultAuth::AzureCli => "azure-cli",
+            VaultAuth::DeveloperTools => "developer-tools",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +153,8 @@ pub enum AuthError {
         setting: &'static str,
         problem: String,
     },
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     #[error("could not set up the {mode} credential: {detail}")]
     Credential { mode: &'static str, detail: String },
     #[error(
@@ -218,10 +190,10 @@ impl From<AuthError> for azure_core::Error {
     }
 }
 
-/// Every setting a mode may need. Build it with [`AuthSettings::from_env`] (or
-/// [`AuthSettings::from_lookup`] in tests), or fill it in directly.
+/// Every setting a mode may need. Read it with [`CredentialSettings::read`] (as part of the
+/// service's settings) or [`CredentialSettings::from_env`] (the command line), or fill it in.
 #[derive(Debug, Clone)]
-pub struct AuthSettings {
+pub struct CredentialSettings {
     pub mode: AuthMode,
     pub authority_host: Url,
     pub tenant_id: Option<String>,
@@ -238,14 +210,16 @@ pub struct AuthSettings {
     pub key_vault_url: Option<Url>,
     pub refresh_token_secret: String,
     pub vault_auth: VaultAuth,
+    /// Extra CAs (PEM) trusted for sign-in: TLS-inspecting proxies, the tests' fake Entra.
+    pub extra_ca_file: Option<PathBuf>,
 }
 
-impl AuthSettings {
+impl CredentialSettings {
     /// The settings of `mode` with everything else unset.
     pub fn new(mode: AuthMode) -> Self {
         Self {
             mode,
-            authority_host: default_authority(),
+            authority_host: entra::default_authority(),
             tenant_id: None,
             client_id: None,
             client_secret: None,
@@ -259,89 +233,74 @@ impl AuthSettings {
             key_vault_url: None,
             refresh_token_secret: DEFAULT_REFRESH_TOKEN_SECRET.to_owned(),
             vault_auth: VaultAuth::default(),
+            extra_ca_file: None,
         }
     }
 
     /// Read the process environment. `mode` and `pat_file` come from the caller (clap or the
-    /// Functions configuration) because they are also command-line flags.
+    /// Functions settings) because they are also command-line flags. Every problem is reported.
     pub fn from_env(mode: AuthMode, pat_file: Option<&Path>) -> Result<Self, AuthError> {
         Self::from_lookup(mode, pat_file, |name| std::env::var(name).ok())
     }
 
-    /// Read settings through `lookup`. Empty values count as unset.
+    /// [`Self::read`] on its own, through `lookup`.
     pub fn from_lookup(
         mode: AuthMode,
         pat_file: Option<&Path>,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, AuthError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let mut r = Reader::new(&lookup);
+        let settings = Self::read(&mut r, mode, pat_file.map(Path::to_path_buf));
+        Ok(r.finish(settings)?.0)
+    }
+
+    /// Read the credential settings through `r`, which collects every problem.
+    pub fn read(r: &mut Reader<'_>, mode: AuthMode, pat_file: Option<PathBuf>) -> Self {
         // Secrets are not trimmed beyond surrounding whitespace and never echoed.
-        let secret = |name: &str| get(name).map(Secret::new);
-        let authority_host = match get(setting::AUTHORITY_HOST) {
-            None => default_authority(),
-            Some(text) => {
-                entra::parse_authority_host(&text).map_err(|problem| AuthError::BadSetting {
-                    setting: setting::AUTHORITY_HOST,
-                    problem,
-                })?
+        let secret = |r: &Reader<'_>, name: &str| r.get(name).map(Secret::new);
+        let authority_host = r
+            .parse(setting::AUTHORITY_HOST, entra::parse_authority_host)
+            .unwrap_or_else(entra::default_authority);
+        let key_vault_url = r.parse(setting::KEY_VAULT_URL, keyvault::parse_vault_url);
+        let refresh_token_secret = match r.get(setting::REFRESH_TOKEN_SECRET) {
+            Some(name) if !keyvault::valid_secret_name(&name) => {
+                r.fail(
+                    setting::REFRESH_TOKEN_SECRET,
+                    format!(
+                        "'{name}' is not a Key Vault secret name (1-127 letters, digits and dashes)"
+                    ),
+                );
+                DEFAULT_REFRESH_TOKEN_SECRET.to_owned()
             }
+            Some(name) => name,
+            None => DEFAULT_REFRESH_TOKEN_SECRET.to_owned(),
         };
-        let key_vault_url = get(setting::KEY_VAULT_URL)
-            .map(|text| keyvault::parse_vault_url(&text))
-            .transpose()
-            .map_err(|problem| AuthError::BadSetting {
-                setting: setting::KEY_VAULT_URL,
-                problem,
-            })?;
-        let refresh_token_secret = get(setting::REFRESH_TOKEN_SECRET)
-            .unwrap_or_else(|| DEFAULT_REFRESH_TOKEN_SECRET.to_owned());
-        if !keyvault::valid_secret_name(&refresh_token_secret) {
-            return Err(AuthError::BadSetting {
-                setting: setting::REFRESH_TOKEN_SECRET,
-                problem: format!(
-                    "'{refresh_token_secret}' is not a Key Vault secret name (1-127 letters, digits and dashes)"
-                ),
-            });
-        }
-        let vault_auth = match get(setting::VAULT_AUTH) {
-            None => VaultAuth::default(),
-            Some(text) => parse_value_enum(&text).map_err(|problem| AuthError::BadSetting {
-                setting: setting::VAULT_AUTH,
-                problem,
-            })?,
-        };
-        let tenant_id = get(setting::TENANT_ID);
-        if let Some(t) = &tenant_id
-            && !entra::valid_tenant(t)
-        {
-            return Err(AuthError::BadSetting {
-                setting: setting::TENANT_ID,
-                problem: format!("'{t}' is not a tenant id or domain"),
-            });
-        }
-        Ok(Self {
+        let vault_auth = r.choice(setting::VAULT_AUTH, VaultAuth::default());
+        let tenant_id = r.parse(setting::TENANT_ID, |t| {
+            if entra::valid_tenant(t) {
+                Ok(t.to_owned())
+            } else {
+                Err(format!("'{t}' is not a tenant id or domain"))
+            }
+        });
+        Self {
             mode,
             authority_host,
             tenant_id,
-            client_id: get(setting::CLIENT_ID),
-            client_secret: secret(setting::CLIENT_SECRET),
-            federated_token_file: get(setting::FEDERATED_TOKEN_FILE).map(PathBuf::from),
-            pat: secret(setting::PAT),
-            pat_file: pat_file
-                .map(Path::to_path_buf)
-                .or_else(|| get(setting::PAT_FILE).map(PathBuf::from)),
-            api_client_id: get(setting::API_CLIENT_ID),
-            api_client_secret: secret(setting::API_CLIENT_SECRET),
-            api_client_certificate: get(setting::API_CLIENT_CERTIFICATE).map(PathBuf::from),
-            login_client_id: get(setting::LOGIN_CLIENT_ID),
+            client_id: r.get(setting::CLIENT_ID),
+            client_secret: secret(r, setting::CLIENT_SECRET),
+            federated_token_file: r.get(setting::FEDERATED_TOKEN_FILE).map(PathBuf::from),
+            pat: secret(r, setting::PAT),
+            pat_file: pat_file.or_else(|| r.get(setting::PAT_FILE).map(PathBuf::from)),
+            api_client_id: r.get(setting::API_CLIENT_ID),
+            api_client_secret: secret(r, setting::API_CLIENT_SECRET),
+            api_client_certificate: r.get(setting::API_CLIENT_CERTIFICATE).map(PathBuf::from),
+            login_client_id: r.get(setting::LOGIN_CLIENT_ID),
             key_vault_url,
             refresh_token_secret,
             vault_auth,
-        })
+            extra_ca_file: r.get(setting::EXTRA_CA_FILE).map(PathBuf::from),
+        }
     }
 
     fn require<'a>(
@@ -454,33 +413,18 @@ impl AuthSettings {
     }
 }
 
-fn default_authority() -> Url {
-    // A constant that parses; the fallback is never taken.
-    entra::parse_authority_host(entra::DEFAULT_AUTHORITY_HOST)
-        .unwrap_or_else(|_| Url::parse("https://login.microsoftonline.com/").expect("constant"))
-}
-
-fn parse_value_enum<T: clap::ValueEnum>(text: &str) -> Result<T, String> {
-    T::from_str(text, true).map_err(|_| {
-        let known: Vec<String> = T::value_variants()
-            .iter()
-            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_owned()))
-            .collect();
-        format!("'{text}' is not one of: {}", known.join(", "))
-    })
-}
-
 /// Build the credential for `mode`, reading the other settings from the environment.
 /// `pat_file` wins over the environment when both are set.
 pub fn resolve(mode: AuthMode, pat_file: Option<&Path>) -> Result<AdoCredential, AuthError> {
-    let settings = AuthSettings::from_env(mode, pat_file)?;
-    resolve_with(&settings, &AuthRuntime::from_env()?)
+    let settings = CredentialSettings::from_env(mode, pat_file)?;
+    let runtime = AuthRuntime::new(settings.extra_ca_file.as_deref())?;
+    resolve_with(&settings, &runtime)
 }
 
 /// Build the credential described by `settings`. Nothing is fetched yet: the first token is
 /// asked for by the first Azure DevOps request.
 pub fn resolve_with(
-    settings: &AuthSettings,
+    settings: &CredentialSettings,
     runtime: &AuthRuntime,
 ) -> Result<AdoCredential, AuthError> {
     let token = |c: Arc<dyn TokenCredential>| Ok(AdoCredential::Token(c));
@@ -571,20 +515,24 @@ mod tests {
 
     #[test]
     fn every_mode_has_a_kebab_case_name() {
-        for mode in <AuthMode as clap::ValueEnum>::value_variants() {
-            let possible = clap::ValueEnum::to_possible_value(mode).unwrap();
-            assert_eq!(possible.get_name(), mode.name());
+        for mode in AuthMode::ALL {
+            assert_eq!(AuthMode::parse(&mode.name().to_uppercase()), Ok(*mode));
+            assert!(
+                mode.name()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '-')
+            );
         }
     }
 
     #[test]
     fn missing_settings_are_named() {
-        let runtime = AuthRuntime::new().unwrap();
+        let runtime = AuthRuntime::new(None).unwrap();
         let settings =
-            AuthSettings::from_lookup(AuthMode::ClientSecret, None, lookup(&[])).unwrap();
+            CredentialSettings::from_lookup(AuthMode::ClientSecret, None, lookup(&[])).unwrap();
         let e = resolve_with(&settings, &runtime).unwrap_err().to_string();
         assert!(e.contains("AZURE_TENANT_ID"), "{e}");
-        let settings = AuthSettings::from_lookup(
+        let settings = CredentialSettings::from_lookup(
             AuthMode::ClientSecret,
             None,
             lookup(&[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")]),
@@ -592,7 +540,7 @@ mod tests {
         .unwrap();
         let e = resolve_with(&settings, &runtime).unwrap_err().to_string();
         assert!(e.contains("AZURE_CLIENT_SECRET"), "{e}");
-        let settings = AuthSettings::from_lookup(
+        let settings = CredentialSettings::from_lookup(
             AuthMode::RefreshToken,
             None,
             lookup(&[("AZURE_TENANT_ID", "t"), ("PATREPORT_LOGIN_CLIENT_ID", "c")]),
@@ -600,7 +548,7 @@ mod tests {
         .unwrap();
         let e = resolve_with(&settings, &runtime).unwrap_err().to_string();
         assert!(e.contains("PATREPORT_KEY_VAULT_URL"), "{e}");
-        let e = resolve_with(&AuthSettings::new(AuthMode::OnBehalfOf), &runtime)
+        let e = resolve_with(&CredentialSettings::new(AuthMode::OnBehalfOf), &runtime)
             .unwrap_err()
             .to_string();
         assert!(e.contains("HTTP requests"), "{e}");
@@ -608,7 +556,7 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named_and_secrets_not_echoed() {
-        let e = AuthSettings::from_lookup(
+        let e = CredentialSettings::from_lookup(
             AuthMode::ManagedIdentity,
             None,
             lookup(&[("AZURE_AUTHORITY_HOST", "http://login.example")]),
@@ -616,7 +564,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("AZURE_AUTHORITY_HOST"), "{e}");
-        let e = AuthSettings::from_lookup(
+        let e = CredentialSettings::from_lookup(
             AuthMode::RefreshToken,
             None,
             lookup(&[("PATREPORT_VAULT_AUTH", "password")]),
@@ -624,7 +572,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("managed-identity"), "{e}");
-        let s = AuthSettings::from_lookup(
+        let s = CredentialSettings::from_lookup(
             AuthMode::ClientSecret,
             None,
             lookup(&[("AZURE_CLIENT_SECRET", "hunter2-secret")]),

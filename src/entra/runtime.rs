@@ -6,7 +6,8 @@
 //! test host names to loopback, and a fake `az`; nothing else differs, so the tests run the
 //! same code (azure_identity included) as production.
 
-use super::{AuthError, setting};
+use super::EntraError;
+use crate::settings::names::EXTRA_CA_FILE;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::http::{ClientOptions, Transport};
 use std::fmt;
@@ -31,23 +32,18 @@ impl fmt::Debug for AuthRuntime {
 impl AuthRuntime {
     /// The production set-up: rustls with the platform's roots, no redirects (a token endpoint
     /// that redirects is misconfigured, and a redirect would carry the form to another host).
-    pub fn new() -> Result<Self, AuthError> {
-        Self::with_extra_roots(Vec::new())
-    }
-
-    /// [`Self::new`], also trusting the CAs in the PEM file named by `PATREPORT_EXTRA_CA_FILE`
-    /// when it is set: for a TLS-inspecting proxy between the app and Entra, and for the
-    /// tests' fake Entra served by another process. The platform's roots stay trusted.
-    pub fn from_env() -> Result<Self, AuthError> {
-        let file = std::env::var_os(setting::EXTRA_CA_FILE).filter(|v| !v.is_empty());
-        let roots = match file {
+    /// `extra_ca_file` (`PATREPORT_EXTRA_CA_FILE`) adds the CAs of a PEM file: for a
+    /// TLS-inspecting proxy between the app and Entra, and for the tests' fake Entra served by
+    /// another process. The platform's roots stay trusted.
+    pub fn new(extra_ca_file: Option<&std::path::Path>) -> Result<Self, EntraError> {
+        let roots = match extra_ca_file {
             None => Vec::new(),
-            Some(path) => load_roots(std::path::Path::new(&path))?,
+            Some(path) => load_roots(path)?,
         };
         Self::with_extra_roots(roots)
     }
 
-    fn with_extra_roots(roots: Vec<reqwest::Certificate>) -> Result<Self, AuthError> {
+    fn with_extra_roots(roots: Vec<reqwest::Certificate>) -> Result<Self, EntraError> {
         let http = reqwest::Client::builder()
             .tls_certs_merge(roots)
             .redirect(reqwest::redirect::Policy::none())
@@ -55,7 +51,7 @@ impl AuthRuntime {
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("patreport/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| AuthError::Setup(format!("HTTP client for sign-in: {e}")))?;
+            .map_err(|e| EntraError::Setup(format!("HTTP client for sign-in: {e}")))?;
         Ok(Self::with_http_client(http))
     }
 
@@ -95,11 +91,8 @@ impl AuthRuntime {
 }
 
 /// The certificates of a PEM bundle; at least one, or the setting is surely wrong.
-fn load_roots(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, AuthError> {
-    let bad = |problem: String| AuthError::BadSetting {
-        setting: setting::EXTRA_CA_FILE,
-        problem,
-    };
+fn load_roots(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, EntraError> {
+    let bad = |problem: String| EntraError::Setup(format!("{EXTRA_CA_FILE}: {problem}"));
     let pem =
         std::fs::read(path).map_err(|e| bad(format!("could not read {}: {e}", path.display())))?;
     let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {

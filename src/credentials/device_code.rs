@@ -9,8 +9,8 @@
 //! the sign-in (showing the prompt), later ones redeem the refresh token it obtained.
 
 use super::AuthError;
-use super::entra::{ADO_SCOPE, DeviceCodeResponse, Entra, EntraError, user_name_of};
 use super::refresh::{MemoryStore, RefreshTokenCredential, RefreshTokenStore, StoredSignIn};
+use crate::entra::{ADO_SCOPE, DeviceCodeResponse, Entra, EntraError, user_name_of};
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use std::fmt;
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 //! azure_identity's own caches use a fixed five minutes and its `AzureCliCredential` has none,
 //! which is why every mode goes through this wrapper.
 
-use super::entra;
+use crate::entra;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use std::collections::HashMap;
 use std::fmt;

@@ -12,13 +12,11 @@
 
 use super::app::ManagedIdentityAssertion;
 use super::cache::TokenCache;
-use super::caller::{Caller, Denied, bearer_token};
 use super::certificate::ClientCertificate;
-use super::entra::{Entra, EntraError, JWT_BEARER_ASSERTION};
-use super::{AuthError, AuthMode, AuthRuntime, AuthSettings, setting};
+use super::{AuthError, AuthMode, AuthRuntime, CredentialSettings, setting};
 use crate::ado::AdoCredential;
+use crate::entra::{Entra, EntraError, JWT_BEARER_ASSERTION};
 use crate::secret::Secret;
-use axum::http::HeaderMap;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use std::fmt;
 use std::sync::Arc;
@@ -58,7 +56,7 @@ impl ApiApp {
         &self,
         flow: &'static str,
         form: &[(&str, &str)],
-    ) -> Result<super::entra::TokenResponse, AuthError> {
+    ) -> Result<crate::entra::TokenResponse, AuthError> {
         let mut full: Vec<(&str, &str)> = vec![("client_id", self.client_id.as_str())];
         full.extend_from_slice(form);
         let assertion = match &self.proof {
@@ -105,7 +103,7 @@ impl OnBehalfOf {
     /// `PATREPORT_API_CLIENT_SECRET`, else `PATREPORT_API_CLIENT_CERTIFICATE`, else the managed
     /// identity (`AZURE_CLIENT_ID` for a user-assigned one) as federated credential.
     pub fn from_settings(
-        settings: &AuthSettings,
+        settings: &CredentialSettings,
         runtime: &AuthRuntime,
     ) -> Result<Self, AuthError> {
         let mut settings = settings.clone();
@@ -136,14 +134,6 @@ impl OnBehalfOf {
         Ok(Self::new(entra, client_id, proof))
     }
 
-    /// [`Self::from_settings`] with the process environment.
-    pub fn from_env(runtime: &AuthRuntime) -> Result<Self, AuthError> {
-        Self::from_settings(
-            &AuthSettings::from_env(AuthMode::OnBehalfOf, None)?,
-            runtime,
-        )
-    }
-
     /// A credential acting for the holder of `user_token`; nothing is exchanged until the first
     /// token request.
     pub fn credential(&self, user_token: Secret) -> Arc<OnBehalfOfCredential> {
@@ -155,45 +145,42 @@ impl OnBehalfOf {
         })
     }
 
-    /// For the HTTP path: exchange the authorized caller's token now, so a refusal (no consent,
-    /// expired token) is answered to the request instead of failing the run later.
-    /// The caller's token comes from `Authorization: Bearer` or `X-MS-TOKEN-AAD-ACCESS-TOKEN`.
-    pub async fn credential_for(&self, caller: &Caller) -> Result<AdoCredential, Denied> {
-        let token = caller.access_token().cloned().ok_or_else(|| {
-            Denied::Unauthenticated(
+    /// For the HTTP path: exchange the caller's token now, so a refusal (no consent, expired
+    /// token) is the answer to the request instead of a failed run later. `token` is the
+    /// caller's Entra access token (`Authorization: Bearer`, or App Service Authentication's
+    /// token store), `None` when the request carried none.
+    pub async fn credential_for(&self, token: Option<Secret>) -> Result<AdoCredential, Refused> {
+        let token = token.ok_or_else(|| {
+            Refused::CallerToken(
                 "on-behalf-of needs the caller's Entra access token (Authorization: Bearer, or \
                  X-MS-TOKEN-AAD-ACCESS-TOKEN with App Service Authentication's token store)"
                     .into(),
             )
         })?;
-        self.exchange_now(token).await
-    }
-
-    /// Like [`Self::credential_for`] for a request whose caller was authorized elsewhere.
-    pub async fn credential_from_headers(
-        &self,
-        headers: &HeaderMap,
-    ) -> Result<AdoCredential, Denied> {
-        let token = bearer_token(headers).ok_or_else(|| {
-            Denied::Unauthenticated(
-                "on-behalf-of needs the caller's Entra access token in Authorization: Bearer"
-                    .into(),
-            )
-        })?;
-        self.exchange_now(token).await
-    }
-
-    async fn exchange_now(&self, token: Secret) -> Result<AdoCredential, Denied> {
         let credential = self.credential(token);
-        let scopes = [super::entra::ADO_SCOPE];
-        let first = credential.fetch(&scopes).await.map_err(|e| denial(&e))?;
+        let scopes = [crate::entra::ADO_SCOPE];
+        let first = credential.fetch(&scopes).await.map_err(|e| refusal(&e))?;
         credential.cache.insert(&scopes, first).await;
         Ok(AdoCredential::Token(credential))
     }
 }
 
-/// The HTTP answer for a failed exchange. The messages are ours (no token in them).
-fn denial(e: &AuthError) -> Denied {
+/// Why the caller's token could not be exchanged, by whose fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The caller's token is missing, expired or not acceptable: the caller must sign in again.
+    #[error("{0}")]
+    CallerToken(String),
+    /// Entra refused to act for this caller (no consent, conditional access, ...).
+    #[error("{0}")]
+    NotPermitted(String),
+    /// The app cannot prove itself, or Entra is unreachable: not the caller's fault.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Sort a failed exchange by whose fault it is. The messages are ours (no token in them).
+fn refusal(e: &AuthError) -> Refused {
     let reason = format!("could not act for the caller: {e}");
     match e {
         AuthError::Entra(EntraError::Refused(r))
@@ -201,19 +188,18 @@ fn denial(e: &AuthError) -> Denied {
                 .iter()
                 .any(|c| r.has_code(*c)) =>
         {
-            Denied::Unauthenticated(reason)
+            Refused::CallerToken(reason)
         }
-        // The app itself cannot prove its identity, or Entra is unreachable: not the caller's fault.
         AuthError::Entra(EntraError::Refused(r))
             if r.error == "invalid_client" || r.error == "unauthorized_client" =>
         {
-            Denied::Unavailable(reason)
+            Refused::Unavailable(reason)
         }
-        AuthError::Entra(EntraError::Refused(_)) => Denied::Forbidden(reason),
+        AuthError::Entra(EntraError::Refused(_)) => Refused::NotPermitted(reason),
         AuthError::Entra(_) | AuthError::Credential { .. } | AuthError::Setup(_) => {
-            Denied::Unavailable(reason)
+            Refused::Unavailable(reason)
         }
-        _ => Denied::Forbidden(reason),
+        _ => Refused::NotPermitted(reason),
     }
 }
 

@@ -1,0 +1,9 @@
+//! Names and values every layer shares, each parsed once where it enters the program (a
+//! command-line flag, a setting, a queue message, a URL path) and trusted from then on.
+
+pub mod org;
+pub mod run_id;
+pub mod timestamp;
+
+pub use org::{OrgName, OrgNameError};
+pub use run_id::{RunId, RunIdError};

@@ -1,0 +1,263 @@
+//! The one report pipeline: check the outputs → scan → lay the workbook out → build the report
+//! → write every output → deliver them. The command line, the Functions worker (queued and
+//! on-behalf-of runs) and the benchmark all call [`run`]; they differ only in their plan, their
+//! credential, where progress goes ([`Observer`]) and where the files end up ([`Sink`]).
+//!
+//! Memory is the reason for the order. The workbook is laid out right after the scan, while
+//! only the inventory is held (see `report::XlsxPlan`); the report is then built from the
+//! inventory by value; every output is streamed to a file; the rows are dropped before the
+//! files are delivered, so an upload holds one block at a time, never a whole output.
+
+pub mod sink;
+
+pub use sink::{Delivered, LocalFiles, Opened, Sink, SinkError};
+
+use crate::ado::{AdoClient, AdoCredential, AdoError, AdoSettings};
+use crate::domain::OrgName;
+use crate::engine::{self, ScanError, ScanOptions};
+use crate::report::{self, Format, Report, ReportError, ReportOptions, RunInfo, Summary, XlsxPlan};
+use std::io::{BufWriter, Write};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// Everything that decides what one report is: whose tokens, read how, judged how, written as
+/// what. Built from the command line (`cli::report`) or from the service settings plus a job
+/// (`functions::worker`).
+#[derive(Debug, Clone)]
+pub struct ReportPlan {
+    /// The organization and how to reach it.
+    pub client: AdoSettings,
+    pub scan: ScanOptions,
+    pub report: ReportOptions,
+    /// At least one; in [`Format::ALL`] order.
+    pub formats: Vec<Format>,
+}
+
+impl ReportPlan {
+    pub fn org(&self) -> &OrgName {
+        &self.client.organization
+    }
+}
+
+/// The stages after the scan starts, for progress displays and heartbeats.
+pub enum Stage<'a> {
+    /// The scan is starting; the client is where throttling figures can be read.
+    Scanning(&'a AdoClient),
+    /// Building the report and writing its files.
+    Writing,
+    /// Handing the files over (uploading them, for the Functions app).
+    Delivering,
+}
+
+/// Where a run reports what it is doing: the scan's counts, and the stages.
+pub trait Observer: engine::Progress {
+    fn stage(&self, _stage: Stage<'_>) {}
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl engine::Progress for Quiet {}
+impl Observer for Quiet {}
+
+/// What a finished run made: the report's headline (its rows are gone by now), where each
+/// output went, and how long each stage took.
+#[derive(Debug, Clone)]
+pub struct Produced {
+    pub run: RunInfo,
+    pub summary: Summary,
+    pub outputs: Vec<Delivered>,
+    pub timings: Timings,
+}
+
+/// Wall time of each stage, for the benchmark and the logs.
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    pub scan: Duration,
+    /// Laying the workbook out (see `XlsxPlan`).
+    pub layout: Duration,
+    pub build: Duration,
+    /// Writing each output to its file.
+    pub write: Vec<(Format, Duration)>,
+    pub deliver: Duration,
+}
+
+impl Timings {
+    /// The time spent on the workbook: its layout plus its writing.
+    pub fn workbook(&self) -> Option<Duration> {
+        self.write
+            .iter()
+            .find(|(f, _)| *f == Format::Xlsx)
+            .map(|(_, d)| self.layout + *d)
+    }
+}
+
+/// Why no report was made. Each variant keeps the layer's own error, which says whether it
+/// is worth trying again ([`PipelineError::is_transient`]).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Found before the scan: the outputs could not be written anyway.
+    #[error("{0}")]
+    Output(SinkError),
+    #[error("could not set up the Azure DevOps client: {0}")]
+    Client(AdoError),
+    #[error(transparent)]
+    Scan(ScanError),
+    #[error("could not write the report: {0}")]
+    Render(ReportError),
+    #[error("{0}")]
+    Deliver(SinkError),
+    #[error("the report writer stopped unexpectedly: {0}")]
+    Crashed(String),
+}
+
+impl PipelineError {
+    /// Worth another attempt later, as the layer that failed says.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PipelineError::Scan(e) => e.is_transient(),
+            PipelineError::Deliver(e) | PipelineError::Output(e) => e.is_transient(),
+            PipelineError::Client(_) | PipelineError::Render(_) | PipelineError::Crashed(_) => {
+                false
+            }
+        }
+    }
+}
+
+/// The tool's version, recorded in every report.
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Make one report.
+pub async fn run(
+    plan: &ReportPlan,
+    credential: AdoCredential,
+    observer: &dyn Observer,
+    sink: &dyn Sink,
+) -> Result<Produced, PipelineError> {
+    sink.check(&plan.formats)
+        .await
+        .map_err(PipelineError::Output)?;
+    let made = produce(plan, credential, observer, sink).await;
+    if made.is_err() {
+        sink.abandon();
+    }
+    made
+}
+
+async fn produce(
+    plan: &ReportPlan,
+    credential: AdoCredential,
+    observer: &dyn Observer,
+    sink: &dyn Sink,
+) -> Result<Produced, PipelineError> {
+    let client = AdoClient::new(plan.client.clone(), credential).map_err(PipelineError::Client)?;
+    let mut timings = Timings::default();
+    let started = Instant::now();
+    observer.stage(Stage::Scanning(&client));
+    let inventory = engine::scan(&client, &plan.scan, observer)
+        .await
+        .map_err(PipelineError::Scan)?;
+    timings.scan = started.elapsed();
+
+    observer.stage(Stage::Writing);
+    // Lay the workbook out while memory is at its lowest (see `XlsxPlan`).
+    let started = Instant::now();
+    let layout = match plan.formats.contains(&Format::Xlsx) {
+        true => Some(
+            XlsxPlan::new(report::row_count(&inventory, plan.report))
+                .map_err(PipelineError::Render)?,
+        ),
+        false => None,
+    };
+    timings.layout = started.elapsed();
+    let started = Instant::now();
+    let report = report::build(
+        inventory,
+        OffsetDateTime::now_utc(),
+        plan.report,
+        TOOL_VERSION,
+    );
+    timings.build = started.elapsed();
+    let opened = sink
+        .open(plan.org(), report.run.finished, &plan.formats)
+        .map_err(PipelineError::Output)?;
+    let paths: Vec<_> = opened.iter().map(|o| o.path.clone()).collect();
+    let written = tokio::task::spawn_blocking(move || {
+        let written = write_outputs(&report, layout, opened);
+        (written, report.run, report.summary)
+    })
+    .await;
+    let (written, run, summary) = match written {
+        Ok(done) => done,
+        Err(e) => {
+            discard(&paths);
+            return Err(PipelineError::Crashed(e.to_string()));
+        }
+    };
+    let written = match written {
+        Ok((written, write_times)) => {
+            timings.write = write_times;
+            written
+        }
+        Err(e) => {
+            // A half-written file is worse than none: it could be mistaken for a report.
+            discard(&paths);
+            return Err(PipelineError::Render(e));
+        }
+    };
+
+    observer.stage(Stage::Delivering);
+    let started = Instant::now();
+    let outputs = sink
+        .deliver(plan.org(), run.finished, written)
+        .await
+        .map_err(PipelineError::Deliver)?;
+    timings.deliver = started.elapsed();
+    Ok(Produced {
+        run,
+        summary,
+        outputs,
+        timings,
+    })
+}
+
+/// The files written, and how long each took.
+type Written = (Vec<(Format, std::path::PathBuf)>, Vec<(Format, Duration)>);
+
+/// Write `report` into each opened file. Runs on a blocking thread.
+fn write_outputs(
+    report: &Report,
+    mut layout: Option<XlsxPlan>,
+    opened: Vec<Opened>,
+) -> Result<Written, ReportError> {
+    let mut written = Vec::with_capacity(opened.len());
+    let mut times = Vec::with_capacity(opened.len());
+    for Opened { format, path, file } in opened {
+        let started = Instant::now();
+        let mut out = BufWriter::new(file);
+        match format {
+            Format::Xlsx => {
+                let layout = match layout.take() {
+                    Some(layout) => layout,
+                    None => XlsxPlan::new(report.rows.len())?,
+                };
+                layout.save_to_writer(report, &mut out)?;
+            }
+            Format::Csv => report::write_csv(report, &mut out)?,
+            Format::Json => report::write_json(report, &mut out)?,
+        }
+        // A buffered write that fails only when flushed must fail the output, not vanish.
+        out.flush().map_err(|source| ReportError::File {
+            path: path.clone(),
+            source,
+        })?;
+        times.push((format, started.elapsed()));
+        written.push((format, path));
+    }
+    Ok((written, times))
+}
+
+fn discard(paths: &[std::path::PathBuf]) {
+    for path in paths {
+        let _ = std::fs::remove_file(path);
+    }
+}

@@ -1,0 +1,334 @@
+//! Where a report's files go: the [`Sink`] the pipeline writes into, and the local folder of
+//! the command line ([`LocalFiles`]). The Functions app's sink uploads to Blob Storage
+//! (`storage::BlobSink`).
+
+use crate::domain::OrgName;
+use crate::domain::timestamp::stamp;
+use crate::report::Format;
+use crate::storage::StorageError;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+/// A file opened for one output.
+#[derive(Debug)]
+pub struct Opened {
+    pub format: Format,
+    pub path: PathBuf,
+    pub file: File,
+}
+
+/// Where an output ended up: a path (command line) or a blob name (Functions app).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub format: Format,
+    pub location: String,
+}
+
+/// Why an output could not be written or delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{problem}: {path}{}", source.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    Local {
+        problem: String,
+        path: PathBuf,
+        source: Option<io::Error>,
+    },
+    #[error(transparent)]
+    Storage(StorageError),
+}
+
+impl SinkError {
+    fn local(problem: impl Into<String>, path: &Path, source: Option<io::Error>) -> Self {
+        SinkError::Local {
+            problem: problem.into(),
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// Worth another attempt later: only an unreachable or busy storage service.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SinkError::Local { .. } => false,
+            SinkError::Storage(e) => e.is_transient(),
+        }
+    }
+}
+
+/// The destination of a report's outputs.
+#[async_trait::async_trait]
+pub trait Sink: Send + Sync {
+    /// Called before the scan: an output that cannot be written is found now, not after an
+    /// hour of scanning.
+    async fn check(&self, formats: &[Format]) -> Result<(), SinkError>;
+
+    /// Create one file per format for the report of `org` finished at `finished`.
+    fn open(
+        &self,
+        org: &OrgName,
+        finished: OffsetDateTime,
+        formats: &[Format],
+    ) -> Result<Vec<Opened>, SinkError>;
+
+    /// Hand over the written files.
+    async fn deliver(
+        &self,
+        org: &OrgName,
+        finished: OffsetDateTime,
+        written: Vec<(Format, PathBuf)>,
+    ) -> Result<Vec<Delivered>, SinkError>;
+
+    /// The run failed after [`Self::check`]: undo what the check left behind.
+    fn abandon(&self) {}
+}
+
+/// `patreport-{org}-{yyyymmdd-hhmmss}`: the name every output of one report shares.
+pub fn file_stem(org: &OrgName, at: OffsetDateTime) -> String {
+    format!("patreport-{}-{}", org.as_str(), stamp(at))
+}
+
+/// Report files in a local folder. Never overwrites: when a report of the same organization
+/// finished in the same second already has files there, the new one gets `-2`, `-3`, ….
+#[derive(Debug)]
+pub struct LocalFiles {
+    dir: PathBuf,
+    /// Folders [`Self::prepare`] created, deepest first: removed again if the run fails, so a
+    /// failed run leaves nothing behind.
+    created: std::sync::Mutex<Vec<PathBuf>>,
+}
+
+impl LocalFiles {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            created: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Create the folder if needed and prove it takes files.
+    pub fn prepare(&self) -> Result<(), SinkError> {
+        let dir = &self.dir;
+        match std::fs::metadata(dir) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(SinkError::local(
+                    "the output folder is a file, not a folder",
+                    dir,
+                    None,
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                return Err(SinkError::local(
+                    "part of the output folder's path is a file, not a folder",
+                    dir,
+                    None,
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let missing: Vec<PathBuf> = dir
+                    .ancestors()
+                    .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+                    .map(Path::to_path_buf)
+                    .collect();
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    SinkError::local("could not create the output folder", dir, Some(e))
+                })?;
+                let mut created = self.created.lock().unwrap_or_else(|p| p.into_inner());
+                if created.is_empty() {
+                    *created = missing;
+                }
+            }
+            Err(e) => {
+                return Err(SinkError::local(
+                    "could not use the output folder",
+                    dir,
+                    Some(e),
+                ));
+            }
+        }
+        // Permissions, read-only mounts and pseudo file systems all show here.
+        tempfile::Builder::new()
+            .prefix(".patreport-probe-")
+            .tempfile_in(dir)
+            .map(drop)
+            .map_err(|e| {
+                SinkError::local(
+                    "cannot write report files into the output folder",
+                    dir,
+                    Some(e),
+                )
+            })
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for LocalFiles {
+    async fn check(&self, _formats: &[Format]) -> Result<(), SinkError> {
+        self.prepare()
+    }
+
+    fn open(
+        &self,
+        org: &OrgName,
+        finished: OffsetDateTime,
+        formats: &[Format],
+    ) -> Result<Vec<Opened>, SinkError> {
+        let stem = file_stem(org, finished);
+        'names: for n in 1u32.. {
+            let name = match n {
+                1 => stem.clone(),
+                n => format!("{stem}-{n}"),
+            };
+            let mut opened = Vec::with_capacity(formats.len());
+            for &format in formats {
+                let path = self.dir.join(format!("{name}.{}", format.extension()));
+                match File::options().write(true).create_new(true).open(&path) {
+                    Ok(file) => opened.push(Opened { format, path, file }),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => {
+                        // Taken (by an earlier report, or a run finishing at the same time):
+                        // give back what this name claimed and try the next one.
+                        for o in opened {
+                            let _ = std::fs::remove_file(o.path);
+                        }
+                        continue 'names;
+                    }
+                    Err(e) => {
+                        for o in opened {
+                            let _ = std::fs::remove_file(o.path);
+                        }
+                        return Err(SinkError::local("could not create", &path, Some(e)));
+                    }
+                }
+            }
+            return Ok(opened);
+        }
+        unreachable!("the loop returns or fails before running out of numbers")
+    }
+
+    fn abandon(&self) {
+        let created = std::mem::take(&mut *self.created.lock().unwrap_or_else(|p| p.into_inner()));
+        for dir in created {
+            // Only empty folders go: anything else in them is not ours to remove.
+            if std::fs::remove_dir(&dir).is_err() {
+                break;
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        _org: &OrgName,
+        _finished: OffsetDateTime,
+        written: Vec<(Format, PathBuf)>,
+    ) -> Result<Vec<Delivered>, SinkError> {
+        // The folder holds a report now: it stays.
+        self.created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        Ok(written
+            .into_iter()
+            .map(|(format, path)| Delivered {
+                format,
+                location: path.display().to_string(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const AT: OffsetDateTime = datetime!(2026-11-24 09:05:03 +02:00);
+
+    fn org() -> OrgName {
+        OrgName::parse("Fabrikam").unwrap()
+    }
+
+    #[test]
+    fn file_stems_are_sortable_utc() {
+        assert_eq!(file_stem(&org(), AT), "patreport-Fabrikam-20261124-070503");
+    }
+
+    #[test]
+    fn a_second_report_in_the_same_second_gets_its_own_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LocalFiles::new(dir.path());
+        sink.prepare().unwrap();
+        let formats = [Format::Xlsx, Format::Json];
+        let first = sink.open(&org(), AT, &formats).unwrap();
+        // Another report of the same second already claimed only the JSON name.
+        std::fs::write(
+            dir.path().join("patreport-Fabrikam-20261124-070503-2.json"),
+            "{}",
+        )
+        .unwrap();
+        let second = sink.open(&org(), AT, &formats).unwrap();
+        let names = |o: &[Opened]| -> Vec<String> {
+            o.iter()
+                .map(|o| o.path.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(&first),
+            [
+                "patreport-Fabrikam-20261124-070503.xlsx",
+                "patreport-Fabrikam-20261124-070503.json"
+            ]
+        );
+        assert_eq!(
+            names(&second),
+            [
+                "patreport-Fabrikam-20261124-070503-3.xlsx",
+                "patreport-Fabrikam-20261124-070503-3.json"
+            ]
+        );
+        // The abandoned -2 workbook was given back; the other report's file is untouched.
+        assert!(
+            !dir.path()
+                .join("patreport-Fabrikam-20261124-070503-2.xlsx")
+                .exists()
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("patreport-Fabrikam-20261124-070503-2.json"))
+                .unwrap(),
+            "{}"
+        );
+    }
+
+    #[test]
+    fn an_unusable_folder_is_found_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("afile");
+        std::fs::write(&file, "x").unwrap();
+        let e = LocalFiles::new(&file).prepare().unwrap_err().to_string();
+        assert!(
+            e.contains("is a file, not a folder") && e.contains("afile"),
+            "{e}"
+        );
+        let nested = LocalFiles::new(file.join("below"));
+        let e = nested.prepare().unwrap_err().to_string();
+        assert!(e.contains("path is a file, not a folder"), "{e}");
+        let fresh = LocalFiles::new(dir.path().join("new").join("deeper"));
+        fresh.prepare().unwrap();
+        assert!(dir.path().join("new/deeper").is_dir());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("new/deeper"))
+                .unwrap()
+                .count(),
+            0
+        );
+        // A run that fails takes back the folders its check created, and only those.
+        fresh.abandon();
+        assert!(!dir.path().join("new").exists());
+        assert!(file.exists());
+    }
+}
