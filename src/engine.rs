@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 /// How a scan runs.
 #[derive(Debug, Clone)]
@@ -22,6 +21,9 @@ pub struct ScanOptions {
     pub concurrency: usize,
     /// Stop starting new work after this long; the report is then partial and says so.
     pub time_budget: Option<Duration>,
+    /// Stops the scan from outside (Ctrl-C; tests, at the point they choose). The time budget
+    /// requests it too.
+    pub stop: Stop,
 }
 
 impl Default for ScanOptions {
@@ -29,7 +31,41 @@ impl Default for ScanOptions {
         Self {
             concurrency: DEFAULT_CONCURRENCY,
             time_budget: None,
+            stop: Stop::default(),
         }
+    }
+}
+
+/// Why a scan stopped starting new work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    TimeBudget,
+    Interrupted,
+}
+
+impl StopReason {
+    /// What happened, as the end of a sentence: "the time budget ran out".
+    pub fn what(self) -> &'static str {
+        match self {
+            StopReason::TimeBudget => "the time budget ran out",
+            StopReason::Interrupted => "the scan was interrupted",
+        }
+    }
+}
+
+/// Asks a running scan to stop starting new work: listings in flight finish, users not yet
+/// reached are recorded as not scanned, and the report says it is partial. The first reason
+/// given is the one kept. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(std::sync::Arc<std::sync::OnceLock<StopReason>>);
+
+impl Stop {
+    pub fn request(&self, reason: StopReason) {
+        let _ = self.0.set(reason);
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        self.0.get().copied()
     }
 }
 
@@ -87,8 +123,8 @@ pub async fn scan(
     let org = client.settings().organization.clone();
     let org_name = org.as_str();
     let started = OffsetDateTime::now_utc();
-    let deadline = options.time_budget.map(|b| Instant::now() + b);
-    let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
+    let stop = &options.stop;
+    let budget = budget_timer(options.time_budget, stop);
 
     let abort: Mutex<Option<ScanError>> = Mutex::new(None);
     let aborted = AtomicBool::new(false);
@@ -108,9 +144,10 @@ pub async fn scan(
             if aborted.load(Ordering::Relaxed) {
                 break;
             }
-            if out_of_time() {
+            if let Some(reason) = stop.reason() {
                 stopped_early = Some(format!(
-                    "the time budget ran out after {pages} pages of users; users on later pages were not listed"
+                    "{} after {pages} pages of users; users on later pages were not listed",
+                    reason.what()
                 ));
                 break;
             }
@@ -164,10 +201,11 @@ pub async fn scan(
                     if aborted.load(Ordering::Relaxed) {
                         return None;
                     }
-                    if out_of_time() {
-                        let msg =
-                            "not scanned: the time budget ran out before this user was reached"
-                                .to_owned();
+                    if let Some(reason) = stop.reason() {
+                        let msg = format!(
+                            "not scanned: {} before this user was reached",
+                            reason.what()
+                        );
                         progress.user_scanned(0, true);
                         return Some((index, user, Outcome::Failed(None, msg)));
                     }
@@ -205,7 +243,11 @@ pub async fn scan(
             .await
     };
 
-    let ((user_pages, orphans, stopped_early), mut outcomes) = tokio::join!(list_users, list_pats);
+    let work = async { tokio::join!(list_users, list_pats) };
+    let ((user_pages, orphans, stopped_early), mut outcomes) = tokio::select! {
+        done = work => done,
+        never = budget => match never {},
+    };
 
     if let Some(fatal) = abort.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(fatal);
@@ -253,6 +295,15 @@ pub async fn scan(
     })
 }
 
+/// Requests the stop once `budget` has passed; never completes.
+async fn budget_timer(budget: Option<Duration>, stop: &Stop) -> std::convert::Infallible {
+    if let Some(budget) = budget {
+        tokio::time::sleep(budget).await;
+        stop.request(StopReason::TimeBudget);
+    }
+    std::future::pending().await
+}
+
 /// Every PAT of one user, all pages followed. Returns the PATs and the number of pages read.
 async fn list_all_pats(client: &AdoClient, descriptor: &str) -> Result<(Vec<Pat>, u64), AdoError> {
     let mut pats = Vec::new();
@@ -271,4 +322,35 @@ fn set_abort(slot: &Mutex<Option<ScanError>>, flag: &AtomicBool, error: ScanErro
         *slot = Some(error);
     }
     flag.store(true, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_requests_the_stop_when_it_runs_out() {
+        let stop = Stop::default();
+        let timer = budget_timer(Some(Duration::from_secs(3600)), &stop);
+        tokio::pin!(timer);
+        let before = tokio::time::timeout(Duration::from_secs(3599), &mut timer).await;
+        assert!(before.is_err() && stop.reason().is_none());
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut timer).await;
+        assert_eq!(stop.reason(), Some(StopReason::TimeBudget));
+        // The first reason stays.
+        stop.request(StopReason::Interrupted);
+        assert_eq!(stop.reason(), Some(StopReason::TimeBudget));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_budget_nothing_stops_the_scan() {
+        let stop = Stop::default();
+        let timer = budget_timer(None, &stop);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(86_400 * 365), timer)
+                .await
+                .is_err()
+        );
+        assert_eq!(stop.reason(), None);
+    }
 }

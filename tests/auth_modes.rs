@@ -859,8 +859,9 @@ async fn unreachable_signing_keys_are_503_not_401() {
 // Long runs: tokens renewed before they expire
 
 /// A scan outliving its tokens (2 s tokens, renewed 1 s ahead; 40 ms per request, two at a
-/// time): every request must carry a valid token, which the simulated org checks without clock
-/// leeway.
+/// time): every request must carry a valid token (the simulated org allows a few seconds of
+/// clock skew, as real services do, so a busy machine cannot fail it), and tokens are renewed
+/// during the run.
 async fn long_run(cloud: &TestCloud, credential: AdoCredential) -> Arc<AdoSeen> {
     cloud.entra.set_lifetime(2);
     let (server, seen) = sim(cloud, 140, Duration::from_millis(40)).await;

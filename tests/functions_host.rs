@@ -15,7 +15,7 @@ use auth_support::{API_APP, API_SECRET, AdoSeen, TENANT, TestCloud, ca_pem};
 use base64::Engine;
 use calamine::{Reader, Xlsx};
 use patreport::simulator::{
-    AuthConfig, DEMO_PAT, OrgSpec, SECRET_MARKER, SimConfig, SimOrg, SimServer,
+    AuthConfig, DEMO_PAT, Gate, OrgSpec, SECRET_MARKER, SimConfig, SimOrg, SimServer,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -520,7 +520,7 @@ async fn storage_that_does_not_answer_gives_503_and_nothing_is_queued() {
     let dead = format!(
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
         patreport::storage::connection::DEV_ACCOUNT_KEY,
-        support::free_port()
+        support::REFUSING_PORT
     );
     let started = Instant::now();
     let w = world(ORG, Some(dead)).await;
@@ -629,9 +629,11 @@ async fn a_job_that_reaches_the_poison_queue_marks_its_run_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_scan_reports_its_progress_in_the_status() {
-    // A slow organization (100 ms a request, two listings at a time) takes a few seconds.
+    // The simulated organization answers Token Admin only as far as the test lets it (a
+    // gate), so the scan is observed part-way whatever the machine's speed.
+    let gate = Gate::closed();
     let mut sim = SimConfig::strict();
-    sim.faults.latency = Duration::from_millis(100);
+    sim.gate = Some(gate.clone());
     let w = world_with(ORG, None, sim, &[("PATREPORT_CONCURRENCY", "2")]).await;
     let host = &w.host;
     let accepted = host.http("POST", "/api/PatReport", &[], None).await;
@@ -640,18 +642,36 @@ async fn a_running_scan_reports_its_progress_in_the_status() {
 
     let mut seen: Vec<(String, u64)> = Vec::new();
     let watch = async {
-        loop {
-            let s = host.http("GET", &status_path, &[], None).await.json();
-            let state = s["state"].as_str().unwrap_or("").to_owned();
-            let scanned = s["progress"]["usersScanned"].as_u64().unwrap_or(0);
-            if seen.last() != Some(&(state.clone(), scanned)) {
-                seen.push((state.clone(), scanned));
+        // Poll until `done` holds for the status; record every distinct (state, scanned).
+        let until = async |seen: &mut Vec<(String, u64)>, done: &dyn Fn(&str, u64) -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(90);
+            loop {
+                let s = host.http("GET", &status_path, &[], None).await.json();
+                let state = s["state"].as_str().unwrap_or("").to_owned();
+                let scanned = s["progress"]["usersScanned"].as_u64().unwrap_or(0);
+                if seen.last() != Some(&(state.clone(), scanned)) {
+                    seen.push((state.clone(), scanned));
+                }
+                if done(&state, scanned) {
+                    return scanned;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the run never got there: {seen:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            if state == "succeeded" || state == "failed" {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        };
+        until(&mut seen, &|state, _| state == "running").await;
+        gate.let_through(5);
+        let first = until(&mut seen, &|_, scanned| scanned > 0).await;
+        gate.let_through(10);
+        until(&mut seen, &|_, scanned| scanned > first).await;
+        gate.open();
+        until(&mut seen, &|state, _| {
+            state == "succeeded" || state == "failed"
+        })
+        .await;
     };
     let (run, ()) = tokio::join!(host.run_queues(Duration::from_secs(120)), watch);
     assert_eq!(run.completed, 1, "{run:?}");
@@ -1010,10 +1030,7 @@ fn start_failing(settings: &BTreeMap<String, String>) -> (std::process::ExitStat
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(settings)
-        .env(
-            "FUNCTIONS_CUSTOMHANDLER_PORT",
-            support::free_port().to_string(),
-        )
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run patreport serve");

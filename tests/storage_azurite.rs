@@ -82,6 +82,73 @@ async fn the_container_is_created_when_missing_and_only_once() {
     );
 }
 
+/// The committed blocks of a blob (Get Block List), read with an account SAS.
+async fn committed_blocks(store: &BlobStore, name: &str) -> usize {
+    let now = OffsetDateTime::now_utc();
+    let sas = AccountSas {
+        account: DEV_ACCOUNT,
+        services: "b",
+        resource_types: "sco",
+        permissions: "rl",
+        start: now - Duration::minutes(5),
+        expiry: now + Duration::minutes(30),
+        protocols: Protocols::HttpsAndHttp,
+    }
+    .sign(&dev_key());
+    reqwest::get(format!(
+        "{}?comp=blocklist&blocklisttype=committed&{sas}",
+        store.blob_url(name)
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap()
+    .matches("<Block>")
+    .count()
+}
+
+#[tokio::test]
+async fn a_report_file_is_uploaded_from_disk_one_block_at_a_time() {
+    let azurite = azurite::shared();
+    let store = keyed_store(azurite, &unique("files"));
+    store.ensure_container().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    const MIB: usize = 1024 * 1024;
+    // A file that ends on a block boundary, one that does not, and one small enough for a
+    // single request (no blocks).
+    for (size, blocks) in [(8 * MIB, 2), (9 * MIB + 7, 3), (1000, 0)] {
+        let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let path = dir.path().join(format!("{size}.xlsx"));
+        std::fs::write(&path, &data).unwrap();
+        let name = format!("fabrikam/{size}.xlsx");
+        store
+            .put_file(&name, &path, &xlsx_headers("report.xlsx"))
+            .await
+            .expect("upload");
+        assert_eq!(
+            committed_blocks(&store, &name).await,
+            blocks,
+            "{size} bytes"
+        );
+        let stored = store.get(&name).await.unwrap().expect("the blob exists");
+        assert!(stored == data, "{size} bytes: the blob equals the file");
+        let link = store
+            .read_link(&name, "report.xlsx", Duration::minutes(5))
+            .await
+            .unwrap();
+        let response = reqwest::get(&link.url).await.unwrap();
+        assert_eq!(
+            response.headers()["content-type"],
+            Format::Xlsx.content_type()
+        );
+        assert_eq!(
+            response.headers()["content-disposition"],
+            "attachment; filename=\"report.xlsx\""
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_large_report_is_uploaded_in_blocks_and_downloads_with_only_its_link() {
     let azurite = azurite::shared();
@@ -100,32 +167,13 @@ async fn a_large_report_is_uploaded_in_blocks_and_downloads_with_only_its_link()
         .await
         .expect("upload");
 
-    let now = OffsetDateTime::now_utc();
-    let sas = AccountSas {
-        account: DEV_ACCOUNT,
-        services: "b",
-        resource_types: "sco",
-        permissions: "rl",
-        start: now - Duration::minutes(5),
-        expiry: now + Duration::minutes(30),
-        protocols: Protocols::HttpsAndHttp,
-    }
-    .sign(&dev_key());
-    let blocks = reqwest::get(format!(
-        "{}?comp=blocklist&blocklisttype=committed&{sas}",
-        store.blob_url(name)
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
     assert_eq!(
-        blocks.matches("<Block>").count(),
+        committed_blocks(&store, name).await,
         3,
-        "committed blocks: {blocks}"
+        "three committed blocks"
     );
 
+    let now = OffsetDateTime::now_utc();
     let link = store
         .read_link(
             name,
@@ -300,7 +348,7 @@ async fn run_documents_and_the_latest_pointer_round_trip() {
 
 #[tokio::test]
 async fn a_storage_account_that_does_not_answer_is_unreachable_and_says_so_without_secrets() {
-    let port = support::free_port();
+    let port = support::REFUSING_PORT;
     let account = parse_connection_string(&format!(
         "DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT}"
     ))

@@ -244,6 +244,10 @@ struct ProbeFigures {
     seconds: f64,
     workbook_seconds: Option<f64>,
     peak_rss: u64,
+    /// Resident memory after each stage of the pipeline, and the peak so far (command line
+    /// path: the stages are the pipeline's own).
+    #[serde(default)]
+    stages: Vec<(String, u64, u64)>,
 }
 
 /// 100,000 PATs through the whole pipeline, by the command line's path and the worker's.
@@ -282,6 +286,17 @@ async fn memory_case(args: &BenchArgs, users: usize) -> anyhow::Result<Vec<Verdi
             ),
             None => println!("  {name:<8} {:>8}", "not run"),
         }
+    }
+    if !cli.stages.is_empty() {
+        let stages: Vec<String> = cli
+            .stages
+            .iter()
+            .map(|(stage, current, peak)| format!("{stage} {} (peak {})", mb(*current), mb(*peak)))
+            .collect();
+        println!(
+            "  command line, resident after each stage: {}",
+            stages.join(", ")
+        );
     }
     let full = |f: &ProbeFigures| f.rows >= MEMORY_CASE_ROWS;
     let cli_peak = Verdict::of(full(&cli), cli.peak_rss < PEAK_TARGET);
@@ -366,6 +381,7 @@ pub struct ProbeArgs {
 pub async fn probe_run(args: &ProbeArgs) -> anyhow::Result<u8> {
     let org = OrgName::parse("demo")?;
     let started = Instant::now();
+    let mut stages = Vec::new();
     let (rows, users, workbook) = match args.path {
         ProbePath::Cli => {
             let dir = tempfile::tempdir().context("a folder for the report")?;
@@ -380,6 +396,12 @@ pub async fn probe_run(args: &ProbeArgs) -> anyhow::Result<u8> {
                 &LocalFiles::new(dir.path()),
             )
             .await?;
+            stages = produced
+                .timings
+                .memory
+                .iter()
+                .map(|(stage, m)| ((*stage).to_owned(), m.current, m.peak))
+                .collect();
             (
                 produced.summary.pats,
                 produced.summary.users_scanned,
@@ -396,6 +418,7 @@ pub async fn probe_run(args: &ProbeArgs) -> anyhow::Result<u8> {
         seconds,
         workbook_seconds: workbook.map(|d| d.as_secs_f64()),
         peak_rss: memory.peak,
+        stages,
     };
     println!("{}", serde_json::to_string(&figures)?);
     Ok(super::exit::OK)
@@ -523,6 +546,7 @@ fn scan_options(args: &BenchArgs) -> ScanOptions {
     ScanOptions {
         concurrency: args.concurrency,
         time_budget: None,
+        stop: Default::default(),
     }
 }
 

@@ -7,3 +7,11 @@ pub mod timestamp;
 
 pub use org::{OrgName, OrgNameError};
 pub use run_id::{RunId, RunIdError};
+
+/// `text` as quoted back in an error message: short, and on one line whatever it held.
+fn quoted(text: &str) -> String {
+    text.chars()
+        .take(60)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}

@@ -32,13 +32,7 @@ impl OrgName {
         if valid {
             Ok(Self(text.to_owned()))
         } else {
-            // Quoted back in messages: keep it short and on one line.
-            Err(OrgNameError(
-                text.chars()
-                    .take(60)
-                    .map(|c| if c.is_control() { '?' } else { c })
-                    .collect(),
-            ))
+            Err(OrgNameError(super::quoted(text)))
         }
     }
 

@@ -41,12 +41,7 @@ impl RunId {
         if valid {
             Ok(Self(text.to_owned()))
         } else {
-            Err(RunIdError(
-                text.chars()
-                    .take(60)
-                    .map(|c| if c.is_control() { '?' } else { c })
-                    .collect(),
-            ))
+            Err(RunIdError(super::quoted(text)))
         }
     }
 

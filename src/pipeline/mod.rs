@@ -13,6 +13,7 @@ pub mod sink;
 pub use sink::{Delivered, LocalFiles, Opened, Sink, SinkError};
 
 use crate::ado::{AdoClient, AdoCredential, AdoError, AdoSettings};
+use crate::bench::Memory;
 use crate::domain::OrgName;
 use crate::engine::{self, ScanError, ScanOptions};
 use crate::report::{self, Format, Report, ReportError, ReportOptions, RunInfo, Summary, XlsxPlan};
@@ -79,9 +80,18 @@ pub struct Timings {
     /// Writing each output to its file.
     pub write: Vec<(Format, Duration)>,
     pub deliver: Duration,
+    /// The process's memory at the end of each stage (Linux), for the benchmark: where the
+    /// peak happens.
+    pub memory: Vec<(&'static str, Memory)>,
 }
 
 impl Timings {
+    fn note_memory(&mut self, stage: &'static str) {
+        if let Some(memory) = Memory::now() {
+            self.memory.push((stage, memory));
+        }
+    }
+
     /// The time spent on the workbook: its layout plus its writing.
     pub fn workbook(&self) -> Option<Duration> {
         self.write
@@ -157,6 +167,7 @@ async fn produce(
         .await
         .map_err(PipelineError::Scan)?;
     timings.scan = started.elapsed();
+    timings.note_memory("scan");
 
     observer.stage(Stage::Writing);
     // Lay the workbook out while memory is at its lowest (see `XlsxPlan`).
@@ -169,6 +180,7 @@ async fn produce(
         false => None,
     };
     timings.layout = started.elapsed();
+    timings.note_memory("layout");
     let started = Instant::now();
     let report = report::build(
         inventory,
@@ -177,6 +189,7 @@ async fn produce(
         TOOL_VERSION,
     );
     timings.build = started.elapsed();
+    timings.note_memory("build");
     let opened = sink
         .open(plan.org(), report.run.finished, &plan.formats)
         .map_err(PipelineError::Output)?;
@@ -196,6 +209,7 @@ async fn produce(
     let written = match written {
         Ok((written, write_times)) => {
             timings.write = write_times;
+            timings.note_memory("write");
             written
         }
         Err(e) => {
@@ -212,6 +226,7 @@ async fn produce(
         .await
         .map_err(PipelineError::Deliver)?;
     timings.deliver = started.elapsed();
+    timings.note_memory("deliver");
     Ok(Produced {
         run,
         summary,

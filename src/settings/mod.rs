@@ -114,6 +114,7 @@ impl ScanSettings {
             scan: ScanOptions {
                 concurrency: self.concurrency,
                 time_budget: self.time_budget,
+                stop: Default::default(),
             },
             report: ReportOptions {
                 expiring_days: self.expiring_days,
@@ -246,9 +247,10 @@ impl ServiceSettings {
             );
         }
         let sas_minutes = r.number(SAS_MINUTES, DEFAULT_SAS_MINUTES, 1, MAX_SAS_MINUTES);
-        let port = r.parse(PORT, |text| match text.parse::<u16>() {
-            Ok(p) if p > 0 => Ok(p),
-            _ => Err(format!("'{text}' is not a TCP port")),
+        // 0 takes any free port (the port listened on is logged).
+        let port = r.parse(PORT, |text| {
+            text.parse::<u16>()
+                .map_err(|_| format!("'{text}' is not a TCP port"))
         });
         let storage = read_storage(&mut r, auth);
         check_schedule(&mut r);

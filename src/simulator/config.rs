@@ -9,6 +9,36 @@ pub struct SimConfig {
     pub auth: AuthConfig,
     pub faults: FaultConfig,
     pub paging: PagingConfig,
+    /// When set, every Token Admin request waits for a permit of this gate: a test lets the
+    /// scan go exactly as far as it wants to observe it there, whatever the machine's speed.
+    pub gate: Option<Gate>,
+}
+
+/// A latch the test holds: Token Admin requests pass one permit each.
+#[derive(Debug, Clone)]
+pub struct Gate(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Gate {
+    /// A gate that lets nothing through yet.
+    pub fn closed() -> Self {
+        Self(std::sync::Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+
+    /// Let `n` more requests through.
+    pub fn let_through(&self, n: usize) {
+        self.0.add_permits(n);
+    }
+
+    /// Let everything through from now on.
+    pub fn open(&self) {
+        self.0.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    }
+
+    pub(super) async fn pass(&self) {
+        if let Ok(permit) = self.0.acquire().await {
+            permit.forget();
+        }
+    }
 }
 
 impl SimConfig {
@@ -21,6 +51,7 @@ impl SimConfig {
             auth: AuthConfig::default(),
             faults: FaultConfig::none(),
             paging: PagingConfig::default(),
+            gate: None,
         }
     }
 

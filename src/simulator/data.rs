@@ -622,15 +622,10 @@ mod tests {
     }
 
     #[test]
-    fn ten_thousand_users_generate_quickly() {
-        let start = std::time::Instant::now();
+    fn ten_thousand_users_generate_with_their_tokens() {
+        // How fast is the benchmark's business (`patreport bench` generates 40,000).
         let org = SimOrg::generate("Big", &OrgSpec::with_users(10_000), NOW);
         assert_eq!(org.human_users().count(), 10_000);
         assert!(org.pat_count() > 20_000);
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(2),
-            "{:?}",
-            start.elapsed()
-        );
     }
 }

@@ -36,7 +36,7 @@ mod wire;
 mod tests;
 
 pub use auth::{AuthConfig, AuthFailureMode, BearerValidator, DEMO_BEARER, DEMO_PAT};
-pub use config::SimConfig;
+pub use config::{Gate, SimConfig};
 pub use data::{OrgSpec, SECRET_MARKER, SimOrg, SimPat, SimUser, SubjectKind, no_date_sentinel};
 pub use faults::{FaultConfig, Persistence, Storm};
 pub use paging::PagingConfig;

@@ -132,6 +132,7 @@ struct AppState {
     index: HashMap<String, usize>,
     auth: AuthConfig,
     paging: PagingConfig,
+    gate: Option<super::config::Gate>,
     faults: Faults,
     stats: SimStats,
     /// Keys continuation tokens, so tokens from another org or a forged one are refused.
@@ -252,6 +253,14 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response<Body> {
+    if let Some(gate) = &state.gate
+        && uri
+            .path()
+            .to_ascii_lowercase()
+            .contains("/_apis/tokenadmin/")
+    {
+        gate.pass().await;
+    }
     let seq = bump(&state.stats.requests_total);
     let faults = state.faults.config();
     if !faults.latency.is_zero() {
@@ -290,6 +299,7 @@ impl AppState {
             index,
             auth: config.auth,
             paging: config.paging,
+            gate: config.gate,
             faults: Faults::new(config.faults),
             stats: SimStats::default(),
             token_key,

@@ -11,6 +11,7 @@ use super::runs::{RunStore, file_name};
 use crate::domain::timestamp::stamp;
 use crate::domain::{OrgName, RunId};
 use crate::lifecycle::ReportFiles;
+use crate::pipeline::sink::file_stem;
 use crate::pipeline::{Delivered, Opened, Sink, SinkError};
 use crate::report::Format;
 use std::path::PathBuf;
@@ -85,7 +86,7 @@ impl Sink for BlobSink<'_> {
             .as_ref()
             .map(|d| d.path().to_owned())
             .unwrap_or_else(std::env::temp_dir);
-        let stem = format!("patreport-{}-{}", org.key(), stamp(finished));
+        let stem = file_stem(org, finished);
         formats
             .iter()
             .map(|&format| {

@@ -427,6 +427,15 @@ impl EntraState {
 
     /// Verify a token this tenant (or its managed identity endpoint) issued.
     fn verify(&self, token: &str, audiences: &[&str]) -> Result<Value, String> {
+        self.verify_with_leeway(token, audiences, 0)
+    }
+
+    fn verify_with_leeway(
+        &self,
+        token: &str,
+        audiences: &[&str],
+        leeway: u64,
+    ) -> Result<Value, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
         let kid = header.kid.unwrap_or_default();
         let key = self
@@ -439,7 +448,7 @@ impl EntraState {
             .ok_or("unknown kid")?;
         let mut v = Validation::new(Algorithm::RS256);
         v.set_audience(audiences);
-        v.leeway = 0;
+        v.leeway = leeway;
         jsonwebtoken::decode::<Value>(token, &key, &v)
             .map(|d| d.claims)
             .map_err(|e| format!("{:?}", e.kind()))
@@ -532,6 +541,11 @@ fn resource_of(scope: &str) -> Option<String> {
         .find(|s| !["offline_access", "openid", "profile", "email"].contains(s))
         .map(|s| s.strip_suffix("/.default").unwrap_or(s).to_owned())
 }
+
+/// The clock skew the simulated organization allows on the tokens it receives (real services
+/// allow minutes). Without it, a token renewed one second ahead of expiry (the 2-second tokens
+/// of the long-run tests) could expire in flight whenever the machine is busy.
+const ADO_CLOCK_SKEW: u64 = 5;
 
 pub struct FakeEntra {
     pub state: Arc<EntraState>,
@@ -729,7 +743,11 @@ impl FakeEntra {
         let state = self.state.clone();
         let seen = Arc::new(AdoSeen::default());
         let record = seen.clone();
-        let validator = move |token: &str| match state.verify(token, &[ADO_RESOURCE]) {
+        let validator = move |token: &str| match state.verify_with_leeway(
+            token,
+            &[ADO_RESOURCE],
+            ADO_CLOCK_SKEW,
+        ) {
             Ok(claims) => {
                 if let Some(oid) = claims["oid"].as_str() {
                     record.oids.lock().expect("oids").insert(oid.to_owned());

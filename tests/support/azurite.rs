@@ -1,11 +1,13 @@
 //! Azurite, the storage emulator (npm `azurite`, pinned in package.json; `npm ci` installs it,
-//! scripts/test.sh does that). Each test binary starts its own instances on free ports with
-//! `--inMemoryPersistence --disableTelemetry --skipApiVersionCheck --loose`.
+//! scripts/test.sh does that). Each test binary starts its own instances with
+//! `--inMemoryPersistence --disableTelemetry --skipApiVersionCheck --loose` on port 0: the
+//! system picks free ports and Azurite's log says which ("… successfully listening at
+//! http://127.0.0.1:PORT"), so no two processes can race for a port.
 //!
 //! Azurite runs under `sh`, which kills it when our end of its stdin closes: the test process
 //! holds that end, so Azurite never outlives the tests, whatever way they end.
 
-use super::{free_port, repo_root, scratch_dir, wait_for_port};
+use super::{repo_root, scratch_dir};
 use patreport::storage::connection::{DEV_ACCOUNT, DEV_ACCOUNT_KEY};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -25,33 +27,33 @@ pub struct Azurite {
 impl Azurite {
     /// Blob and queue services over plain HTTP (the account-key path).
     pub fn start() -> Azurite {
-        let (blob, queue, table) = (free_port(), free_port(), free_port());
-        let args = vec![
-            "--blobHost".into(),
-            "127.0.0.1".into(),
-            "--blobPort".into(),
-            blob.to_string(),
-            "--queueHost".into(),
-            "127.0.0.1".into(),
-            "--queuePort".into(),
-            queue.to_string(),
-            "--tableHost".into(),
-            "127.0.0.1".into(),
-            "--tablePort".into(),
-            table.to_string(),
-        ];
-        Self::launch("azurite.js", args, blob, Some(queue), false)
+        let args = [
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            "0",
+            "--queueHost",
+            "127.0.0.1",
+            "--queuePort",
+            "0",
+            "--tableHost",
+            "127.0.0.1",
+            "--tablePort",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec();
+        Self::launch("azurite.js", args, &["Blob", "Queue", "Table"], false)
     }
 
     /// The blob service over HTTPS with `--oauth basic`: bearer tokens and user delegation
     /// keys (signatures of the tokens are not checked by Azurite).
     pub fn start_https_oauth(cert: &Path, key: &Path) -> Azurite {
-        let blob = free_port();
         let args = vec![
             "--blobHost".into(),
             "127.0.0.1".into(),
             "--blobPort".into(),
-            blob.to_string(),
+            "0".into(),
             "--oauth".into(),
             "basic".into(),
             "--cert".into(),
@@ -59,16 +61,10 @@ impl Azurite {
             "--key".into(),
             key.display().to_string(),
         ];
-        Self::launch("blob/main.js", args, blob, None, true)
+        Self::launch("blob/main.js", args, &["Blob"], true)
     }
 
-    fn launch(
-        script: &str,
-        mut args: Vec<String>,
-        blob: u16,
-        queue: Option<u16>,
-        https: bool,
-    ) -> Azurite {
+    fn launch(script: &str, mut args: Vec<String>, services: &[&str], https: bool) -> Azurite {
         let entry = repo_root()
             .join("node_modules/azurite/dist/src")
             .join(script);
@@ -103,38 +99,57 @@ impl Azurite {
             .expect("start Azurite (is node on PATH?)");
         let stdin = child.stdin.take();
         let mut azurite = Azurite {
-            blob_port: blob,
-            queue_port: queue.unwrap_or(0),
+            blob_port: 0,
+            queue_port: 0,
             https,
             child,
             _stdin: stdin,
             log,
             _dir: dir,
         };
-        let ports: Vec<u16> = std::iter::once(blob).chain(queue).collect();
-        for port in ports {
-            if !azurite.wait_for(port) {
-                let _ = azurite.child.kill();
-                panic!(
-                    "Azurite did not listen on {port}; its log:\n{}",
-                    azurite.log_text()
-                );
-            }
-        }
+        let ports = azurite.listening_ports(services);
+        azurite.blob_port = ports.first().copied().unwrap_or(0);
+        azurite.queue_port = ports.get(1).copied().unwrap_or(0);
         azurite
     }
 
-    /// Wait for a port, giving up early if Azurite exits.
-    fn wait_for(&mut self, port: u16) -> bool {
-        for _ in 0..600 {
-            if wait_for_port(port, Duration::from_millis(100)) {
-                return true;
+    /// The port of each service, from the log lines Azurite writes once it listens. Waits for
+    /// them (Azurite starts in about a second), giving up early if it exits.
+    fn listening_ports(&mut self, services: &[&str]) -> Vec<u16> {
+        for _ in 0..1200 {
+            let log = self.log_text();
+            let ports: Vec<Option<u16>> = services
+                .iter()
+                .map(|service| {
+                    // azurite.js: "… service is successfully listening at URL";
+                    // blob/main.js: "… service successfully listens on URL".
+                    let service = format!("Azurite {service} service ");
+                    let line = log.lines().find(|l| {
+                        l.contains(&service)
+                            && (l.contains("successfully listening at")
+                                || l.contains("successfully listens on"))
+                    })?;
+                    line.rsplit(':')
+                        .next()?
+                        .trim()
+                        .trim_end_matches('/')
+                        .parse()
+                        .ok()
+                })
+                .collect();
+            if ports.iter().all(Option::is_some) {
+                return ports.into_iter().flatten().collect();
             }
             if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return false;
+                break;
             }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        false
+        let _ = self.child.kill();
+        panic!(
+            "Azurite did not say it listens for {services:?}; its log:\n{}",
+            self.log_text()
+        );
     }
 
     pub fn log_text(&self) -> String {

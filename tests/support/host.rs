@@ -26,7 +26,7 @@
 //! [`FunctionHost::http_as`] sends another one, or none.
 
 use super::queue::{QueueClient, QueueMessage, decode_base64_text};
-use super::{free_port, repo_root, scratch_dir};
+use super::{repo_root, scratch_dir};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -183,6 +183,17 @@ pub struct FunctionHost {
     _dir: tempfile::TempDir,
 }
 
+/// The port in the handler's "listening on 127.0.0.1 port=N" log line.
+fn listening_port(log: &str) -> Option<u16> {
+    let line = log.lines().find(|l| l.contains("listening on 127.0.0.1"))?;
+    let at = line.find("port=")? + "port=".len();
+    let digits: String = line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok().filter(|p| *p > 0)
+}
+
 /// The `Values` of local.settings.sample.json.
 pub fn sample_settings() -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(repo_root().join("local.settings.sample.json"))
@@ -219,7 +230,9 @@ impl FunctionHost {
                     .collect()
             })
             .unwrap_or_default();
-        let port = free_port();
+        // Port 0: the handler takes a free port and logs it (`port=N`), which
+        // `wait_until_ready` reads; no other process can race for it.
+        let port = 0;
         let dir = scratch_dir("patreport-host-");
         let log = dir.path().join("handler.log");
         let log_file = std::fs::File::create(&log).expect("handler log");
@@ -263,9 +276,20 @@ impl FunctionHost {
         host
     }
 
-    /// `IsWorkerReady`: any HTTP answer to `GET /`, polled every 25 ms for 30 s.
+    /// `IsWorkerReady`: any HTTP answer to `GET /`, polled every 25 ms for 30 s (once the
+    /// handler has logged the port it took).
     async fn wait_until_ready(&mut self) {
         let started = Instant::now();
+        while self.port == 0 && started.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the handler exited ({status}) before it was ready; its log:\n{}",
+                    self.log_text()
+                );
+            }
+            self.port = listening_port(&self.log_text()).unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
         let url = format!("http://127.0.0.1:{}/", self.port);
         while started.elapsed() < Duration::from_secs(30) {
             if let Ok(Some(status)) = self.child.try_wait() {
