@@ -21,7 +21,7 @@ use url::Url;
 
 /// The public cloud's authority host.
 pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
-/// The Azure DevOps resource (application) id (CONTRACT §4).
+/// The Azure DevOps resource (application) id (docs/contracts.md, "Authentication").
 pub const ADO_RESOURCE: &str = "499b84ac-1321-427f-aa17-267ca6975798";
 /// The scope every Azure DevOps token is asked for.
 pub const ADO_SCOPE: &str = "499b84ac-1321-427f-aa17-267ca6975798/.default";

@@ -14,8 +14,9 @@
 //! # Why `PatReport` is not forwarded
 //!
 //! The host forwards the raw HTTP request only to a function with exactly one `httpTrigger`
-//! input and one `http` output (`IsHttpInAndOutFunction`, contract §1.5). `PatReport` also has
-//! a **queue output binding**, so the host sends it the JSON invocation payload instead and
+//! input and one `http` output (`IsHttpInAndOutFunction`; docs/contracts.md, "Forwarded HTTP
+//! requests"). `PatReport` also has a **queue output binding**, so the host sends it the JSON
+//! invocation payload instead and
 //! writes the job message to the queue itself. We chose this over forwarding plus our own
 //! queue client because:
 //! * the timer enqueues through the very same kind of binding, so there is one way jobs reach

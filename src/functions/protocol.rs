@@ -1,6 +1,7 @@
-//! The custom-handler protocol as the Functions host speaks it (`../shared/functions/CONTRACT.md`
-//! §1.3–1.5, checked against the host source): the invocation payload the host POSTs to
-//! `/{FunctionName}`, the answer it expects back, and the shapes of the trigger values we use.
+//! The custom-handler protocol as the Functions host speaks it (docs/contracts.md, "Invocation
+//! payload" to "Timer payload", checked against the host source): the invocation payload the
+//! host POSTs to `/{FunctionName}`, the answer it expects back, and the shapes of the trigger
+//! values we use.
 //!
 //! Parsing is lenient on purpose. The host serialises values in ways that differ between
 //! versions and from the documentation: `Query` is an object in some versions and a string

@@ -12,7 +12,8 @@ pub enum Api {
 }
 
 impl Api {
-    /// `(major, minor, released)`: the versions the resource exists in, per CONTRACT §1/§2.
+    /// `(major, minor, released)`: the versions the resource exists in, per docs/contracts.md,
+    /// "api-version".
     /// Preview versions accept only resource revision 1.
     fn versions(self) -> &'static [(u32, u32, bool)] {
         match self {

@@ -1,7 +1,7 @@
-//! Authentication as the service does it (CONTRACT §4, §5.3): a PAT as the Basic password
-//! (any user part) or a Bearer token; failures answered the way a real client meets them
-//! (401 JSON, a 302 to the sign-in page, or a 203 sign-in page), and the separate
-//! "not a token administrator" refusal.
+//! Authentication as the service does it (docs/contracts.md, "Authentication" and "Sign-in
+//! pages instead of 401"): a PAT as the Basic password (any user part) or a Bearer token;
+//! failures answered the way a real client meets them (401 JSON, a 302 to the sign-in page,
+//! or a 203 sign-in page), and the separate "not a token administrator" refusal.
 
 use std::fmt;
 use std::sync::Arc;

@@ -128,7 +128,8 @@ pub struct SimPat {
     pub valid_from: OffsetDateTime,
     pub valid_to: OffsetDateTime,
     pub is_valid: bool,
-    /// The owner's user id; deliberately not the GUID inside the descriptor (see CONTRACT §1).
+    /// The owner's user id; deliberately not the GUID inside the descriptor (see
+    /// docs/contracts.md, "Token Admin PAT listing").
     pub user_id: String,
     /// A fake secret the server puts in `token`/`alternateToken`, containing
     /// [`SECRET_MARKER`], so tests can prove a client never keeps or prints it.

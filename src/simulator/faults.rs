@@ -280,7 +280,7 @@ fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-/// The 429 answer (CONTRACT §5).
+/// The 429 answer (docs/contracts.md, "Rate limits").
 pub(crate) fn throttled(retry_after_secs: u64, reset_epoch: i64) -> Reply {
     Reply::error(
         StatusCode::TOO_MANY_REQUESTS,

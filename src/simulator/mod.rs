@@ -1,7 +1,7 @@
 //! A simulated Azure DevOps organization: a deterministic org generator and an HTTP server
-//! that speaks the Graph users and Token Admin PAT APIs exactly as `shared/ado/CONTRACT.md`
-//! describes them, including the awkward parts (header vs body paging, four "last page"
-//! markers, sign-in pages instead of 401s, throttling, BOMs).
+//! that speaks the Graph users and Token Admin PAT APIs exactly as docs/contracts.md ("Azure
+//! DevOps") describes them, including the awkward parts (header vs body paging, four "last
+//! page" markers, sign-in pages instead of 401s, throttling, BOMs).
 //!
 //! It backs `patreport report --demo`, the integration tests and the benchmark. It is at
 //! least as strict as the real service: a client that passes against it should not trip

@@ -1,4 +1,5 @@
-//! The two paging schemes (CONTRACT §1, §2) and their continuation tokens.
+//! The two paging schemes (docs/contracts.md, "Graph users listing" and "Token Admin PAT
+//! listing") and their continuation tokens.
 //!
 //! Graph users: server-chosen, uneven page sizes; an opaque token only in the
 //! `X-MS-ContinuationToken` header. Token Admin: client-chosen `pageSize` up to a cap; a GUID

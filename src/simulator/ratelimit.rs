@@ -1,7 +1,8 @@
 //! An optional sliding-window rate-limit model, for benchmarking a client's pacing.
 //!
 //! The real service meters TSTUs per user over a sliding five-minute window: first it adds
-//! `Retry-After` to successful answers and delays them, then it blocks with 429 (CONTRACT §5).
+//! `Retry-After` to successful answers and delays them, then it blocks with 429
+//! (docs/contracts.md, "Rate limits").
 //! This model counts requests instead of TSTUs: past `soft_threshold` requests in the window
 //! answers are delayed and carry `Retry-After`; at `budget` requests are refused with 429
 //! until the oldest request leaves the window. Refused requests are not counted, so a client

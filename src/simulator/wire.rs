@@ -1,5 +1,5 @@
 //! JSON shapes the simulator writes, byte-compatible with the real service's examples
-//! (`shared/ado/examples/`): GraphUser, SessionToken, the Token Admin page wrapper and the
+//! (`tests/fixtures/ado/`): GraphUser, SessionToken, the Token Admin page wrapper and the
 //! .NET `WrappedException` error body, plus the service's datetime and GUID text forms.
 
 use serde::Serialize;

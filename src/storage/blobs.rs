@@ -2,7 +2,8 @@
 //! official `azure_storage_blob` 1.x client.
 //!
 //! With an account key the client is authorised by an account SAS on its URL (the 1.x crates
-//! have no shared-key support; `../shared/crates.md` §4 Check A) and `credential = None`.
+//! have no shared-key support; docs/contracts.md, "Blob SDK without shared key") and
+//! `credential = None`.
 //! With an Entra credential the client sends bearer tokens.
 
 use super::connection::{KeyedAccount, SecretBytes, is_local_emulator};

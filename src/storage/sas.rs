@@ -1,5 +1,6 @@
 //! Shared access signatures signed with an account key: our own signer, because the GA
-//! `azure_storage_*` 1.x crates have no shared-key support at all (`../shared/crates.md` §2).
+//! `azure_storage_*` 1.x crates have no shared-key support at all (docs/contracts.md, "Blob SDK
+//! without shared key").
 //!
 //! Two kinds are needed:
 //! * an **account SAS** on the service URL, which is how the SDK client itself is authorised

@@ -1,6 +1,6 @@
 //! A stand-in for the Azure Functions host (Core Tools cannot be installed here), playing its
-//! part of the custom-handler contract (`../shared/functions/CONTRACT.md`) from the real
-//! `host.json` and `*/function.json` files:
+//! part of the custom-handler contract (docs/contracts.md, "Azure Functions custom handler")
+//! from the real `host.json` and `*/function.json` files:
 //!
 //! * starts the built binary with the `arguments` of host.json, `FUNCTIONS_CUSTOMHANDLER_PORT`
 //!   and the app settings, and pings `GET /` every 25 ms (30 s limit) until it answers;
