@@ -6,6 +6,7 @@
 use crate::ado::error::error_chain;
 use crate::ado::{AdoClient, AdoError};
 use crate::inventory::{Inventory, Pat, RunStats, User, UserFailure, UserTokens};
+pub use crate::stop::{Stop, StopReason};
 use futures::StreamExt;
 use std::pin::pin;
 use std::sync::Mutex;
@@ -33,39 +34,6 @@ impl Default for ScanOptions {
             time_budget: None,
             stop: Stop::default(),
         }
-    }
-}
-
-/// Why a scan stopped starting new work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    TimeBudget,
-    Interrupted,
-}
-
-impl StopReason {
-    /// What happened, as the end of a sentence: "the time budget ran out".
-    pub fn what(self) -> &'static str {
-        match self {
-            StopReason::TimeBudget => "the time budget ran out",
-            StopReason::Interrupted => "the scan was interrupted",
-        }
-    }
-}
-
-/// Asks a running scan to stop starting new work: listings in flight finish, users not yet
-/// reached are recorded as not scanned, and the report says it is partial. The first reason
-/// given is the one kept. Cheap to clone.
-#[derive(Debug, Clone, Default)]
-pub struct Stop(std::sync::Arc<std::sync::OnceLock<StopReason>>);
-
-impl Stop {
-    pub fn request(&self, reason: StopReason) {
-        let _ = self.0.set(reason);
-    }
-
-    pub fn reason(&self) -> Option<StopReason> {
-        self.0.get().copied()
     }
 }
 
@@ -124,12 +92,16 @@ pub async fn scan(
     let org_name = org.as_str();
     let started = OffsetDateTime::now_utc();
     let stop = &options.stop;
+    if let Some(budget) = options.time_budget {
+        client.bind_budget(tokio::time::Instant::now() + budget, stop.clone());
+    }
     let budget = budget_timer(options.time_budget, stop);
 
     let abort: Mutex<Option<ScanError>> = Mutex::new(None);
     let aborted = AtomicBool::new(false);
     let any_pat_success = AtomicBool::new(false);
     let pat_pages = AtomicU64::new(0);
+    let duplicate_pats = AtomicU64::new(0);
 
     let (tx, mut rx) = mpsc::channel::<(usize, User)>(1024);
 
@@ -139,6 +111,9 @@ pub async fn scan(
         let mut pages = 0u64;
         let mut orphans = Vec::new();
         let mut stopped_early = None;
+        // A user the service lists twice is scanned once (and the repeat counted).
+        let mut seen = std::collections::HashSet::new();
+        let mut duplicate_users = 0u64;
         let mut user_pages = pin!(client.users());
         loop {
             if aborted.load(Ordering::Relaxed) {
@@ -151,10 +126,19 @@ pub async fn scan(
                 ));
                 break;
             }
-            let page = match user_pages.next().await {
-                None => break,
-                Some(Ok(page)) => page,
-                Some(Err(e)) if pages == 0 => {
+            let page = match stop.or_cut(user_pages.next()).await {
+                None => {
+                    let reason = stop.reason().unwrap_or(StopReason::TimeBudget);
+                    stopped_early = Some(format!(
+                        "{} while page {} of users was being read; users on it and later pages were not listed",
+                        reason.what(),
+                        pages + 1
+                    ));
+                    break;
+                }
+                Some(None) => break,
+                Some(Some(Ok(page))) => page,
+                Some(Some(Err(e))) if pages == 0 => {
                     let fatal = if e.status() == Some(404) {
                         ScanError::OrgNotFound {
                             org: org_name.to_owned(),
@@ -169,7 +153,7 @@ pub async fn scan(
                     set_abort(&abort, &aborted, fatal);
                     break;
                 }
-                Some(Err(e)) => {
+                Some(Some(Err(e))) => {
                     stopped_early = Some(format!(
                         "listing users failed after {pages} pages ({listed} users); later users were not listed: {e}"
                     ));
@@ -179,6 +163,10 @@ pub async fn scan(
             pages += 1;
             orphans.extend(page.without_descriptor);
             for user in page.users {
+                if !seen.insert(user.descriptor.clone()) {
+                    duplicate_users += 1;
+                    continue;
+                }
                 if tx.send((listed, user)).await.is_err() {
                     break;
                 }
@@ -187,7 +175,7 @@ pub async fn scan(
             progress.users_listed(listed);
         }
         drop(tx);
-        (pages, orphans, stopped_early)
+        (pages, orphans, stopped_early, duplicate_users)
     };
 
     // Consumers: bounded concurrent PAT listings, started as soon as users arrive.
@@ -195,8 +183,13 @@ pub async fn scan(
         let users = futures::stream::poll_fn(|cx| rx.poll_recv(cx));
         users
             .map(|(index, user)| {
-                let (abort, aborted, any_ok, pat_pages) =
-                    (&abort, &aborted, &any_pat_success, &pat_pages);
+                let (abort, aborted, any_ok, pat_pages, duplicate_pats) = (
+                    &abort,
+                    &aborted,
+                    &any_pat_success,
+                    &pat_pages,
+                    &duplicate_pats,
+                );
                 async move {
                     if aborted.load(Ordering::Relaxed) {
                         return None;
@@ -209,10 +202,25 @@ pub async fn scan(
                         progress.user_scanned(0, true);
                         return Some((index, user, Outcome::Failed(None, msg)));
                     }
-                    let outcome = match list_all_pats(client, &user.descriptor).await {
-                        Ok((pats, pages)) => {
+                    let Some(listed) = stop.or_cut(list_all_pats(client, &user.descriptor)).await
+                    else {
+                        let reason = stop.reason().unwrap_or(StopReason::TimeBudget);
+                        let msg = format!(
+                            "not finished: {} while this user's tokens were being listed",
+                            reason.what()
+                        );
+                        progress.user_scanned(0, true);
+                        return Some((index, user, Outcome::Failed(None, msg)));
+                    };
+                    let outcome = match listed {
+                        Ok(Listing {
+                            pats,
+                            pages,
+                            duplicates,
+                        }) => {
                             any_ok.store(true, Ordering::Relaxed);
                             pat_pages.fetch_add(pages, Ordering::Relaxed);
+                            duplicate_pats.fetch_add(duplicates, Ordering::Relaxed);
                             progress.user_scanned(pats.len(), false);
                             Outcome::Listed(pats)
                         }
@@ -244,7 +252,7 @@ pub async fn scan(
     };
 
     let work = async { tokio::join!(list_users, list_pats) };
-    let ((user_pages, orphans, stopped_early), mut outcomes) = tokio::select! {
+    let ((user_pages, orphans, stopped_early, duplicate_users), mut outcomes) = tokio::select! {
         done = work => done,
         never = budget => match never {},
     };
@@ -291,6 +299,8 @@ pub async fn scan(
             throttle_wait: pacing.throttle_wait,
             user_pages,
             pat_pages: pat_pages.into_inner(),
+            duplicate_users,
+            duplicate_pats: duplicate_pats.into_inner(),
         },
     })
 }
@@ -304,16 +314,39 @@ async fn budget_timer(budget: Option<Duration>, stop: &Stop) -> std::convert::In
     std::future::pending().await
 }
 
-/// Every PAT of one user, all pages followed. Returns the PATs and the number of pages read.
-async fn list_all_pats(client: &AdoClient, descriptor: &str) -> Result<(Vec<Pat>, u64), AdoError> {
-    let mut pats = Vec::new();
-    let mut pages = 0;
+/// One user's listing.
+struct Listing {
+    pats: Vec<Pat>,
+    pages: u64,
+    /// Entries whose authorization id an earlier page (or entry) already gave.
+    duplicates: u64,
+}
+
+/// Every PAT of one user, all pages followed, each authorization id once: a service that
+/// repeats an entry on two pages must not inflate the report.
+async fn list_all_pats(client: &AdoClient, descriptor: &str) -> Result<Listing, AdoError> {
+    let mut listing = Listing {
+        pats: Vec::new(),
+        pages: 0,
+        duplicates: 0,
+    };
+    let mut ids = std::collections::HashSet::new();
     let mut stream = pin!(client.pats(descriptor));
     while let Some(page) = stream.next().await {
-        pats.extend(page?.pats);
-        pages += 1;
+        for pat in page?.pats {
+            let fresh = match &pat.authorization_id {
+                Some(id) => ids.insert(id.clone()),
+                None => true,
+            };
+            if fresh {
+                listing.pats.push(pat);
+            } else {
+                listing.duplicates += 1;
+            }
+        }
+        listing.pages += 1;
     }
-    Ok((pats, pages))
+    Ok(listing)
 }
 
 fn set_abort(slot: &Mutex<Option<ScanError>>, flag: &AtomicBool, error: ScanError) {

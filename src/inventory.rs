@@ -65,6 +65,12 @@ pub struct RunStats {
     pub throttle_wait: Duration,
     pub user_pages: u64,
     pub pat_pages: u64,
+    /// Users the service listed more than once (scanned once).
+    #[serde(default)]
+    pub duplicate_users: u64,
+    /// PAT entries the service listed more than once for the same user (kept once).
+    #[serde(default)]
+    pub duplicate_pats: u64,
 }
 
 /// Everything one scan of one organization found.

@@ -43,11 +43,17 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            // One clear line, then the causes: no panic, no backtrace.
-            eprintln!("error: {e}");
+            // One line: the message, then only the causes that add to it (most errors already
+            // carry their cause's text). No panic, no backtrace.
+            let mut line = e.to_string();
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                let cause = cause.to_string();
+                if !line.contains(&cause) {
+                    line.push_str(": ");
+                    line.push_str(&cause);
+                }
             }
+            eprintln!("error: {}", line.replace('\n', " "));
             ExitCode::from(exit::FATAL)
         }
     }

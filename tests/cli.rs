@@ -14,7 +14,8 @@ fn patreport(args: &[&str], pat: Option<&str>) -> Output {
     cmd.args(args)
         .env_remove("AZURE_DEVOPS_PAT")
         .env_remove("AZURE_DEVOPS_PAT_FILE")
-        .env_remove("PATREPORT_ORG");
+        .env_remove("PATREPORT_ORGS")
+        .env_remove("PATREPORT_TIME_BUDGET");
     if let Some(pat) = pat {
         cmd.env("AZURE_DEVOPS_PAT", pat);
     }
@@ -288,4 +289,288 @@ fn help_explains_the_command_and_exit_codes() {
     ] {
         assert!(text.contains(needle), "help mentions {needle}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interrupts lose nothing: Ctrl-C writes the partial report, marked; a second one quits at once.
+
+/// `patreport report` started in the background, its stderr read line by line.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_patreport"))
+            .args(args)
+            .env_remove("PATREPORT_ORGS")
+            .env_remove("PATREPORT_TIME_BUDGET")
+            .env("AZURE_DEVOPS_PAT", PAT)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start patreport");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success());
+    }
+
+    /// Wait (a minute at most: a guard, not a timing) for a stderr line containing `text`.
+    fn wait_for_line(&mut self, text: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            match self
+                .lines
+                .recv_timeout(std::time::Duration::from_millis(100))
+            {
+                Ok(line) => {
+                    let found = line.contains(text);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!("no stderr line with {text:?}: {:?}", self.seen);
+    }
+
+    fn finish(mut self) -> (std::process::ExitStatus, String, String) {
+        let mut stdout = String::new();
+        use std::io::Read;
+        if let Some(mut out) = self.child.stdout.take() {
+            let _ = out.read_to_string(&mut stdout);
+        }
+        let status = self.child.wait().expect("wait for patreport");
+        self.seen.extend(self.lines.try_iter());
+        (status, stdout, self.seen.join("\n"))
+    }
+}
+
+/// Wait (a minute at most) until the simulated organization has answered `n` PAT requests.
+async fn served(server: &SimServer, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.stats().pat_requests < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scan never got going"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_writes_the_partial_report_of_what_was_read_marked_interrupted() {
+    let org = SimOrg::generate(
+        "fabrikam",
+        &OrgSpec::with_users(120),
+        OffsetDateTime::now_utc(),
+    );
+    let truth = org.clone();
+    let gate = patreport::simulator::Gate::closed();
+    let mut config = SimConfig::strict();
+    config.gate = Some(gate.clone());
+    let server = sim(org, config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap().to_owned();
+    let url = server.base_url();
+    let mut args = scan_args(&url, &out);
+    args.retain(|a| *a != "--quiet");
+    let mut run = Running::start(&args);
+    // Some listings answered, then Ctrl-C while others wait at the gate.
+    gate.let_through(15);
+    served(&server, 15).await;
+    run.signal("INT");
+    run.wait_for_line("interrupted:");
+    // The listings in flight may finish now; no new one starts.
+    gate.open();
+    let (status, stdout, stderr) = tokio::task::spawn_blocking(move || run.finish())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stdout.contains("INCOMPLETE"), "{stdout}");
+    let json = &files_with(dir.path(), "json")[0];
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert_eq!(report["run"]["complete"], false);
+    let errors = report["errors"].as_array().unwrap();
+    assert!(!errors.is_empty(), "users were left unread");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["message"].as_str().unwrap().contains("interrupted")),
+        "{errors:?}"
+    );
+    // Row by row: every user read has exactly its tokens, and users read + not read = all.
+    let unread: std::collections::BTreeSet<&str> = errors
+        .iter()
+        .map(|e| e["user_descriptor"].as_str().unwrap())
+        .collect();
+    let mut rows: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        Default::default();
+    for row in report["rows"].as_array().unwrap() {
+        rows.entry(row["owner_descriptor"].as_str().unwrap())
+            .or_default()
+            .insert(row["authorization_id"].as_str().unwrap());
+    }
+    let mut read = 0;
+    for user in truth.human_users() {
+        if unread.contains(user.descriptor.as_str()) {
+            assert!(!rows.contains_key(user.descriptor.as_str()));
+            continue;
+        }
+        read += 1;
+        let expected: std::collections::BTreeSet<&str> = user
+            .pats
+            .iter()
+            .filter(|p| p.is_valid)
+            .map(|p| p.authorization_id.as_str())
+            .collect();
+        let got = rows
+            .get(user.descriptor.as_str())
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(got, expected, "{}", user.descriptor);
+    }
+    assert!(read >= 1 && read + unread.len() == truth.human_users().count());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_quits_at_once_and_writes_nothing() {
+    let org = SimOrg::generate(
+        "fabrikam",
+        &OrgSpec::with_users(20),
+        OffsetDateTime::now_utc(),
+    );
+    let gate = patreport::simulator::Gate::closed();
+    let mut config = SimConfig::strict();
+    config.gate = Some(gate.clone());
+    let server = sim(org, config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let out = out_dir.to_str().unwrap().to_owned();
+    let url = server.base_url();
+    let mut args = scan_args(&url, &out);
+    args.retain(|a| *a != "--quiet");
+    let mut run = Running::start(&args);
+    // The scan is under way (its users listed) and every listing waits at the closed gate.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.stats().graph_user_requests == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scan never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    run.signal("INT");
+    run.wait_for_line("interrupted:");
+    run.signal("INT");
+    let (status, _stdout, stderr) = tokio::task::spawn_blocking(move || run.finish())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert!(!out_dir.exists(), "the folder the run created is gone too");
+    gate.open();
+}
+
+#[test]
+fn a_host_that_cannot_be_reached_is_one_line_at_once_not_minutes_of_retries() {
+    for (url, says) in [
+        ("https://patreport-test.invalid", "does not resolve"),
+        ("http://127.0.0.1:0", "refused the connection"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let o = patreport(&scan_args(url, out.to_str().unwrap()), Some(PAT));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{url}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert!(errors[0].contains(says), "{url}: {stderr}");
+        assert!(!out.exists(), "nothing written");
+    }
+}
+
+#[test]
+fn an_output_folder_that_cannot_take_files_is_found_before_the_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    // No server at all: the folder is checked before the first request.
+    let url = "http://127.0.0.1:0";
+    for (out, says) in [
+        (file.clone(), "is a file, not a folder"),
+        (file.join("below"), "path is a file"),
+        // Writable for nobody, root included.
+        (PathBuf::from("/sys"), "cannot write report files"),
+        (
+            PathBuf::from("/sys/patreport-test"),
+            "could not create the output folder",
+        ),
+    ] {
+        let o = patreport(&scan_args(url, out.to_str().unwrap()), Some(PAT));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{}: {stderr}", out.display());
+        assert!(stderr.contains(says), "{}: {stderr}", out.display());
+        assert!(
+            !stderr.contains("reach"),
+            "checked before any request: {stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_scan_still_says_what_it_is_doing() {
+    let org = SimOrg::generate(
+        "fabrikam",
+        &OrgSpec::with_users(20),
+        OffsetDateTime::now_utc(),
+    );
+    let gate = patreport::simulator::Gate::closed();
+    let mut config = SimConfig::strict();
+    config.gate = Some(gate.clone());
+    let server = sim(org, config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap().to_owned();
+    let url = server.base_url();
+    let mut args = scan_args(&url, &out);
+    args.retain(|a| *a != "--quiet");
+    let mut run = Running::start(&args);
+    // Nothing moves (every listing waits at the gate), yet a line comes, stamped and counted.
+    run.wait_for_line("progress [");
+    let line = run.seen.last().cloned().unwrap_or_default();
+    assert!(line.contains("0/20 users read"), "{line}");
+    gate.open();
+    let (status, stdout, stderr) = tokio::task::spawn_blocking(move || run.finish())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
 }

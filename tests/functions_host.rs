@@ -736,6 +736,11 @@ async fn every_http_function_refuses_callers_without_a_valid_token_or_the_role()
             "/api/PatReport/runs/20261124-090503-0123456789abcdef",
         ),
         ("GET", "/api/PatReport/latest?org=contoso"),
+        ("GET", "/api/PatReport/view?org=contoso"),
+        (
+            "GET",
+            "/api/PatReport/runs/20261124-090503-0123456789abcdef/view",
+        ),
     ];
     let mut tokens = vec![wrong_audience.clone(), expired.clone(), forged.clone()];
     for (method, path) in requests {
@@ -1063,4 +1068,55 @@ fn on_behalf_of_is_refused_as_the_credential_of_scheduled_runs() {
         text.contains("PATREPORT_HTTP_RUNS") && text.contains("PATREPORT_API_CLIENT_ID"),
         "{text}"
     );
+}
+
+/// The report as a page in the browser: served from storage behind the caller check, with
+/// the page's own Content-Security-Policy as a header and nothing cached or sniffed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_run_is_served_as_a_page_with_a_strict_policy() {
+    let w = world(ORG, None).await;
+    let host = &w.host;
+    let accepted = host.http("POST", "/api/PatReport", &[], None).await;
+    let run_id = accepted.json()["runId"].as_str().unwrap().to_owned();
+    let run = host.run_queues(Duration::from_secs(120)).await;
+    assert_eq!(run.completed, 1, "{run:?}");
+    let done = status(host, &run_id).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let view = done["viewUrl"].as_str().expect("the status names the page");
+    assert_eq!(view, format!("/api/PatReport/runs/{run_id}/view"));
+    let latest = host
+        .http("GET", "/api/PatReport/latest", &[], None)
+        .await
+        .json();
+    assert_eq!(latest["viewUrl"], format!("/api/PatReport/view?org={ORG}"));
+
+    for path in [view.to_owned(), "/api/PatReport/view".to_owned()] {
+        let r = host.http("GET", &path, &[], None).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+        assert_eq!(
+            r.header("content-security-policy").map(str::to_owned),
+            Some(patreport::report::html::content_security_policy())
+        );
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+        let page = r.text();
+        assert!(page.contains("<html") && page.contains("Content-Security-Policy"));
+        assert!(!page.contains(SECRET_MARKER), "no token value in the page");
+        // Every PAT of the organization is in the page's data.
+        for id in expected_ids(w.sim.org()).iter().take(5) {
+            assert!(page.contains(id.as_str()), "{id} missing from the page");
+        }
+    }
+    // A run that is not finished has no page yet.
+    let r = host
+        .http(
+            "GET",
+            "/api/PatReport/runs/20261124-090503-0123456789abcdef/view",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
 }

@@ -423,3 +423,154 @@ async fn a_rate_limited_scan_slows_down_and_loses_no_user() {
     // ... and the governor kept the scan mostly under the hard budget.
     assert!(sim.throttled_429 < 20, "{sim:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A broken or hostile server cannot hang a run, inflate it, or carry the credential into it.
+
+/// The human user with the most PATs (several pages at the default page size).
+fn heavy_user(org: &SimOrg) -> String {
+    org.human_users()
+        .max_by_key(|u| u.pats.len())
+        .map(|u| u.descriptor.clone())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_listing_that_never_ends_becomes_a_failed_user_at_the_page_limit() {
+    let org = org(30);
+    let endless = heavy_user(&org);
+    let mut config = SimConfig::strict();
+    config
+        .faults
+        .hostile
+        .endless_descriptors
+        .insert(endless.clone());
+    let server = SimServer::start(org.clone(), config).await.unwrap();
+    let mut client = client_for(&server, "fabrikam");
+    let mut settings = client.settings().clone();
+    settings.page_limit = 5;
+    client = AdoClient::new(settings, AdoCredential::Pat(Secret::new(DEMO_PAT))).unwrap();
+    let inv = engine::scan(&client, &ScanOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(inv.failures.len(), 1, "{:?}", inv.failures);
+    let failure = &inv.failures[0];
+    assert_eq!(failure.user.descriptor, endless);
+    assert!(
+        failure.message.contains("page limit"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(inv.users.len(), org.human_users().count() - 1);
+    assert!(
+        server.stats().pat_requests < 200,
+        "the endless listing was cut"
+    );
+}
+
+#[tokio::test]
+async fn entries_the_service_repeats_are_reported_once_and_counted() {
+    let org = org(1200);
+    let truth = org.clone();
+    let mut config = SimConfig::strict();
+    config.faults.hostile.repeat_entries = true;
+    let (result, _server) = scan_with(org, config).await;
+    let inv = result.unwrap();
+    // Exactly the organization's tokens, each once; nothing was lost, so the run is complete.
+    assert_exact(&inv, &truth);
+    assert!(inv.is_complete());
+    assert!(inv.stats.duplicate_users > 0, "{:?}", inv.stats);
+    assert!(inv.stats.duplicate_pats > 0, "{:?}", inv.stats);
+}
+
+#[tokio::test]
+async fn an_error_that_echoes_the_credential_reaches_no_record() {
+    let org = org(10);
+    let victim = heavy_user(&org);
+    let mut config = SimConfig::strict();
+    config
+        .faults
+        .hostile
+        .echo_authorization
+        .insert(victim.clone());
+    let (result, _server) = scan_with(org, config).await;
+    let inv = result.unwrap();
+    let failure = inv
+        .failures
+        .iter()
+        .find(|f| f.user.descriptor == victim)
+        .expect("the user is an error record");
+    let basic = base64_basic(DEMO_PAT);
+    let text = format!("{failure:?}");
+    assert!(text.contains("Authorization: Basic [REDACTED]"), "{text}");
+    assert!(!text.contains(&basic) && !text.contains(DEMO_PAT), "{text}");
+}
+
+fn base64_basic(pat: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!(":{pat}"))
+}
+
+#[tokio::test]
+async fn a_name_with_a_lone_surrogate_costs_one_character_not_the_page() {
+    let org = org(10);
+    let odd = heavy_user(&org);
+    let truth = org.clone();
+    let mut config = SimConfig::strict();
+    config.faults.hostile.lone_surrogate.insert(odd.clone());
+    let (result, _server) = scan_with(org, config).await;
+    let inv = result.unwrap();
+    assert_exact(&inv, &truth);
+    let user = inv.users.iter().find(|u| u.user.descriptor == odd).unwrap();
+    assert!(
+        user.pats
+            .iter()
+            .filter_map(|p| p.display_name.as_deref())
+            .all(|n| n.starts_with('\u{fffd}')),
+        "{:?}",
+        user.pats
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_budget_left_ends_the_run_instead_of_waiting() {
+    let org = org(200);
+    let mut config = SimConfig::strict();
+    config.faults.retry_after_secs = 3600;
+    config.faults.storm = Some(Storm {
+        start_at: 20,
+        count: 1,
+    });
+    let server = SimServer::start(org, config).await.unwrap();
+    let client = client_for(&server, "fabrikam");
+    let options = ScanOptions {
+        time_budget: Some(Duration::from_secs(600)),
+        ..ScanOptions::default()
+    };
+    // A guard against a hang, not a timing assertion: without the fix this waits an hour.
+    let inv = tokio::time::timeout(
+        Duration::from_secs(120),
+        engine::scan(&client, &options, &NoProgress),
+    )
+    .await
+    .expect("the scan ended instead of waiting out the Retry-After")
+    .unwrap();
+    assert!(!inv.is_complete());
+    assert!(
+        inv.failures
+            .iter()
+            .any(|f| f.message.contains("asked to wait 3600 s")),
+        "{:?}",
+        inv.failures
+    );
+    assert!(
+        inv.failures
+            .iter()
+            .any(|f| f.message.contains("time budget"))
+            || inv
+                .stopped_early
+                .as_deref()
+                .is_some_and(|s| s.contains("time budget")),
+        "{inv:?}"
+    );
+}

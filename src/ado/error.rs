@@ -25,6 +25,10 @@ pub enum AdoError {
     /// No answer: connection refused, DNS, TLS, timeout (after retries).
     #[error("could not reach Azure DevOps: {0}")]
     Transport(String),
+    /// The host cannot be reached at all before a scan starts (name does not resolve,
+    /// connection refused): said at once rather than after minutes of retries.
+    #[error("could not reach Azure DevOps: {0}")]
+    Unreachable(String),
     /// A token could not be obtained from the configured credential.
     #[error("could not get an access token: {0}")]
     Credential(String),
@@ -57,7 +61,7 @@ impl AdoError {
     /// contract or a bad setting stay as they are until someone changes something.
     pub fn is_transient(&self) -> bool {
         match self {
-            AdoError::Transport(_) => true,
+            AdoError::Transport(_) | AdoError::Unreachable(_) => true,
             // A managed identity endpoint can hiccup; a PAT never produces this.
             AdoError::Credential(_) => true,
             AdoError::Service { status, .. } => *status == 408 || *status == 429 || *status >= 500,
@@ -73,6 +77,41 @@ impl AdoError {
             self,
             AdoError::Authentication { .. } | AdoError::Credential(_)
         )
+    }
+
+    /// The same error with every text in it scrubbed of credentials (`scrub`): messages of
+    /// the service can echo what it was sent.
+    pub fn scrubbed(self, scrubber: &crate::scrub::Scrubber) -> Self {
+        let s = |text: String| scrubber.scrub(&text);
+        match self {
+            AdoError::Authentication {
+                status,
+                detail,
+                hint,
+            } => AdoError::Authentication {
+                status,
+                detail: s(detail),
+                hint,
+            },
+            AdoError::Service {
+                status,
+                type_key,
+                message,
+            } => AdoError::Service {
+                status,
+                type_key: type_key.map(s),
+                message: s(message),
+            },
+            AdoError::Decode { what, detail } => AdoError::Decode {
+                what,
+                detail: s(detail),
+            },
+            AdoError::Transport(t) => AdoError::Transport(s(t)),
+            AdoError::Unreachable(t) => AdoError::Unreachable(s(t)),
+            AdoError::Credential(t) => AdoError::Credential(s(t)),
+            AdoError::Paging(t) => AdoError::Paging(s(t)),
+            AdoError::Config(t) => AdoError::Config(s(t)),
+        }
     }
 
     /// Map an `azure_core` error coming out of a pipeline to this layer's error.

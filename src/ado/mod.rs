@@ -12,6 +12,7 @@ pub use error::AdoError;
 
 use crate::domain::OrgName;
 use crate::inventory::{Pat, User};
+use crate::scrub::Scrubber;
 use crate::secret::Secret;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::Policy;
@@ -57,7 +58,13 @@ pub struct AdoSettings {
     pub request_timeout: Duration,
     /// Retries of one request (429, 5xx, connection errors, timeouts).
     pub max_retries: u32,
+    /// Pages one listing may take (the users, or one user's PATs) before it is taken for one
+    /// that never ends.
+    pub page_limit: u32,
 }
+
+/// Generous: 10,000 pages are five million users, or 200,000 PATs of one user.
+pub const DEFAULT_PAGE_LIMIT: u32 = 10_000;
 
 impl AdoSettings {
     pub fn new(base_url: Url, organization: OrgName) -> Self {
@@ -70,6 +77,7 @@ impl AdoSettings {
             pat_page_size: 20,
             request_timeout: Duration::from_secs(60),
             max_retries: 8,
+            page_limit: DEFAULT_PAGE_LIMIT,
         }
     }
 }
@@ -97,6 +105,8 @@ pub struct AdoClient {
     token_admin: token_admin::Client,
     settings: Arc<AdoSettings>,
     pacer: Arc<Pacer>,
+    /// Removes the credential in use from every error text this client returns.
+    scrubber: Arc<Scrubber>,
 }
 
 impl AdoClient {
@@ -120,6 +130,10 @@ impl AdoClient {
             max_retries: settings.max_retries,
             max_total_elapsed: azure_core::time::Duration::seconds(180),
             max_delay: azure_core::time::Duration::seconds(30),
+        });
+        let scrubber = Arc::new(match &credential {
+            AdoCredential::Pat(pat) => Scrubber::for_pat(pat),
+            AdoCredential::Token(_) => Scrubber::default(),
         });
         let credential = match credential {
             AdoCredential::Pat(pat) => azure_devops_rust_api::Credential::from_pat(pat.expose()),
@@ -146,6 +160,7 @@ impl AdoClient {
             token_admin,
             settings: Arc::new(settings),
             pacer,
+            scrubber,
         })
     }
 
@@ -157,9 +172,72 @@ impl AdoClient {
         self.pacer.stats()
     }
 
+    /// Bind this client's requests to a time budget ending at `deadline` (see
+    /// [`Pacer::bound_by`]).
+    pub fn bind_budget(&self, deadline: tokio::time::Instant, stop: crate::stop::Stop) {
+        self.pacer.bound_by(deadline, stop);
+    }
+
+    /// Whether the service's host can be reached at all: its name resolves and it accepts a
+    /// connection, each within seconds. Done once before a scan, so that a mistyped URL or a
+    /// host that is down is one clear error now, not minutes of retries. Skipped behind a
+    /// proxy (the proxy resolves and connects, not us).
+    pub async fn reach(&self) -> Result<(), AdoError> {
+        const WITHIN: Duration = Duration::from_secs(10);
+        let proxied = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|p| !p.is_empty()));
+        let url = &self.settings.base_url;
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return Err(AdoError::Config(format!("{url} names no host")));
+        };
+        if proxied {
+            return Ok(());
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let addresses: Vec<std::net::SocketAddr> = match tokio::time::timeout(
+            WITHIN,
+            tokio::net::lookup_host((host, port)),
+        )
+        .await
+        {
+            Ok(Ok(found)) => found.collect(),
+            Ok(Err(e)) => {
+                return Err(AdoError::Unreachable(format!(
+                    "the host name {host} does not resolve ({e}): check the Azure DevOps URL and the network"
+                )));
+            }
+            Err(_) => {
+                return Err(AdoError::Unreachable(format!(
+                    "the host name {host} did not resolve within {} s: check the network and DNS",
+                    WITHIN.as_secs()
+                )));
+            }
+        };
+        let mut last = None;
+        for address in addresses {
+            match tokio::time::timeout(WITHIN, tokio::net::TcpStream::connect(address)).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) => last = Some(format!("{address} refused the connection ({e})")),
+                Err(_) => {
+                    last = Some(format!(
+                        "{address} did not accept a connection within {} s",
+                        WITHIN.as_secs()
+                    ))
+                }
+            }
+        }
+        Err(AdoError::Unreachable(format!(
+            "cannot reach {host}:{port}: {}",
+            last.unwrap_or_else(|| "it has no address".into())
+        )))
+    }
+
     /// One page of `GET {org}/_apis/graph/users`.
     pub async fn users_page(&self, continuation: Option<&str>) -> Result<UsersPage, AdoError> {
-        retry_undecodable(|| self.users_page_once(continuation)).await
+        retry_undecodable(|| self.users_page_once(continuation))
+            .await
+            .map_err(|e| e.scrubbed(&self.scrubber))
     }
 
     async fn users_page_once(&self, continuation: Option<&str>) -> Result<UsersPage, AdoError> {
@@ -181,9 +259,11 @@ impl AdoClient {
             paging::users_continuation(response.headers().x_ms_continuation_token().ok());
         let raw = response.into_raw_response();
         let page: wire::UsersPage =
-            serde_json::from_slice(raw.body()).map_err(|e| AdoError::Decode {
-                what: "Graph users",
-                detail: e.to_string(),
+            serde_json::from_slice(&wire::replace_lone_surrogates(raw.body())).map_err(|e| {
+                AdoError::Decode {
+                    what: "Graph users",
+                    detail: e.to_string(),
+                }
             })?;
         let (mut users, mut without_descriptor) =
             (Vec::with_capacity(page.value.len()), Vec::new());
@@ -215,7 +295,9 @@ impl AdoClient {
         descriptor: &str,
         continuation: Option<&str>,
     ) -> Result<PatsPage, AdoError> {
-        retry_undecodable(|| self.pats_page_once(descriptor, continuation)).await
+        retry_undecodable(|| self.pats_page_once(descriptor, continuation))
+            .await
+            .map_err(|e| e.scrubbed(&self.scrubber))
     }
 
     async fn pats_page_once(
@@ -239,9 +321,11 @@ impl AdoClient {
             .map_err(|e| AdoError::from_core(e, "Token Admin PAT list"))?;
         let raw = response.into_raw_response();
         let page: wire::PatPage =
-            serde_json::from_slice(raw.body()).map_err(|e| AdoError::Decode {
-                what: "Token Admin PAT list",
-                detail: e.to_string(),
+            serde_json::from_slice(&wire::replace_lone_surrogates(raw.body())).map_err(|e| {
+                AdoError::Decode {
+                    what: "Token Admin PAT list",
+                    detail: e.to_string(),
+                }
             })?;
         let pats = page
             .value

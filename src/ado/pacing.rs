@@ -16,9 +16,12 @@
 //!
 //! It also counts calls, retries and throttling for the Run sheet.
 
+use super::error::AdoError;
+use crate::stop::{Stop, StopReason};
+use azure_core::error::ErrorKind;
 use azure_core::http::headers::{HeaderName, Headers};
 use azure_core::http::policies::{Policy, PolicyResult};
-use azure_core::http::{Context, Request};
+use azure_core::http::{AsyncRawResponse, Context, Request};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -27,12 +30,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 const RETRY_AFTER: HeaderName = HeaderName::from_static("retry-after");
+const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
+const X_MS_RETRY_AFTER_MS: HeaderName = HeaderName::from_static("x-ms-retry-after-ms");
 const RATE_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const RATE_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const RATE_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
-/// Longest single pause we accept from a `Retry-After` (the service documents delays of up to
-/// 30 s; a larger value is more likely a bug than an instruction).
+/// Longest single pause we accept from a `Retry-After`, on every retry path (the governor's
+/// pause and the SDK's retry policy alike): the service documents delays of up to 30 s; a
+/// larger value is more likely a bug than an instruction.
 const MAX_PAUSE: Duration = Duration::from_secs(60);
 /// Pacing aims to keep this share of the limit in reserve, and stops above twice it. Small,
 /// because a window holding `(1 - share) × limit` requests sustains only that many per window:
@@ -60,6 +66,8 @@ pub struct Pacer {
     attempts: AtomicU64,
     throttled: AtomicU64,
     state: Mutex<State>,
+    /// The scan's time budget: its end and the signal that ends it.
+    budget: Mutex<Option<(Instant, Stop)>>,
 }
 
 #[derive(Debug, Default)]
@@ -124,6 +132,23 @@ impl Signals {
 }
 
 impl Pacer {
+    /// Bind requests to a time budget ending at `deadline`: a `Retry-After` longer than what is
+    /// left stops the scan (through `stop`) instead of waiting past the budget.
+    pub fn bound_by(&self, deadline: Instant, stop: Stop) {
+        *self.budget.lock().unwrap_or_else(|p| p.into_inner()) = Some((deadline, stop));
+    }
+
+    /// What is left of the time budget, and the signal to request when it is not enough.
+    fn time_left(&self) -> Option<(Duration, Stop)> {
+        let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        budget.as_ref().map(|(deadline, stop)| {
+            (
+                deadline.saturating_duration_since(Instant::now()),
+                stop.clone(),
+            )
+        })
+    }
+
     /// One logical call (retries of it are counted by the per-try policy).
     pub fn note_call(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
@@ -305,27 +330,117 @@ impl Policy for PacingPolicy {
     ) -> PolicyResult {
         self.pacer.wait_turn().await;
         self.pacer.attempts.fetch_add(1, Ordering::Relaxed);
-        let result = next[0].send(ctx, request, &next[1..]).await;
-        if let Ok(response) = &result {
-            self.pacer.observe(Signals::from_headers(
-                u16::from(response.status()),
-                response.headers(),
+        let response = next[0].send(ctx, request, &next[1..]).await?;
+        let status = u16::from(response.status());
+        let signals = Signals::from_headers(status, response.headers());
+        self.pacer.observe(signals);
+        // The wait asked for, before the cap: an hour asked for is an hour the budget lacks.
+        let asked = response
+            .headers()
+            .get_optional_str(&RETRY_AFTER)
+            .and_then(parse_retry_after_uncapped);
+        if let Some(wait) = asked
+            && let Some((left, stop)) = self.pacer.time_left()
+            && wait > left
+        {
+            // Waiting would outlast the budget: end the scan now, partial and marked.
+            stop.request(StopReason::TimeBudget);
+            return Err(azure_core::Error::new(
+                ErrorKind::Other,
+                AdoError::Service {
+                    status,
+                    type_key: None,
+                    message: format!(
+                        "the service asked to wait {:.0} s, longer than the {:.0} s left of the time budget",
+                        wait.as_secs_f64(),
+                        left.as_secs_f64()
+                    ),
+                },
             ));
         }
-        result
+        Ok(cap_retry_after(response))
     }
 }
 
-/// `Retry-After` in seconds (the service sends whole or decimal seconds).
+/// The answer with any wait it asks for capped at [`MAX_PAUSE`], in the one header the retry
+/// policy reads: the SDK's retry obeys `Retry-After` (and `retry-after-ms`,
+/// `x-ms-retry-after-ms`) in full, and one answer asking for an hour would stall the scan
+/// for an hour.
+fn cap_retry_after(response: AsyncRawResponse) -> AsyncRawResponse {
+    let headers = response.headers();
+    let asks = headers
+        .get_optional_str(&RETRY_AFTER)
+        .and_then(parse_retry_after_uncapped)
+        .into_iter()
+        .chain(
+            [RETRY_AFTER_MS, X_MS_RETRY_AFTER_MS]
+                .iter()
+                .filter_map(|h| headers.get_optional_str(h))
+                .filter_map(|v| v.trim().parse::<f64>().ok())
+                .filter(|ms| ms.is_finite() && *ms >= 0.0)
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+        )
+        .max();
+    let Some(asked) = asks else {
+        return response;
+    };
+    let extra = headers.get_optional_str(&RETRY_AFTER_MS).is_some()
+        || headers.get_optional_str(&X_MS_RETRY_AFTER_MS).is_some();
+    if asked <= MAX_PAUSE && !extra {
+        return response;
+    }
+    let (status, headers, body) = response.deconstruct();
+    let mut kept = Headers::new();
+    for (name, value) in headers.iter() {
+        if *name != RETRY_AFTER && *name != RETRY_AFTER_MS && *name != X_MS_RETRY_AFTER_MS {
+            kept.insert(name.clone(), value.clone());
+        }
+    }
+    let capped = asked.min(MAX_PAUSE).as_secs_f64().ceil() as u64;
+    kept.insert(RETRY_AFTER, capped.to_string());
+    AsyncRawResponse::new(status, kept, Box::pin(body))
+}
+
+/// `Retry-After` in seconds (the service sends whole or decimal seconds), capped.
 fn parse_retry_after(value: &str) -> Option<Duration> {
+    parse_retry_after_uncapped(value).map(|d| d.min(MAX_PAUSE))
+}
+
+fn parse_retry_after_uncapped(value: &str) -> Option<Duration> {
     let secs: f64 = value.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0)
-        .then(|| Duration::from_secs_f64(secs.min(MAX_PAUSE.as_secs_f64())))
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(headers: &[(&'static str, &str)]) -> AsyncRawResponse {
+        let mut h = Headers::new();
+        for (name, value) in headers {
+            h.insert(HeaderName::from_static(name), (*value).to_owned());
+        }
+        AsyncRawResponse::from_bytes(azure_core::http::StatusCode::TooManyRequests, h, Vec::new())
+    }
+
+    #[test]
+    fn every_wait_the_retry_policy_reads_is_capped() {
+        let capped = cap_retry_after(answer(&[("retry-after", "3600"), ("x-ok", "1")]));
+        assert_eq!(capped.headers().get_optional_str(&RETRY_AFTER), Some("60"));
+        assert_eq!(
+            capped
+                .headers()
+                .get_optional_str(&HeaderName::from_static("x-ok")),
+            Some("1")
+        );
+        // The millisecond forms the SDK also reads are folded into the one capped header.
+        let capped = cap_retry_after(answer(&[("retry-after-ms", "7200000")]));
+        assert_eq!(capped.headers().get_optional_str(&RETRY_AFTER), Some("60"));
+        assert_eq!(capped.headers().get_optional_str(&RETRY_AFTER_MS), None);
+        // A reasonable wait is left alone.
+        let kept = cap_retry_after(answer(&[("retry-after", "2")]));
+        assert_eq!(kept.headers().get_optional_str(&RETRY_AFTER), Some("2"));
+    }
 
     fn told(status: u16, secs: u64) -> Signals {
         Signals {

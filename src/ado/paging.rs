@@ -77,9 +77,11 @@ enum Next {
 }
 
 /// The pages that `fetch(token)` returns, following each page's continuation token until
-/// the last page, a failure (yielded, then the stream ends) or a repeated token.
+/// the last page, a failure (yielded, then the stream ends), a repeated token, or `limit`
+/// pages: a listing whose tokens never repeat and never end must still end.
 fn pages<'a, P, F, Fut>(
     what: &'static str,
+    limit: u32,
     fetch: F,
 ) -> impl Stream<Item = Result<P, AdoError>> + 'a
 where
@@ -88,25 +90,30 @@ where
     Fut: Future<Output = Result<P, AdoError>> + 'a,
 {
     futures::stream::unfold(
-        (Next::First, LoopGuard::default(), fetch),
-        move |(next, mut guard, fetch)| async move {
+        (Next::First, LoopGuard::default(), fetch, 0u32),
+        move |(next, mut guard, fetch, read)| async move {
             let token = match next {
                 Next::Done => return None,
-                Next::Fail(e) => return Some((Err(e), (Next::Done, guard, fetch))),
+                Next::Fail(e) => return Some((Err(e), (Next::Done, guard, fetch, read))),
                 Next::First => None,
                 Next::After(token) => Some(token),
             };
             match fetch(token).await {
-                Err(e) => Some((Err(e), (Next::Done, guard, fetch))),
+                Err(e) => Some((Err(e), (Next::Done, guard, fetch, read))),
                 Ok(page) => {
+                    let read = read + 1;
                     let next = match page.continuation() {
                         None => Next::Done,
+                        Some(_) if read >= limit => Next::Fail(AdoError::Paging(format!(
+                            "{what}: still not finished after {read} pages (the page limit); \
+                             stopping, as a listing that never ends would"
+                        ))),
                         Some(token) => match guard.check(token, what) {
                             Ok(()) => Next::After(token.to_owned()),
                             Err(e) => Next::Fail(e),
                         },
                     };
-                    Some((Ok(page), (next, guard, fetch)))
+                    Some((Ok(page), (next, guard, fetch, read)))
                 }
             }
         },
@@ -116,9 +123,11 @@ where
 impl AdoClient {
     /// Every page of the organization's users (`GET {org}/_apis/graph/users`), in order.
     pub fn users(&self) -> impl Stream<Item = Result<UsersPage, AdoError>> + Send + '_ {
-        pages("user listing", move |token| async move {
-            self.users_page(token.as_deref()).await
-        })
+        pages(
+            "user listing",
+            self.settings.page_limit,
+            move |token| async move { self.users_page(token.as_deref()).await },
+        )
     }
 
     /// Every page of one user's PATs
@@ -127,9 +136,11 @@ impl AdoClient {
         &'a self,
         descriptor: &'a str,
     ) -> impl Stream<Item = Result<PatsPage, AdoError>> + Send + 'a {
-        pages("PAT listing", move |token| async move {
-            self.pats_page(descriptor, token.as_deref()).await
-        })
+        pages(
+            "PAT listing",
+            self.settings.page_limit,
+            move |token| async move { self.pats_page(descriptor, token.as_deref()).await },
+        )
     }
 }
 
@@ -179,9 +190,16 @@ mod tests {
     async fn run(
         script: Vec<Result<PatsPage, AdoError>>,
     ) -> (Vec<Result<(), String>>, Vec<Option<String>>) {
+        run_limited(script, 1000).await
+    }
+
+    async fn run_limited(
+        script: Vec<Result<PatsPage, AdoError>>,
+        limit: u32,
+    ) -> (Vec<Result<(), String>>, Vec<Option<String>>) {
         let script = Mutex::new(script.into_iter());
         let asked = Mutex::new(Vec::new());
-        let stream = pages("PAT listing", |token| {
+        let stream = pages("PAT listing", limit, |token| {
             asked.lock().unwrap().push(token);
             let next = script
                 .lock()
@@ -207,6 +225,19 @@ mod tests {
         .await;
         assert_eq!(got, vec![Ok(()), Ok(()), Ok(())]);
         assert_eq!(asked, vec![None, Some("a".into()), Some("b".into())]);
+    }
+
+    #[tokio::test]
+    async fn a_listing_that_never_ends_stops_at_the_page_limit() {
+        let endless: Vec<_> = (0..10).map(|i| Ok(page(Some(&format!("t{i}"))))).collect();
+        let (got, asked) = run_limited(endless, 4).await;
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert!(got[..4].iter().all(Result::is_ok));
+        assert!(
+            got[4].as_ref().unwrap_err().contains("page limit"),
+            "{got:?}"
+        );
+        assert_eq!(asked.len(), 4, "no page past the limit is asked for");
     }
 
     #[tokio::test]

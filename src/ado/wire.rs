@@ -155,3 +155,83 @@ pub struct GraphUser {
     #[serde(default)]
     pub origin: Option<String>,
 }
+
+/// The body with every `\uXXXX` escape of a lone UTF-16 surrogate replaced by `\ufffd`.
+///
+/// serde refuses a whole page for one name holding an unpaired surrogate (`"\ud800"`), which
+/// would hide every token of that user; a page with one odd character in a name is better
+/// read with a replacement character in that name. Only escapes are rewritten: raw bytes
+/// that are not UTF-8 still fail the page, as they should.
+pub fn replace_lone_surrogates(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    fn hex4(b: &[u8]) -> Option<u16> {
+        let text = std::str::from_utf8(b.get(..4)?).ok()?;
+        u16::from_str_radix(text, 16).ok()
+    }
+    fn escape_at(body: &[u8], i: usize) -> Option<u16> {
+        (body.get(i) == Some(&b'\\') && body.get(i + 1) == Some(&b'u'))
+            .then(|| hex4(&body[i + 2..]))
+            .flatten()
+    }
+    // Fast path: nothing that could be a surrogate escape.
+    if !body
+        .windows(3)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && matches!(w[2], b'd' | b'D'))
+    {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] != b'\\' {
+            out.push(body[i]);
+            i += 1;
+            continue;
+        }
+        match escape_at(body, i) {
+            Some(high @ 0xD800..=0xDBFF) => {
+                if matches!(escape_at(body, i + 6), Some(0xDC00..=0xDFFF)) {
+                    out.extend_from_slice(&body[i..i + 12]);
+                    i += 12;
+                } else {
+                    let _ = high;
+                    out.extend_from_slice(b"\\ufffd");
+                    i += 6;
+                }
+            }
+            Some(0xDC00..=0xDFFF) => {
+                out.extend_from_slice(b"\\ufffd");
+                i += 6;
+            }
+            _ => {
+                // Any other escape (including `\\`) is copied with the character it escapes.
+                out.extend_from_slice(&body[i..(i + 2).min(body.len())]);
+                i += 2;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod surrogate_tests {
+    use super::*;
+
+    fn fixed(text: &str) -> String {
+        String::from_utf8(replace_lone_surrogates(text.as_bytes()).into_owned()).unwrap()
+    }
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        assert_eq!(fixed(r#"{"n":"a\ud800b"}"#), r#"{"n":"a\ufffdb"}"#);
+        assert_eq!(fixed(r#"{"n":"\uDC00"}"#), r#"{"n":"\ufffd"}"#);
+        // A pair is kept, and so are other escapes, an escaped backslash included.
+        assert_eq!(fixed(r#"{"n":"\ud83d\ude00"}"#), r#"{"n":"\ud83d\ude00"}"#);
+        assert_eq!(
+            fixed(r#"{"n":"\\ud800 \n \u0041"}"#),
+            r#"{"n":"\\ud800 \n \u0041"}"#
+        );
+        let value: serde_json::Value =
+            serde_json::from_slice(&replace_lone_surrogates(br#"{"n":"x\ud800"}"#)).unwrap();
+        assert_eq!(value["n"], "x\u{fffd}");
+    }
+}

@@ -322,12 +322,12 @@ impl CallerPolicy {
     }
 
     fn allowed(&self, caller: Caller, groups_overage: bool) -> Result<Caller, Denied> {
-        let role_ok = caller.roles.iter().any(|r| {
-            self.settings
-                .allowed_roles
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(r))
-        });
+        // App role values compare exactly, as Entra and ASP.NET do (`PatReport.Read` is not
+        // `patreport.read`); group object ids are GUIDs, equal whatever their case.
+        let role_ok = caller
+            .roles
+            .iter()
+            .any(|r| self.settings.allowed_roles.iter().any(|a| a == r));
         let group_ok = caller.groups.iter().any(|g| {
             self.settings
                 .allowed_groups
@@ -456,6 +456,36 @@ mod tests {
         let e = p.authorize(&other).await.unwrap_err();
         assert!(matches!(e, Denied::Forbidden(_)), "{e:?}");
         assert!(e.reason().contains("PatReport.Read"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn roles_compare_exactly_as_entra_does() {
+        let p = policy(&[
+            ("PATREPORT_CALLER_AUTH", "app-service"),
+            ("PATREPORT_ALLOWED_ROLES", "PatReport.Read"),
+            (
+                "PATREPORT_ALLOWED_GROUPS",
+                "0F3A1C2E-0000-4000-8000-000000000001",
+            ),
+            ("WEBSITE_AUTH_ENABLED", "true"),
+        ]);
+        let with = |claims: serde_json::Value| {
+            principal(serde_json::json!({"auth_typ": "aad", "claims": claims}))
+        };
+        let lower = with(
+            serde_json::json!([{"typ": "oid", "val": "o"}, {"typ": "roles", "val": "patreport.read"}]),
+        );
+        let e = p.authorize(&lower).await.unwrap_err();
+        assert!(matches!(e, Denied::Forbidden(_)), "{e:?}");
+        let exact = with(
+            serde_json::json!([{"typ": "oid", "val": "o"}, {"typ": "roles", "val": "PatReport.Read"}]),
+        );
+        assert!(p.authorize(&exact).await.is_ok());
+        // Group object ids are GUIDs: the same id in another case is the same group.
+        let group = with(
+            serde_json::json!([{"typ": "oid", "val": "o"}, {"typ": "groups", "val": "0f3a1c2e-0000-4000-8000-000000000001"}]),
+        );
+        assert!(p.authorize(&group).await.is_ok());
     }
 
     #[test]

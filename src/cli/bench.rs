@@ -70,7 +70,7 @@ pub struct BenchArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "memory,speed,throttled"
+        default_value = "memory,speed,throttled,view"
     )]
     pub case: Vec<Case>,
 }
@@ -80,6 +80,8 @@ pub enum Case {
     Memory,
     Speed,
     Throttled,
+    /// The HTML view of a 100,000-PAT report in headless Chromium (`scripts/view-bench.mjs`).
+    View,
 }
 
 /// One target's outcome.
@@ -219,6 +221,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<u8> {
     }
     if args.case.contains(&Case::Throttled) {
         verdicts.extend(throttled_case(args, users).await?);
+    }
+    if args.case.contains(&Case::View) {
+        verdicts.extend(view_case(memory_users).await?);
     }
     let missed = verdicts.iter().filter(|v| **v == Verdict::Missed).count();
     let unmeasured = verdicts
@@ -540,6 +545,93 @@ impl Drop for AzuriteProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What `scripts/view-bench.mjs` reports.
+#[derive(Debug, serde::Deserialize)]
+struct ViewFigures {
+    html_bytes: u64,
+    json_bytes: Option<u64>,
+    first_rows_ms: f64,
+    keystroke_ms: f64,
+    rows: usize,
+}
+
+/// The HTML view of the memory case's organization: its size against the JSON's, the time
+/// until the first rows show and a search keystroke, in headless Chromium.
+async fn view_case(users: usize) -> anyhow::Result<Vec<Verdict>> {
+    println!("\n[view] {users} people: the HTML report in headless Chromium");
+    let sim = Simulator::start(users, Duration::ZERO, None)?;
+    let dir = tempfile::tempdir().context("a folder for the report")?;
+    let mut scan = ScanSettings::defaults(None);
+    scan.ado_url = sim.url.parse().context("simulator URL")?;
+    scan.include_invalid = true;
+    let plan = scan.plan(OrgName::parse("demo")?, vec![Format::Json, Format::Html]);
+    let produced = pipeline::run(
+        &plan,
+        AdoCredential::Pat(Secret::new(BENCH_PAT)),
+        &Quiet,
+        &LocalFiles::new(dir.path()),
+    )
+    .await?;
+    drop(sim);
+    let html = produced
+        .outputs
+        .iter()
+        .find(|o| o.format == Format::Html)
+        .map(|o| o.location.clone())
+        .context("the HTML output")?;
+    let script = [
+        std::env::current_dir().unwrap_or_default(),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+    ]
+    .into_iter()
+    .map(|root| root.join("scripts/view-bench.mjs"))
+    .find(|p| p.exists())
+    .context("scripts/view-bench.mjs is not here: run the bench from the repository")?;
+    let output = Command::new("node")
+        .arg(&script)
+        .arg(&html)
+        .current_dir(
+            script
+                .parent()
+                .and_then(|p| p.parent())
+                .unwrap_or(dir.path()),
+        )
+        .stderr(Stdio::inherit())
+        .output();
+    let figures: Option<ViewFigures> = output.ok().and_then(|o| {
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        serde_json::from_str(text.lines().last().unwrap_or_default()).ok()
+    });
+    let Some(f) = figures else {
+        println!("  not measured: node, @playwright/test (npm ci) or Chromium is missing");
+        return Ok(vec![Verdict::NotMeasured; 3]);
+    };
+    let full = f.rows >= MEMORY_CASE_ROWS;
+    let ratio = f.json_bytes.map(|j| f.html_bytes as f64 / j.max(1) as f64);
+    println!(
+        "  {} rows; html {}, json {} (html / json = {})",
+        f.rows,
+        mb(f.html_bytes),
+        f.json_bytes.map_or("-".into(), mb),
+        ratio.map_or("-".into(), |r| format!("{r:.2}"))
+    );
+    let size = Verdict::of(full && ratio.is_some(), ratio.is_some_and(|r| r <= 1.5));
+    let first = Verdict::of(full, f.first_rows_ms <= 1500.0);
+    let key = Verdict::of(full, f.keystroke_ms <= 100.0);
+    println!("  target: html no more than 1.5x the json: {}", size.text());
+    println!(
+        "  first rows visible {:.0} ms   target <= 1500 ms: {}",
+        f.first_rows_ms,
+        first.text()
+    );
+    println!(
+        "  search keystroke {:.1} ms   target <= 100 ms: {}",
+        f.keystroke_ms,
+        key.text()
+    );
+    Ok(vec![size, first, key])
 }
 
 fn scan_options(args: &BenchArgs) -> ScanOptions {

@@ -7,7 +7,7 @@ pub mod report;
 pub mod serve;
 pub mod simulate;
 
-use crate::ado::DEFAULT_ADO_URL;
+use crate::ado::{DEFAULT_ADO_URL, DEFAULT_PAGE_LIMIT};
 use crate::credentials::AuthMode;
 use crate::engine::DEFAULT_CONCURRENCY;
 use crate::report::Format;
@@ -29,6 +29,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The report was written but is incomplete: some users could not be read, or the scan stopped early.
     pub const INCOMPLETE: u8 = 3;
+    /// Interrupted twice: stopped at once, nothing written (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Debug, Parser)]
@@ -91,12 +93,12 @@ pub struct ReportArgs {
     #[arg(long, env = names::OUT, default_value = "reports")]
     pub out: PathBuf,
 
-    /// Formats to write, comma-separated: xlsx, csv, json.
+    /// Formats to write, comma-separated: xlsx, csv, json, html.
     #[arg(
         long,
         value_delimiter = ',',
         value_parser = parse_format,
-        default_value = "xlsx,csv,json"
+        default_value = "xlsx,csv,json,html"
     )]
     pub format: Vec<Format>,
 
@@ -141,6 +143,11 @@ pub struct ReportArgs {
     #[arg(long, env = names::MAX_RETRIES, default_value_t = 8, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub max_retries: u32,
 
+    /// Pages one listing (the users, or one user's PATs) may take before it is taken for one
+    /// that never ends: the user is then reported as not read, or the scan as stopped early.
+    #[arg(long, env = names::PAGE_LIMIT, default_value_t = DEFAULT_PAGE_LIMIT, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub page_limit: u32,
+
     /// Stop starting new work after this long (with a unit, e.g. 25m) and write a partial,
     /// clearly marked report.
     #[arg(long, env = names::TIME_BUDGET, value_parser = parse::duration)]
@@ -177,6 +184,7 @@ impl ReportArgs {
             pat_page_size: self.pat_page_size,
             request_timeout: self.request_timeout,
             max_retries: self.max_retries,
+            page_limit: self.page_limit,
             concurrency: self.concurrency,
             time_budget: self.time_budget,
             expiring_days: self.expiring_days,

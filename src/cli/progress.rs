@@ -1,12 +1,14 @@
-//! Progress of a scan on stderr: a live bar on a terminal, a log line every few seconds otherwise.
+//! Progress of a scan on stderr: a live bar on a terminal, otherwise a line every few seconds
+//! whether or not anything moved (stamped with the time spent, and saying what the scan waits
+//! for), so a stalled scan is never silent.
 
 use crate::ado::AdoClient;
 use crate::engine::Progress;
 use crate::pipeline::{Observer, Stage};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How often a non-terminal progress line is written.
@@ -20,20 +22,21 @@ pub struct CliProgress {
     scanned: AtomicUsize,
     pats: AtomicUsize,
     failed: AtomicUsize,
-    last_log: Mutex<Instant>,
+    started: Instant,
     quiet: bool,
 }
 
 impl CliProgress {
     pub fn new(quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            // No length until the first users page: an empty bar reading 0/0 looks finished.
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} users  {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                // Fits 80 columns: the counts are in the message, the bar is short.
+                ProgressStyle::with_template("{spinner} {elapsed_precise} {bar:16} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
+            bar.set_message("waiting for the first page of users");
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
@@ -44,14 +47,19 @@ impl CliProgress {
             scanned: AtomicUsize::new(0),
             pats: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
-            last_log: Mutex::new(Instant::now()),
+            started: Instant::now(),
             quiet,
         }
     }
 
     fn message(&self) -> String {
+        let listed = self.listed.load(Ordering::Relaxed);
+        if listed == 0 {
+            return "waiting for the first page of users".into();
+        }
         let mut msg = format!(
-            "{} PATs, {} failed",
+            "{}/{listed} users read, {} PATs, {} failed",
+            self.scanned.load(Ordering::Relaxed),
             self.pats.load(Ordering::Relaxed),
             self.failed.load(Ordering::Relaxed)
         );
@@ -68,19 +76,28 @@ impl CliProgress {
         msg
     }
 
-    fn maybe_log(&self) {
+    /// Off a terminal, a line every [`LOG_EVERY`] while the scan runs (call it from a ticker):
+    /// the time spent, and what has happened or what the scan waits for.
+    pub fn tick(&self) {
         if self.quiet || self.bar.is_some() {
             return;
         }
-        let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
-        if last.elapsed() >= LOG_EVERY {
-            *last = Instant::now();
-            eprintln!(
-                "progress: {}/{} users scanned, {}",
-                self.scanned.load(Ordering::Relaxed),
-                self.listed.load(Ordering::Relaxed),
-                self.message()
-            );
+        let elapsed = self.started.elapsed().as_secs();
+        eprintln!(
+            "progress [{:02}:{:02}]: {}",
+            elapsed / 60,
+            elapsed % 60,
+            self.message()
+        );
+    }
+
+    /// Ticks every [`LOG_EVERY`] until dropped (aborted).
+    pub async fn ticker(&self) -> std::convert::Infallible {
+        let mut every = tokio::time::interval(LOG_EVERY);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            self.tick();
         }
     }
 
@@ -96,8 +113,8 @@ impl Progress for CliProgress {
         self.listed.store(listed, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.set_length(listed as u64);
+            bar.set_message(self.message());
         }
-        self.maybe_log();
     }
 
     fn user_scanned(&self, pats: usize, failed: bool) {
@@ -110,7 +127,6 @@ impl Progress for CliProgress {
             bar.inc(1);
             bar.set_message(self.message());
         }
-        self.maybe_log();
     }
 }
 

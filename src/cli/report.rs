@@ -6,11 +6,13 @@ use super::exit;
 use super::progress::CliProgress;
 use crate::ado::AdoCredential;
 use crate::domain::OrgName;
-use crate::pipeline::{self, LocalFiles, Produced};
+use crate::pipeline::{self, LocalFiles, Produced, Sink};
 use crate::secret::Secret;
 use crate::settings::names;
 use crate::simulator::{AuthConfig, OrgSpec, SimConfig, SimOrg, SimServer};
+use crate::stop::{Stop, StopReason};
 use anyhow::Context;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Run the command; returns the process exit code.
@@ -32,8 +34,18 @@ pub async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
         (plan, credential, None)
     };
 
+    let mut plan = plan;
+    let stop = Stop::default();
+    plan.scan.stop = stop.clone();
+    let sink = Arc::new(sink);
+    // Listening before the first request, so an early Ctrl-C is ours to handle too.
+    let interrupts = tokio::spawn(on_interrupts(Interrupts::listen(), stop, sink.clone()));
     let progress = CliProgress::new(args.quiet);
-    let produced = pipeline::run(&plan, credential, &progress, &sink).await;
+    let produced = tokio::select! {
+        produced = pipeline::run(&plan, credential, &progress, sink.as_ref()) => produced,
+        never = progress.ticker() => match never {},
+    };
+    interrupts.abort();
     progress.finish();
     let produced = produced?;
     println!("{}", closing_summary(&produced));
@@ -42,6 +54,74 @@ pub async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     } else {
         exit::INCOMPLETE
     })
+}
+
+/// Ctrl-C or SIGTERM: the first stops the scan as a time budget does (listings in flight get a
+/// short grace; the report is written, marked interrupted); a second ends the process at once,
+/// taking back what the run had started to write.
+async fn on_interrupts(mut interrupts: Interrupts, stop: Stop, sink: Arc<LocalFiles>) {
+    interrupts.next().await;
+    stop.request(StopReason::Interrupted);
+    eprintln!(
+        "\ninterrupted: no new listings start; those in flight get up to {} s, then the partial \
+         report is written (marked interrupted). Press Ctrl-C again to quit at once without a report.",
+        crate::stop::GRACE.as_secs()
+    );
+    interrupts.next().await;
+    let written = sink.delivered();
+    if !written {
+        sink.abandon();
+    }
+    eprintln!(
+        "error: interrupted twice: stopped at once; {}",
+        if written {
+            "the report had already been written"
+        } else {
+            "nothing was written"
+        }
+    );
+    std::process::exit(i32::from(exit::INTERRUPTED));
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM, listened to from the moment this is made.
+struct Interrupts {
+    #[cfg(unix)]
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Interrupts {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                signals: signal(SignalKind::interrupt())
+                    .ok()
+                    .zip(signal(SignalKind::terminate()).ok()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        match &mut self.signals {
+            Some((int, term)) => {
+                tokio::select! {
+                    _ = int.recv() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// The one organization a command line reports on. `PATREPORT_ORGS` is shared with the

@@ -35,6 +35,94 @@ pub fn status_path(run_id: &RunId) -> String {
     format!("/api/PatReport/runs/{run_id}")
 }
 
+/// Where a run's report is shown in the browser.
+pub fn view_path(run_id: &RunId) -> String {
+    format!("/api/PatReport/runs/{run_id}/view")
+}
+
+/// The answer of a view: the stored HTML report, or why there is none.
+pub enum View {
+    Page(Vec<u8>),
+    Refused(ApiReply),
+}
+
+/// `GET /api/PatReport/runs/{id}/view`: the run's report as a page. Read from storage, so it
+/// answers well within the host's HTTP limit.
+pub async fn run_view(state: &AppState, run_id: &str) -> View {
+    let Ok(run_id) = RunId::parse(run_id) else {
+        return View::Refused(ApiReply::not_found(format!(
+            "there is no run with id '{}'",
+            run_id.chars().take(60).collect::<String>()
+        )));
+    };
+    let runs = match state.runs().await {
+        Ok(runs) => runs,
+        Err(e) => return View::Refused(ApiReply::storage_unavailable(e.to_string())),
+    };
+    let status = match runs.load_status(&run_id).await {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            return View::Refused(ApiReply::not_found(format!(
+                "there is no run with id '{run_id}'"
+            )));
+        }
+        Err(e) => return View::Refused(ApiReply::storage_unavailable(e.to_string())),
+    };
+    let page = status.files().and_then(|f| f.get(&Format::Html)).cloned();
+    match (status.state(), page) {
+        (RunState::Succeeded, Some(blob)) => page_from(runs, &blob).await,
+        (RunState::Succeeded, None) => View::Refused(ApiReply::not_found(format!(
+            "run {run_id} was made before reports had a page: its workbook, CSV and JSON are at {}",
+            status_path(&run_id)
+        ))),
+        (state, _) => View::Refused(ApiReply::error(
+            StatusCode::CONFLICT,
+            "not_ready",
+            format!(
+                "run {run_id} is {}: its page exists once it has succeeded; follow {}",
+                state.as_str(),
+                status_path(&run_id)
+            ),
+        )),
+    }
+}
+
+/// `GET /api/PatReport/view[?org=]`: the newest report of an organization as a page.
+pub async fn latest_view(state: &AppState, asked: Option<&str>) -> View {
+    let org = match resolve_org(state, asked.map(str::trim).filter(|o| !o.is_empty())) {
+        Ok(org) => org,
+        Err(reply) => return View::Refused(reply),
+    };
+    let runs = match state.runs().await {
+        Ok(runs) => runs,
+        Err(e) => return View::Refused(ApiReply::storage_unavailable(e.to_string())),
+    };
+    match runs.load_latest(&org).await {
+        Ok(Some(latest)) => match latest.files.get(&Format::Html) {
+            Some(blob) => page_from(runs, blob).await,
+            None => View::Refused(ApiReply::not_found(format!(
+                "the newest report of '{org}' was made before reports had a page: ask for a new one \
+                 (POST /api/PatReport?org={org})"
+            ))),
+        },
+        Ok(None) => View::Refused(ApiReply::not_found(format!(
+            "there is no report for '{org}' yet: POST /api/PatReport?org={org} to make one"
+        ))),
+        Err(e) => View::Refused(ApiReply::storage_unavailable(e.to_string())),
+    }
+}
+
+async fn page_from(runs: &RunStore, blob: &str) -> View {
+    match runs.blobs().get(blob).await {
+        Ok(Some(bytes)) => View::Page(bytes),
+        Ok(None) => View::Refused(ApiReply::not_found(format!(
+            "the report page {} is no longer stored",
+            file_name(blob)
+        ))),
+        Err(e) => View::Refused(ApiReply::storage_unavailable(e.to_string())),
+    }
+}
+
 /// The caller of a request, or the answer that refuses it.
 pub async fn authorize(
     state: &AppState,
@@ -317,6 +405,9 @@ async fn status_view(
             object.insert("message".into(), Value::String(message));
         }
         if let (true, Some(files)) = (succeeded, files) {
+            if files.contains_key(&Format::Html) {
+                object.insert("viewUrl".into(), Value::String(view_path(&status.run_id)));
+            }
             add_links(object, runs, &files, state.settings.sas_lifetime).await?;
         }
     }
@@ -384,6 +475,12 @@ pub async fn latest(state: &AppState, asked: Option<&str>) -> ApiReply {
         "statusUrl".into(),
         Value::String(status_path(&latest.run_id)),
     );
+    if latest.files.contains_key(&Format::Html) {
+        object.insert(
+            "viewUrl".into(),
+            Value::String(format!("/api/PatReport/view?org={}", latest.org)),
+        );
+    }
     if let Err(e) = add_links(
         &mut object,
         runs,

@@ -32,6 +32,8 @@ use std::sync::Arc;
 pub const PATREPORT: &str = "PatReport";
 pub const PATREPORT_STATUS: &str = "PatReportStatus";
 pub const PATREPORT_LATEST: &str = "PatReportLatest";
+pub const PATREPORT_VIEW: &str = "PatReportView";
+pub const PATREPORT_RUN_VIEW: &str = "PatReportRunView";
 pub const PATREPORT_TIMER: &str = "PatReportTimer";
 pub const PATREPORT_WORKER: &str = "PatReportWorker";
 pub const PATREPORT_POISON: &str = "PatReportPoison";
@@ -80,6 +82,26 @@ async fn dispatch(
             }
             endpoints::run_status(&state, segments[3]).await.into_response()
         }
+        ["api", "patreport", "runs", _, "view"] => {
+            tracing::info!(function = PATREPORT_RUN_VIEW, invocation_id, "request");
+            if let Err(refused) = endpoints::authorize(&state, &headers, PATREPORT_RUN_VIEW).await {
+                return refused.into_response();
+            }
+            if method != Method::GET && method != Method::HEAD {
+                return ApiReply::method_not_allowed(method.as_str(), "GET").into_response();
+            }
+            page(endpoints::run_view(&state, segments[3]).await)
+        }
+        ["api", "patreport", "view"] => {
+            tracing::info!(function = PATREPORT_VIEW, invocation_id, "request");
+            if let Err(refused) = endpoints::authorize(&state, &headers, PATREPORT_VIEW).await {
+                return refused.into_response();
+            }
+            if method != Method::GET && method != Method::HEAD {
+                return ApiReply::method_not_allowed(method.as_str(), "GET").into_response();
+            }
+            page(endpoints::latest_view(&state, org_query(&uri).as_deref()).await)
+        }
         ["api", "patreport", "latest"] => {
             tracing::info!(function = PATREPORT_LATEST, invocation_id, "request");
             if let Err(refused) = endpoints::authorize(&state, &headers, PATREPORT_LATEST).await {
@@ -88,17 +110,55 @@ async fn dispatch(
             if method != Method::GET && method != Method::HEAD {
                 return ApiReply::method_not_allowed(method.as_str(), "GET").into_response();
             }
-            let org = uri.query().and_then(|q| {
-                url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k.eq_ignore_ascii_case("org")).map(|(_, v)| v.into_owned())
-            });
-            endpoints::latest(&state, org.as_deref()).await.into_response()
+            endpoints::latest(&state, org_query(&uri).as_deref()).await.into_response()
         }
         _ => ApiReply::not_found(format!(
-            "no route for {method} {}: the endpoints are POST /api/PatReport, GET /api/PatReport/runs/{{id}} \
-             and GET /api/PatReport/latest (through the Functions host)",
+            "no route for {method} {}: the endpoints are POST /api/PatReport, GET /api/PatReport/runs/{{id}}, \
+             GET /api/PatReport/runs/{{id}}/view, GET /api/PatReport/latest and GET /api/PatReport/view \
+             (through the Functions host)",
             uri.path()
         ))
         .into_response(),
+    }
+}
+
+/// `?org=` of a request.
+fn org_query(uri: &Uri) -> Option<String> {
+    uri.query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k.eq_ignore_ascii_case("org"))
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+/// A report page, with the page's own Content-Security-Policy as a header too: nothing but
+/// its inline script and style may run, nothing may be fetched. Never cached, never sniffed,
+/// and no referrer leaves it.
+fn page(view: endpoints::View) -> Response {
+    match view {
+        endpoints::View::Refused(reply) => reply.into_response(),
+        endpoints::View::Page(bytes) => {
+            let mut response = Response::new(axum::body::Body::from(bytes));
+            let headers = response.headers_mut();
+            for (name, value) in [
+                (
+                    "content-type",
+                    crate::report::Format::Html.content_type().to_owned(),
+                ),
+                (
+                    "content-security-policy",
+                    crate::report::html::content_security_policy(),
+                ),
+                ("x-content-type-options", "nosniff".to_owned()),
+                ("cache-control", "no-store".to_owned()),
+                ("referrer-policy", "no-referrer".to_owned()),
+            ] {
+                if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                    headers.insert(name, value);
+                }
+            }
+            response
+        }
     }
 }
 

@@ -34,7 +34,6 @@ use crate::lifecycle::{
     RunStatus, RunSummary,
 };
 use crate::pipeline::{self, Observer, Produced, Stage};
-use crate::storage::sas::redact_sas;
 use crate::storage::{BlobSink, RunStore, StorageError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -314,7 +313,7 @@ async fn make_report(
     );
     made.map(|produced| (produced, progress.snapshot()))
         .map_err(|e| Failure {
-            message: redact_sas(&e.to_string()),
+            message: crate::scrub::scrub_shapes(&e.to_string()),
             transient: e.is_transient(),
         })
 }

@@ -160,6 +160,12 @@ async fn produce(
     sink: &dyn Sink,
 ) -> Result<Produced, PipelineError> {
     let client = AdoClient::new(plan.client.clone(), credential).map_err(PipelineError::Client)?;
+    client.reach().await.map_err(|source| {
+        PipelineError::Scan(ScanError::Users {
+            org: plan.org().to_string(),
+            source,
+        })
+    })?;
     let mut timings = Timings::default();
     let started = Instant::now();
     observer.stage(Stage::Scanning(&client));
@@ -259,6 +265,7 @@ fn write_outputs(
             }
             Format::Csv => report::write_csv(report, &mut out)?,
             Format::Json => report::write_json(report, &mut out)?,
+            Format::Html => report::write_html(report, &mut out)?,
         }
         // A buffered write that fails only when flushed must fail the output, not vanish.
         out.flush().map_err(|source| ReportError::File {

@@ -97,6 +97,9 @@ pub struct LocalFiles {
     /// Folders [`Self::prepare`] created, deepest first: removed again if the run fails, so a
     /// failed run leaves nothing behind.
     created: std::sync::Mutex<Vec<PathBuf>>,
+    /// Files opened for the current report, until it is delivered.
+    opened: std::sync::Mutex<Vec<PathBuf>>,
+    delivered: std::sync::atomic::AtomicBool,
 }
 
 impl LocalFiles {
@@ -104,7 +107,14 @@ impl LocalFiles {
         Self {
             dir: dir.into(),
             created: std::sync::Mutex::new(Vec::new()),
+            opened: std::sync::Mutex::new(Vec::new()),
+            delivered: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the report's files are complete and in place.
+    pub fn delivered(&self) -> bool {
+        self.delivered.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn dir(&self) -> &Path {
@@ -206,12 +216,20 @@ impl Sink for LocalFiles {
                     }
                 }
             }
+            self.opened
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(opened.iter().map(|o| o.path.clone()));
             return Ok(opened);
         }
         unreachable!("the loop returns or fails before running out of numbers")
     }
 
     fn abandon(&self) {
+        let opened = std::mem::take(&mut *self.opened.lock().unwrap_or_else(|p| p.into_inner()));
+        for path in opened {
+            let _ = std::fs::remove_file(path);
+        }
         let created = std::mem::take(&mut *self.created.lock().unwrap_or_else(|p| p.into_inner()));
         for dir in created {
             // Only empty folders go: anything else in them is not ours to remove.

@@ -144,6 +144,8 @@ pub fn build(
         throttled: stats.throttled,
         throttle_wait_seconds: stats.throttle_wait.as_secs_f64(),
         tool_version: tool_version.to_owned(),
+        duplicate_users: stats.duplicate_users,
+        duplicate_pats: stats.duplicate_pats,
         complete,
         stopped_early,
         expiring_days: options.expiring_days,

@@ -27,4 +27,7 @@ pub enum ReportError {
     /// The JSON report could not be written (includes I/O errors of the writer).
     #[error("cannot write the json report")]
     Json(#[from] serde_json::Error),
+    /// The HTML report could not be written.
+    #[error("cannot write the html report")]
+    Html(#[source] std::io::Error),
 }

@@ -11,11 +11,14 @@ pub enum Format {
     Csv,
     /// Everything the report holds.
     Json,
+    /// The self-contained page: summary cards, the sortable, filterable token table, errors
+    /// and run details, readable offline in a browser.
+    Html,
 }
 
 impl Format {
     /// Every format, in the order outputs are written and listed.
-    pub const ALL: [Format; 3] = [Format::Xlsx, Format::Csv, Format::Json];
+    pub const ALL: [Format; 4] = [Format::Xlsx, Format::Csv, Format::Json, Format::Html];
 
     /// The file extension, which is also the format's name in settings and flags.
     pub fn extension(self) -> &'static str {
@@ -23,6 +26,7 @@ impl Format {
             Format::Xlsx => "xlsx",
             Format::Csv => "csv",
             Format::Json => "json",
+            Format::Html => "html",
         }
     }
 
@@ -31,6 +35,7 @@ impl Format {
             Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             Format::Csv => "text/csv; charset=utf-8",
             Format::Json => "application/json",
+            Format::Html => "text/html; charset=utf-8",
         }
     }
 
@@ -44,7 +49,7 @@ impl Format {
             }
         }
         if formats.is_empty() {
-            return Err("names no format: use xlsx, csv or json, comma-separated".into());
+            return Err("names no format: use xlsx, csv, json or html, comma-separated".into());
         }
         formats.sort_unstable();
         Ok(formats)
@@ -63,7 +68,7 @@ impl std::str::FromStr for Format {
         Format::ALL
             .into_iter()
             .find(|f| f.extension().eq_ignore_ascii_case(text.trim()))
-            .ok_or_else(|| format!("'{text}' is not a format: use xlsx, csv or json"))
+            .ok_or_else(|| format!("'{text}' is not a format: use xlsx, csv, json or html"))
     }
 }
 
@@ -96,5 +101,17 @@ mod tests {
                 .unwrap_err()
                 .contains("'pdf'")
         );
+        assert_eq!(
+            Format::parse_list("html,xlsx").unwrap(),
+            vec![Format::Xlsx, Format::Html]
+        );
+    }
+
+    #[test]
+    fn html_is_a_page_in_utf_8() {
+        assert_eq!("HTML".parse::<Format>().unwrap(), Format::Html);
+        assert_eq!(Format::Html.extension(), "html");
+        assert_eq!(Format::Html.content_type(), "text/html; charset=utf-8");
+        assert!(Format::ALL.contains(&Format::Html));
     }
 }

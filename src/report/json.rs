@@ -22,8 +22,9 @@ pub fn write_json<W: Write>(report: &Report, mut w: W) -> Result<(), ReportError
 
 /// The pretty formatter, with HTML-significant characters in strings escaped. These
 /// characters can only occur inside strings in JSON, and every string's unescaped
-/// text passes through `write_string_fragment`, keys included.
-struct HtmlSafe(PrettyFormatter<'static>);
+/// text passes through `write_string_fragment`, keys included. The HTML view embeds its
+/// data through it too.
+pub(super) struct HtmlSafe(pub(super) PrettyFormatter<'static>);
 
 impl Formatter for HtmlSafe {
     fn write_string_fragment<W: ?Sized + Write>(

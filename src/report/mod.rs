@@ -7,6 +7,7 @@ pub mod error;
 #[cfg(test)]
 mod fixtures;
 pub mod format;
+pub mod html;
 pub mod json;
 pub mod model;
 pub mod scope;
@@ -17,6 +18,7 @@ pub use build::{build, row_count};
 pub use csv::write_csv;
 pub use error::ReportError;
 pub use format::Format;
+pub use html::{content_security_policy, write_html};
 pub use json::write_json;
 pub use model::*;
 pub use xlsx::{XlsxPlan, write_xlsx};

@@ -135,6 +135,12 @@ pub struct RunInfo {
     pub throttled: u64,
     pub throttle_wait_seconds: f64,
     pub tool_version: String,
+    /// Users the service listed more than once: scanned once, counted here.
+    #[serde(default)]
+    pub duplicate_users: u64,
+    /// PAT entries the service repeated within a user's listing: kept once, counted here.
+    #[serde(default)]
+    pub duplicate_pats: u64,
     /// False when some users could not be read or the scan stopped early.
     pub complete: bool,
     /// Why the scan stopped early, if it did.

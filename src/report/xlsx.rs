@@ -496,7 +496,7 @@ fn write_errors(ws: &mut Worksheet, report: &Report) -> Result<(), XlsxError> {
 fn write_run(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(), XlsxError> {
     ws.set_name(SHEET_RUN)?;
     let run = &report.run;
-    ws.set_column_width(0, 24)?;
+    ws.set_column_width(0, 46)?;
     ws.set_column_width(1, 40)?;
     ws.write_string_with_format(0, 0, "Field", &styles.header)?;
     ws.write_string_with_format(0, 1, "Value (times in UTC)", &styles.header)?;
@@ -515,6 +515,8 @@ fn write_run(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(),
         "Expiring window (days)",
         "Generated",
         "Tool version",
+        "Users listed twice by the service (scanned once)",
+        "PATs listed twice by the service (kept once)",
     ];
     for (row, label) in (1u32..).zip(labels) {
         ws.write_string(row, 0, label)?;
@@ -532,6 +534,8 @@ fn write_run(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(),
     ws.write_number(11, 1, f64::from(run.expiring_days))?;
     write_date(ws, 12, 1, Some(run.generated), &styles.date)?;
     write_text(ws, 13, 1, &run.tool_version)?;
+    ws.write_number(14, 1, run.duplicate_users as f64)?;
+    ws.write_number(15, 1, run.duplicate_pats as f64)?;
     Ok(())
 }
 

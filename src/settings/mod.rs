@@ -15,7 +15,7 @@ mod reader;
 
 pub use reader::{Choice, Reader, SettingError, SettingsError};
 
-use crate::ado::{AdoSettings, DEFAULT_ADO_URL};
+use crate::ado::{AdoSettings, DEFAULT_ADO_URL, DEFAULT_PAGE_LIMIT};
 use crate::callers::CallerSettings;
 use crate::credentials::{AuthMode, CredentialSettings};
 use crate::domain::OrgName;
@@ -54,6 +54,8 @@ pub struct ScanSettings {
     pub pat_page_size: u32,
     pub request_timeout: Duration,
     pub max_retries: u32,
+    /// Pages one listing may take before it is taken for one that never ends.
+    pub page_limit: u32,
     pub concurrency: usize,
     pub time_budget: Option<Duration>,
     pub expiring_days: u32,
@@ -69,6 +71,7 @@ impl ScanSettings {
             pat_page_size: DEFAULT_PAT_PAGE_SIZE,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
+            page_limit: DEFAULT_PAGE_LIMIT,
             concurrency: DEFAULT_CONCURRENCY,
             time_budget,
             expiring_days: DEFAULT_EXPIRING_DAYS,
@@ -92,6 +95,7 @@ impl ScanSettings {
                 .duration(REQUEST_TIMEOUT)
                 .unwrap_or(DEFAULT_REQUEST_TIMEOUT),
             max_retries: r.number(MAX_RETRIES, DEFAULT_MAX_RETRIES, 0, 100),
+            page_limit: r.number(PAGE_LIMIT, DEFAULT_PAGE_LIMIT, 1, 1_000_000),
             concurrency: r.number(CONCURRENCY, DEFAULT_CONCURRENCY as u32, 1, 256) as usize,
             time_budget: r.duration(TIME_BUDGET).or(default_time_budget),
             expiring_days: r.number(EXPIRING_DAYS, DEFAULT_EXPIRING_DAYS, 0, 3650),
@@ -110,6 +114,7 @@ impl ScanSettings {
                 pat_page_size: self.pat_page_size,
                 request_timeout: self.request_timeout,
                 max_retries: self.max_retries,
+                page_limit: self.page_limit,
             },
             scan: ScanOptions {
                 concurrency: self.concurrency,

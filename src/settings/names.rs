@@ -36,6 +36,7 @@ pub const SUBJECT_TYPES: &str = "PATREPORT_SUBJECT_TYPES";
 pub const PAT_PAGE_SIZE: &str = "PATREPORT_PAT_PAGE_SIZE";
 pub const REQUEST_TIMEOUT: &str = "PATREPORT_REQUEST_TIMEOUT";
 pub const MAX_RETRIES: &str = "PATREPORT_MAX_RETRIES";
+pub const PAGE_LIMIT: &str = "PATREPORT_PAGE_LIMIT";
 pub const CONCURRENCY: &str = "PATREPORT_CONCURRENCY";
 pub const TIME_BUDGET: &str = "PATREPORT_TIME_BUDGET";
 pub const EXPIRING_DAYS: &str = "PATREPORT_EXPIRING_DAYS";
@@ -136,6 +137,11 @@ pub const SETTINGS: &[Setting] = &[
         MAX_RETRIES,
         Both,
         "retries of one request on 429, 5xx and connection errors (default 8)",
+    ),
+    setting(
+        PAGE_LIMIT,
+        Both,
+        "pages one listing may take before it is taken for one that never ends (default 10000)",
     ),
     setting(
         CONCURRENCY,

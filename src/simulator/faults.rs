@@ -66,6 +66,26 @@ pub struct FaultConfig {
     pub failing_descriptors: BTreeSet<String>,
     /// The sliding-window rate-limit model; `None` turns it off.
     pub window: Option<WindowLimit>,
+    /// Hostile or broken server behaviour the client must survive (all off by default).
+    pub hostile: Hostile,
+}
+
+/// A broken or hostile server: listings that never end, repeated entries, error bodies that
+/// echo the credential, names the JSON parser chokes on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hostile {
+    /// Descriptors whose PAT listing never ends: every page carries a new continuation token
+    /// (and the same entries).
+    pub endless_descriptors: BTreeSet<String>,
+    /// Every page after the first, of the users and of each user's PATs, starts again with
+    /// the last entry of the page before.
+    pub repeat_entries: bool,
+    /// Descriptors whose PAT listing fails with a 400 that quotes the request's
+    /// `Authorization` header, as a careless proxy might.
+    pub echo_authorization: BTreeSet<String>,
+    /// Descriptors whose PAT pages name their tokens with an escaped lone UTF-16 surrogate
+    /// (`"\ud800"`), which strict JSON parsers refuse.
+    pub lone_surrogate: BTreeSet<String>,
 }
 
 impl FaultConfig {
@@ -88,6 +108,7 @@ impl FaultConfig {
             malformed_json: BTreeMap::new(),
             failing_descriptors: BTreeSet::new(),
             window: None,
+            hostile: Hostile::default(),
         }
     }
 

@@ -134,7 +134,9 @@ pub(crate) const LAST_NAMES: &[&str] = &[
 ];
 
 /// Display names that must survive a report untouched and harmless: spreadsheet formula
-/// injection, HTML, and non-ASCII text.
+/// injection, HTML and script (the HTML view's browser tests check that none of the
+/// `window.__pwned` canaries is ever set), a `javascript:` URL, a right-to-left override, and
+/// non-ASCII text.
 pub(crate) const HOSTILE_USER_NAMES: &[&str] = &[
     "=HYPERLINK(\"http://x\",\"y\")",
     "+cmd|' /C calc'!A0",
@@ -144,6 +146,9 @@ pub(crate) const HOSTILE_USER_NAMES: &[&str] = &[
     "山田太郎",
     "-2+3 Minus",
     "Ünïcödé \u{202E}Reversed",
+    "<img src=x onerror=window.__pwned=1>",
+    "</script><script>window.__pwned=1</script>",
+    "javascript:window.__pwned=1",
 ];
 
 /// PAT names with the same traps as [`HOSTILE_USER_NAMES`].
@@ -156,6 +161,11 @@ pub(crate) const HOSTILE_PAT_NAMES: &[&str] = &[
     "山田太郎のトークン",
     "\tleading tab, \"quotes\", commas",
     "line one\nline two",
+    "<img src=x onerror=window.__pwned=1>",
+    "</script><script>window.__pwned=1</script><!--",
+    "javascript:window.__pwned=1",
+    "invoice \u{202E}fdp.exe",
+    "=HYPERLINK(\"javascript:window.__pwned=1\",\"open\")",
 ];
 
 pub(crate) const PAT_NAMES: &[&str] = &[

@@ -401,6 +401,25 @@ impl AppState {
             }
         };
         let reply = match &route {
+            Route::Pats { descriptor, .. }
+                if self
+                    .faults
+                    .config()
+                    .hostile
+                    .echo_authorization
+                    .contains(descriptor) =>
+            {
+                let sent = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                bad_request(
+                    ExceptionType::Argument,
+                    &format!(
+                        "The request could not be processed. Request headers: Authorization: {sent}"
+                    ),
+                )
+            }
             Route::Pats { descriptor, .. } => self.pats(descriptor, &query, activity),
             _ => self.graph_users(org, &query, headers),
         };
@@ -459,8 +478,15 @@ impl AppState {
             },
         };
         let size = self.paging.graph_page_size(cursor.page);
-        let (users, next, more) =
+        let (mut users, next, more) =
             graph_page(&self.org.users, cursor.next_index as usize, size, mask);
+        if self.faults.config().hostile.repeat_entries && cursor.page > 0 {
+            // The previous page's last user, again.
+            let (before, _, _) = graph_page(&self.org.users, 0, cursor.next_index as usize, mask);
+            if let Some(last) = before.last() {
+                users.insert(0, last);
+            }
+        }
         // Links point back at this server, as the service's point at itself.
         let base = headers
             .get("host")
@@ -576,9 +602,17 @@ impl AppState {
             self.paging.pat_uneven_pages,
         );
         let stop = (start + size).min(user.pats.len());
-        let continuation = if stop < user.pats.len() {
+        let hostile = &self.faults.config().hostile;
+        let endless = hostile.endless_descriptors.contains(descriptor);
+        let continuation = if endless || stop < user.pats.len() {
             let next = PatCursor {
-                offset: u32::try_from(stop).unwrap_or(u32::MAX),
+                // An endless listing serves its first page again and again, each time with a
+                // token never seen before.
+                offset: if endless {
+                    0
+                } else {
+                    u32::try_from(stop).unwrap_or(u32::MAX)
+                },
                 ordinal: cursor.ordinal.wrapping_add(1),
             };
             Continuation::Next(encode_pat_token(self.token_key, descriptor, next))
@@ -587,10 +621,13 @@ impl AppState {
         };
         bump(&self.stats.pat_pages);
         add(&self.stats.pats_served, stop - start);
-        let mut reply = Reply::json(
-            StatusCode::OK,
-            wire::pat_page(&user.pats[start..stop], &continuation),
-        );
+        let repeat = hostile.repeat_entries && start > 0;
+        let first = if repeat { start - 1 } else { start };
+        let mut body = wire::pat_page(&user.pats[first..stop], &continuation);
+        if hostile.lone_surrogate.contains(descriptor) {
+            body = wire::with_lone_surrogate_names(&body);
+        }
+        let mut reply = Reply::json(StatusCode::OK, body);
         if self.faults.malformed(descriptor) {
             bump(&self.stats.malformed_bodies);
             reply.truncate = true;

@@ -338,6 +338,13 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
+/// The page with every `"displayName":"` value starting with an escaped lone surrogate.
+pub fn with_lone_surrogate_names(body: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(body);
+    text.replace("\"displayName\":\"", "\"displayName\":\"\\ud800")
+        .into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
