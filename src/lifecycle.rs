@@ -93,7 +93,11 @@ impl Execution {
 #[serde(rename_all = "camelCase")]
 pub struct RunProgress {
     pub users_listed: usize,
+    /// Listed users whose listing is over: read, or failed.
     pub users_scanned: usize,
+    /// Listed users whose tokens were read.
+    #[serde(default)]
+    pub users_read: usize,
     pub users_failed: usize,
     pub pats_found: usize,
 }
@@ -104,7 +108,11 @@ pub struct RunProgress {
 pub struct RunSummary {
     /// False when some users could not be read or the scan stopped early.
     pub complete: bool,
-    pub users_scanned: usize,
+    /// Users the scan listed, and of those the users whose tokens were read.
+    #[serde(default)]
+    pub users_listed: usize,
+    #[serde(default)]
+    pub users_read: usize,
     pub users_failed: usize,
     pub users_with_pats: usize,
     pub pats: usize,
@@ -124,7 +132,8 @@ impl RunSummary {
     pub fn from_parts(complete: bool, summary: &Summary) -> Self {
         Self {
             complete,
-            users_scanned: summary.users_scanned,
+            users_listed: summary.users_listed,
+            users_read: summary.users_read,
             users_failed: summary.users_failed,
             users_with_pats: summary.users_with_pats,
             pats: summary.pats,

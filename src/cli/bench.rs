@@ -409,7 +409,7 @@ pub async fn probe_run(args: &ProbeArgs) -> anyhow::Result<u8> {
                 .collect();
             (
                 produced.summary.pats,
-                produced.summary.users_scanned,
+                produced.summary.users_listed,
                 produced.timings.workbook(),
             )
         }
@@ -477,7 +477,7 @@ async fn worker_probe(
     let summary = status
         .summary()
         .with_context(|| format!("the run did not succeed: {:?}", status.error()))?;
-    Ok((summary.pats, summary.users_scanned, None))
+    Ok((summary.pats, summary.users_listed, None))
 }
 
 /// Azurite from `node_modules`, for the worker path; stopped when dropped.

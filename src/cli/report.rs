@@ -177,10 +177,11 @@ pub fn closing_summary(produced: &Produced) -> String {
     let s = &produced.summary;
     let r = &produced.run;
     let mut text = format!(
-        "Scanned {} users of '{}' in {:.1}s: {} PATs held by {} users ({} active, {} expiring within {} days, {} expired); \
+        "Read the tokens of {} of the {} users listed in '{}' in {:.1}s: {} PATs held by {} users ({} active, {} expiring within {} days, {} expired); \
          {} full access, {} global (global PATs stop working on 1 December 2026). \
          {} API calls, {} retries, throttled {} times.",
-        s.users_scanned,
+        s.users_read,
+        s.users_listed,
         r.org,
         r.duration_seconds,
         s.pats,
@@ -207,10 +208,11 @@ pub fn closing_summary(produced: &Produced) -> String {
         text.push_str(&format!(
             "\nINCOMPLETE: {} users could not be read{}; see the Errors sheet.",
             s.users_failed,
-            r.stopped_early
-                .as_deref()
-                .map(|w| format!(" and the scan stopped early ({w})"))
-                .unwrap_or_default()
+            match (r.stopped_early, r.stop_reason.as_deref()) {
+                (true, Some(why)) => format!(" and the scan stopped early ({why})"),
+                (true, None) => " and the scan stopped early".to_owned(),
+                (false, _) => String::new(),
+            }
         ));
     }
     for output in &produced.outputs {

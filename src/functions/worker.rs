@@ -200,11 +200,12 @@ async fn run_job(
             }
             let s = &summary;
             let line = format!(
-                "Run {} for {}: {} PATs of {} users ({} expired, {} expiring, {} full access){}; files {}.",
+                "Run {} for {}: {} PATs of the {} users read of {} listed ({} expired, {} expiring, {} full access){}; files {}.",
                 job.run_id,
                 job.org,
                 s.pats,
-                s.users_scanned,
+                s.users_read,
+                s.users_listed,
                 s.expired,
                 s.expiring,
                 s.full_access,
@@ -217,7 +218,8 @@ async fn run_job(
             );
             tracing::info!(
                 pats = s.pats,
-                users = s.users_scanned,
+                users_listed = s.users_listed,
+                users_read = s.users_read,
                 complete = s.complete,
                 "run succeeded"
             );
@@ -332,6 +334,10 @@ impl StatusProgress {
         RunProgress {
             users_listed: self.listed.load(Ordering::Relaxed),
             users_scanned: self.scanned.load(Ordering::Relaxed),
+            users_read: self
+                .scanned
+                .load(Ordering::Relaxed)
+                .saturating_sub(self.failed.load(Ordering::Relaxed)),
             users_failed: self.failed.load(Ordering::Relaxed),
             pats_found: self.pats.load(Ordering::Relaxed),
         }

@@ -109,7 +109,8 @@ pub fn build(
     let rows: Vec<TokenRow> = keyed.into_iter().map(|(_, row)| row).collect();
 
     let summary = Summary {
-        users_scanned: owners.len() + failures.len(),
+        users_listed: owners.len() + failures.len(),
+        users_read: owners.len(),
         users_failed: failures.len(),
         users_with_pats,
         pats: rows.len(),
@@ -147,12 +148,14 @@ pub fn build(
         duplicate_users: stats.duplicate_users,
         duplicate_pats: stats.duplicate_pats,
         complete,
-        stopped_early,
+        stopped_early: stopped_early.is_some(),
+        stop_reason: stopped_early,
         expiring_days: options.expiring_days,
         generated: whole_seconds(now),
     };
 
     Report {
+        schema_version: super::model::SCHEMA_VERSION,
         run,
         summary,
         rows,
@@ -632,8 +635,13 @@ pub(crate) mod tests {
         });
         let s = build(inv.clone(), NOW, ReportOptions::default(), "1").summary;
         assert_eq!(
-            (s.users_scanned, s.users_failed, s.users_with_pats),
-            (4, 1, 1)
+            (
+                s.users_listed,
+                s.users_read,
+                s.users_failed,
+                s.users_with_pats
+            ),
+            (4, 3, 1, 1)
         );
         assert_eq!(s.pats, 5);
         assert_eq!(

@@ -488,7 +488,8 @@ mod tests {
         report.rows[1].scope_summary = "<!--".into();
         report.rows[2].target_accounts = vec!["</script>".into()];
         report.errors[0].message = "</script><script>alert(1)</script>".into();
-        report.run.stopped_early = Some("<!-- \u{2028}".into());
+        report.run.stopped_early = true;
+        report.run.stop_reason = Some("<!-- \u{2028}".into());
         report
     }
 
@@ -565,7 +566,7 @@ mod tests {
             data["errors"][0]["message"],
             "</script><script>alert(1)</script>"
         );
-        assert_eq!(data["run"]["stopped_early"], "<!-- \u{2028}");
+        assert_eq!(data["run"]["stop_reason"], "<!-- \u{2028}");
         // The data element is followed by the page's script, unchanged.
         let after = &page[page.find(data_text).unwrap() + data_text.len()..];
         assert!(after.starts_with(&format!("</script>\n<script>{SCRIPT}</script>")));

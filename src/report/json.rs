@@ -20,6 +20,26 @@ pub fn write_json<W: Write>(report: &Report, mut w: W) -> Result<(), ReportError
     Ok(())
 }
 
+/// Read a JSON report written by this or an earlier version (`schema_version` absent means
+/// 1: `summary.users_scanned`, and `run.stopped_early` as the reason or null).
+pub fn read_json<R: io::Read>(r: R) -> Result<Report, ReportError> {
+    let mut value: serde_json::Value = serde_json::from_reader(r)?;
+    let version = value["schema_version"].as_u64().unwrap_or(1);
+    if version < 2 {
+        let summary = &mut value["summary"];
+        let listed = summary["users_scanned"].as_u64().unwrap_or(0);
+        let failed = summary["users_failed"].as_u64().unwrap_or(0);
+        summary["users_listed"] = listed.into();
+        summary["users_read"] = listed.saturating_sub(failed).into();
+        let run = &mut value["run"];
+        let reason = run["stopped_early"].take();
+        run["stopped_early"] = (!reason.is_null()).into();
+        run["stop_reason"] = reason;
+        value["schema_version"] = 2.into();
+    }
+    Ok(serde_json::from_value(value)?)
+}
+
 /// The pretty formatter, with HTML-significant characters in strings escaped. These
 /// characters can only occur inside strings in JSON, and every string's unescaped
 /// text passes through `write_string_fragment`, keys included. The HTML view embeds its
@@ -131,9 +151,32 @@ mod tests {
     #[test]
     fn line_separators_are_escaped_for_script_embedding() {
         let mut report = empty_report();
-        report.run.stopped_early = Some("a\u{2028}b\u{2029}&".into());
+        report.run.stop_reason = Some("a\u{2028}b\u{2029}&".into());
         let text = json(&report);
-        assert!(text.contains(r#""stopped_early": "a\u2028b\u2029\u0026""#));
+        assert!(text.contains(r#""stop_reason": "a\u2028b\u2029\u0026""#));
+    }
+
+    #[test]
+    fn a_report_of_the_first_schema_still_reads() {
+        let report = hostile_report();
+        let mut value: serde_json::Value = serde_json::from_str(&json(&report)).unwrap();
+        // As version 1 wrote it.
+        value.as_object_mut().unwrap().remove("schema_version");
+        let summary = value["summary"].as_object_mut().unwrap();
+        summary.remove("users_listed");
+        summary.remove("users_read");
+        summary.insert("users_scanned".into(), 3.into());
+        let run = value["run"].as_object_mut().unwrap();
+        run.remove("stop_reason");
+        run.insert("stopped_early".into(), "budget".into());
+        let back = read_json(value.to_string().as_bytes()).unwrap();
+        assert_eq!(back.schema_version, 2);
+        assert_eq!((back.summary.users_listed, back.summary.users_read), (3, 2));
+        assert!(back.run.stopped_early);
+        assert_eq!(back.run.stop_reason.as_deref(), Some("budget"));
+        assert_eq!(back.rows, report.rows);
+        // And this version's own output reads back as written.
+        assert_eq!(read_json(json(&report).as_bytes()).unwrap(), report);
     }
 
     #[test]

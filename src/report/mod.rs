@@ -19,6 +19,6 @@ pub use csv::write_csv;
 pub use error::ReportError;
 pub use format::Format;
 pub use html::{content_security_policy, write_html};
-pub use json::write_json;
+pub use json::{read_json, write_json};
 pub use model::*;
 pub use xlsx::{XlsxPlan, write_xlsx};

@@ -105,7 +105,11 @@ pub struct StatusCounts {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
-    pub users_scanned: usize,
+    /// Every user the scan listed: read, or recorded as an error.
+    pub users_listed: usize,
+    /// Users whose tokens were read completely.
+    pub users_read: usize,
+    /// Users listed whose tokens could not be read (or were not reached).
     pub users_failed: usize,
     pub users_with_pats: usize,
     /// Rows in the report (invalid PATs are counted only when included).
@@ -143,8 +147,10 @@ pub struct RunInfo {
     pub duplicate_pats: u64,
     /// False when some users could not be read or the scan stopped early.
     pub complete: bool,
-    /// Why the scan stopped early, if it did.
-    pub stopped_early: Option<String>,
+    /// Whether the scan stopped before it had listed every user (time budget, interrupt, a
+    /// users page that failed); `stop_reason` says why.
+    pub stopped_early: bool,
+    pub stop_reason: Option<String>,
     /// The "expiring within N days" window used for `TokenStatus::Expiring`.
     pub expiring_days: u32,
     /// When statuses and days were computed.
@@ -152,9 +158,15 @@ pub struct RunInfo {
     pub generated: OffsetDateTime,
 }
 
+/// The version of the report's JSON shape. 2: `summary.users_listed` / `users_read` (was
+/// `users_scanned`), `run.stopped_early` a boolean with `run.stop_reason`.
+pub const SCHEMA_VERSION: u32 = 2;
+
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Report {
+    /// [`SCHEMA_VERSION`] when written by this version.
+    pub schema_version: u32,
     pub run: RunInfo,
     pub summary: Summary,
     pub rows: Vec<TokenRow>,

@@ -65,14 +65,15 @@ fn xlsx_bytes(report: &Report) -> Result<Vec<u8>, ReportError> {
     XlsxPlan::new(report.rows.len())?.into_bytes(report)
 }
 
-/// A workbook laid out before its report exists.
+/// A workbook laid out before its report exists: a constant-memory sheet needs its header,
+/// filter range and highlights before its rows, and the row count is known from the inventory
+/// (see [`row_count`](super::build::row_count)), so this is done right after the scan, while
+/// memory is at its lowest.
 ///
-/// rust_xlsxwriter records every cell of an Excel table's range in a hash map (to refuse
-/// overlapping tables): at 100,000 rows × 17 columns that is 1.7 million entries, 36 MB, and
-/// 53 MB while the map grows. A constant-memory sheet needs its table before its rows, so laid
-/// out with the report already built, that map and every row are in memory together. Laid out
-/// right after the scan (the row count is known from the inventory, see
-/// [`row_count`](super::build::row_count)), the map is built while memory is at its lowest.
+/// The Tokens sheet is a header row with filters, not an Excel table: rust_xlsxwriter records
+/// every cell of a table's range in a hash map (to refuse overlapping tables), 1.7 million
+/// entries at 100,000 rows × 17 columns, 36 MB, and 53 MB while the map grows: the largest
+/// allocation of a whole run, for no feature an admin uses that filters do not give.
 pub struct XlsxPlan {
     workbook: Workbook,
     rows: usize,
@@ -161,7 +162,7 @@ fn in_sheet(sheet: &'static str) -> impl Fn(XlsxError) -> ReportError {
 }
 
 /// Hand pages the allocator holds but no longer uses back to the system before the workbook's
-/// large allocations (the Excel table's per-cell bookkeeping alone is ~35 MB at 100,000 rows).
+/// allocations.
 /// glibc keeps freed memory (here: the inventory the report was built from) mapped, so without
 /// this the process peak is the inventory's high-water mark *plus* the workbook's.
 fn release_free_memory() {
@@ -201,21 +202,24 @@ impl Styles {
     }
 }
 
-/// The Tokens sheet's name, table (which writes the header row, so it must come before the
-/// data in constant memory), frozen header and highlights. An empty report keeps one blank data
-/// row, because a table needs one.
+/// The Tokens sheet's name, header row (which must come before the data in constant memory),
+/// filter range, frozen header and highlights. An empty report keeps one blank data row in
+/// the filter range, so the filter buttons still show.
 fn lay_out_tokens(ws: &mut Worksheet, rows: usize) -> Result<(), XlsxError> {
     ws.set_name(SHEET_TOKENS)?;
     let last_row = u32::try_from(rows.max(1)).map_err(|_| XlsxError::RowColumnLimitError)?;
-    let columns: Vec<TableColumn> = HEADERS
-        .iter()
-        .map(|h| TableColumn::new().set_header(*h))
-        .collect();
-    let table = Table::new()
-        .set_name(SHEET_TOKENS)
-        .set_style(TableStyle::Medium2)
-        .set_columns(&columns);
-    ws.add_table(0, 0, last_row, LAST_COL, &table)?;
+    // A header row with filters rather than an Excel table: the same filtering and sorting,
+    // and no per-cell bookkeeping (an Excel table costs rust_xlsxwriter a hash map entry per
+    // cell, 36-53 MB at 100,000 rows, the largest allocation of a whole run).
+    let header = Format::new()
+        .set_bold()
+        .set_font_color(Color::White)
+        .set_background_color(Color::RGB(0x1F_4E78))
+        .set_border_bottom(FormatBorder::Thin);
+    for (col, title) in (0u16..).zip(HEADERS) {
+        ws.write_string_with_format(0, col, title, &header)?;
+    }
+    ws.autofilter(0, 0, last_row, LAST_COL)?;
     ws.set_freeze_panes(1, 0)?;
     add_token_highlights(ws, last_row)
 }
@@ -307,6 +311,17 @@ fn add_token_highlights(ws: &mut Worksheet, last_row: u32) -> Result<(), XlsxErr
             .set_format(format);
         ws.add_conditional_format(1, 0, last_row, LAST_COL, &cf)?;
     }
+    // Banded rows, added last so every highlight above wins over them.
+    let band = Format::new().set_background_color(Color::RGB(0xF2_F2F2));
+    ws.add_conditional_format(
+        1,
+        0,
+        last_row,
+        LAST_COL,
+        &ConditionalFormatFormula::new()
+            .set_rule("=MOD(ROW(),2)=0")
+            .set_format(band),
+    )?;
     Ok(())
 }
 
@@ -354,8 +369,11 @@ fn write_summary(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result
                 if s.users_failed == 1 { "user" } else { "users" }
             ));
         }
-        if let Some(reason) = &run.stopped_early {
-            why.push(format!("the scan stopped early: {reason}"));
+        if run.stopped_early {
+            why.push(format!(
+                "the scan stopped early: {}",
+                run.stop_reason.as_deref().unwrap_or("no reason recorded")
+            ));
         }
         let message = format!("Incomplete report: {}.", why.join("; "));
         ws.write_string_with_format(2, 0, excel_text(&message), &styles.warning)?;
@@ -369,9 +387,10 @@ fn write_summary(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result
     };
     let expiring_label = format!("Expiring (within {} days)", run.expiring_days);
     let figures = [
-        ("Users scanned", s.users_scanned, ""),
+        ("Users listed", s.users_listed, ""),
+        ("Users read", s.users_read, ""),
         (
-            "Users failed",
+            "Users not read",
             s.users_failed,
             if s.users_failed > 0 {
                 "See the Errors sheet."
@@ -530,7 +549,15 @@ fn write_run(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(),
     ws.write_number(7, 1, run.throttled as f64)?;
     ws.write_number_with_format(8, 1, run.throttle_wait_seconds, &styles.seconds)?;
     ws.write_string(9, 1, yes_no(run.complete))?;
-    write_text(ws, 10, 1, run.stopped_early.as_deref().unwrap_or("No"))?;
+    match (&run.stop_reason, run.stopped_early) {
+        (Some(reason), true) => write_text(ws, 10, 1, reason)?,
+        (None, true) => {
+            ws.write_string(10, 1, "Yes")?;
+        }
+        (_, false) => {
+            ws.write_string(10, 1, "No")?;
+        }
+    }
     ws.write_number(11, 1, f64::from(run.expiring_days))?;
     write_date(ws, 12, 1, Some(run.generated), &styles.date)?;
     write_text(ws, 13, 1, &run.tool_version)?;
@@ -620,18 +647,28 @@ mod tests {
         );
     }
 
+    /// The XML of the first sheet (Tokens) as stored in the file.
+    fn tokens_xml(report: &Report) -> String {
+        let bytes = xlsx_bytes(report).unwrap();
+        let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+        let mut file = archive.by_name("xl/worksheets/sheet1.xml").unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+        text
+    }
+
     #[test]
-    fn tokens_header_row_matches_the_columns_and_is_a_table() {
-        let mut wb = open(&hostile_report());
+    fn tokens_header_row_matches_the_columns_and_filters_every_row() {
+        let report = hostile_report();
+        let mut wb = open(&report);
         let range = wb.worksheet_range(SHEET_TOKENS).unwrap();
         let header: Vec<Data> = (0..=LAST_COL).map(|c| cell(&range, 0, c)).collect();
         let expected: Vec<Data> = HEADERS.iter().map(|h| Data::String((*h).into())).collect();
         assert_eq!(header, expected);
-        wb.load_tables().unwrap();
-        let table = wb.table_by_name("Tokens").unwrap();
-        assert_eq!(table.sheet_name(), SHEET_TOKENS);
-        assert_eq!(table.columns(), HEADERS);
-        assert_eq!(table.data().height(), 8);
+        assert_eq!(range.height(), 1 + 8, "the header and every row");
+        let xml = tokens_xml(&report);
+        assert!(xml.contains(r#"<autoFilter ref="A1:Q9"/>"#), "{xml}");
+        assert!(xml.contains(r#"ySplit="1""#), "the header is frozen: {xml}");
     }
 
     #[test]
@@ -711,8 +748,9 @@ mod tests {
                 .unwrap_or_else(|| panic!("no {label:?} on the Summary sheet"));
             cell(&summary, row, 1)
         };
-        assert_eq!(figure("Users scanned"), Data::Float(3.0));
-        assert_eq!(figure("Users failed"), Data::Float(1.0));
+        assert_eq!(figure("Users listed"), Data::Float(3.0));
+        assert_eq!(figure("Users read"), Data::Float(2.0));
+        assert_eq!(figure("Users not read"), Data::Float(1.0));
         assert_eq!(figure("PATs listed"), Data::Float(8.0));
         assert_eq!(figure("Expired"), Data::Float(1.0));
         assert_eq!(figure("Global (all organizations)"), Data::Float(1.0));
@@ -752,8 +790,8 @@ mod tests {
         let tokens = wb.worksheet_range(SHEET_TOKENS).unwrap();
         assert_eq!(cell(&tokens, 0, 0), Data::String("Owner".into()));
         assert_eq!(cell(&tokens, 1, 0), Data::Empty);
-        wb.load_tables().unwrap();
-        assert_eq!(wb.table_names(), ["Tokens"]);
+        let xml = tokens_xml(&empty_report());
+        assert!(xml.contains(r#"<autoFilter ref="A1:Q2"/>"#), "{xml}");
         let errors = wb.worksheet_range(SHEET_ERRORS).unwrap();
         assert!(matches!(cell(&errors, 0, 0), Data::String(s) if s.starts_with("No errors")));
     }

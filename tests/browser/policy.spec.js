@@ -13,7 +13,7 @@ test('an incomplete report has a banner, its errors and its rows', async ({ page
   await expect(banner).toContainText('This report is incomplete');
   const n = new Intl.NumberFormat('en');
   await expect(banner).toContainText(`the tokens of ${n.format(report.summary.users_failed)} users could not be read`);
-  if (report.run.stopped_early) await expect(banner).toContainText(report.run.stopped_early);
+  if (report.run.stopped_early) await expect(banner).toContainText(report.run.stop_reason);
   await expect(page.locator('#errors tbody tr')).toHaveCount(Math.min(report.errors.length, 1000));
   await expect(page.locator('#errors tbody tr').first()).toContainText(report.errors[0].message);
   await expect(page.locator('#coverage')).toContainText(`${n.format(report.summary.users_failed)} errors`);

@@ -35,7 +35,7 @@ test('the header states the organization, when the data was read and the coverag
   const s = report.summary;
   const n = new Intl.NumberFormat('en');
   await expect(page.locator('#coverage')).toContainText(
-    `${n.format(s.users_scanned)} users listed, ${n.format(s.users_scanned - s.users_failed)} read`,
+    `${n.format(s.users_listed)} users listed, ${n.format(s.users_read)} read`,
   );
   await expect(page.locator('#incomplete')).toBeHidden();
   await expect(page.locator('#errors-note')).toContainText('None');

@@ -153,16 +153,15 @@
     'Data read ' + run.started.replace('T', ' ').replace('Z', ' UTC') + ' to ' +
     run.finished.replace('T', ' ').replace('Z', ' UTC') + '; statuses and days as of ' +
     run.generated.replace('T', ' ').replace('Z', ' UTC') + '.';
-  const read = summary.users_scanned - summary.users_failed;
   document.getElementById('coverage').textContent =
-    plural(summary.users_scanned, 'user', 'users') + ' listed, ' + number.format(read) + ' read, ' +
+    plural(summary.users_listed, 'user', 'users') + ' listed, ' + number.format(summary.users_read) + ' read, ' +
     plural(summary.users_failed, 'error', 'errors') + '; ' +
     plural(summary.pats, 'PAT', 'PATs') + ' held by ' + plural(summary.users_with_pats, 'user', 'users') + '.';
   if (!run.complete) {
     const banner = document.getElementById('incomplete');
     let text = 'This report is incomplete: the tokens of ' + plural(summary.users_failed, 'user', 'users') +
       ' could not be read (see Errors).';
-    if (run.stopped_early) text += ' The scan stopped early: ' + run.stopped_early;
+    if (run.stopped_early) text += ' The scan stopped early: ' + (run.stop_reason || 'no reason recorded');
     putText(banner, text);
     banner.hidden = false;
   }
@@ -714,7 +713,7 @@
     ['Retries', number.format(run.retries)],
     ['Throttled', plural(run.throttled, 'time', 'times') + ', ' + run.throttle_wait_seconds.toFixed(1) + ' s waiting'],
     ['Complete', run.complete ? 'yes' : 'no'],
-    ['Stopped early', run.stopped_early == null ? 'no' : run.stopped_early],
+    ['Stopped early', run.stopped_early ? (run.stop_reason || 'yes') : 'no'],
     ['Expiring window', plural(run.expiring_days, 'day', 'days')],
     ['Statuses as of', run.generated],
     ['Tool version', 'patreport ' + run.tool_version],
