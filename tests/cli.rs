@@ -206,7 +206,38 @@ async fn unreadable_users_give_exit_code_3_and_an_errors_sheet() {
         stdout.contains("INCOMPLETE") && stdout.contains("1 users could not be read"),
         "{stdout}"
     );
+    // Listed and read are two figures, in every output.
+    let listed = 60;
+    assert!(
+        stdout.contains(&format!(
+            "Read the tokens of {} of the {listed} users listed",
+            listed - 1
+        )),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files_with(dir.path(), "json")[0]).unwrap())
+            .unwrap();
+    assert_eq!(json["schema_version"], 2);
+    assert_eq!(json["summary"]["users_listed"], listed);
+    assert_eq!(json["summary"]["users_read"], listed - 1);
+    assert_eq!(json["run"]["stopped_early"], false);
+    let page = std::fs::read_to_string(&files_with(dir.path(), "html")[0]).unwrap();
+    assert!(
+        page.contains(r#""users_listed":60"#) && page.contains(r#""users_read":59"#),
+        "the page carries both figures"
+    );
     let sheets = all_cells(&files_with(dir.path(), "xlsx")[0]);
+    let summary = &sheets.iter().find(|(n, _)| n == "Summary").unwrap().1;
+    let figure = |label: &str| {
+        summary
+            .iter()
+            .find(|row| row.first() == Some(&Data::String(label.into())))
+            .and_then(|row| row.get(1).cloned())
+    };
+    assert_eq!(figure("Users listed"), Some(Data::Float(listed as f64)));
+    assert_eq!(figure("Users read"), Some(Data::Float((listed - 1) as f64)));
+    assert_eq!(figure("Users not read"), Some(Data::Float(1.0)));
     let errors = &sheets.iter().find(|(n, _)| n == "Errors").unwrap().1;
     assert_eq!(errors.len(), 2, "header + one user: {errors:?}");
     assert!(errors[1].iter().any(|c| c.to_string() == broken.descriptor));

@@ -124,7 +124,10 @@ impl AdoClient {
         let transport = Transport::new(Arc::new(http));
         let pacer = Arc::new(Pacer::default());
         let per_call: Vec<Arc<dyn Policy>> = vec![Arc::new(ContractPolicy::new(pacer.clone()))];
-        let per_try: Vec<Arc<dyn Policy>> = vec![Arc::new(PacingPolicy::new(pacer.clone()))];
+        let per_try: Vec<Arc<dyn Policy>> = vec![Arc::new(PacingPolicy::new(
+            pacer.clone(),
+            settings.max_retries,
+        ))];
         let retry = RetryOptions::exponential(ExponentialRetryOptions {
             initial_delay: azure_core::time::Duration::milliseconds(250),
             max_retries: settings.max_retries,
@@ -170,6 +173,11 @@ impl AdoClient {
 
     pub fn pacing(&self) -> PacingStats {
         self.pacer.stats()
+    }
+
+    /// What the scan waits for right now (a pause the service asked for, a retry), if anything.
+    pub fn waiting_for(&self) -> Option<String> {
+        self.pacer.waiting_for()
     }
 
     /// Bind this client's requests to a time budget ending at `deadline` (see

@@ -20,7 +20,7 @@ use super::error::AdoError;
 use crate::stop::{Stop, StopReason};
 use azure_core::error::ErrorKind;
 use azure_core::http::headers::{HeaderName, Headers};
-use azure_core::http::policies::{Policy, PolicyResult};
+use azure_core::http::policies::{Policy, PolicyResult, RetryPolicyCount};
 use azure_core::http::{AsyncRawResponse, Context, Request};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -68,6 +68,8 @@ pub struct Pacer {
     state: Mutex<State>,
     /// The scan's time budget: its end and the signal that ends it.
     budget: Mutex<Option<(Instant, Stop)>>,
+    /// The latest retry: which attempt, of how many, after what, and when.
+    retry: Mutex<Option<(u32, u32, String, Instant)>>,
 }
 
 #[derive(Debug, Default)]
@@ -147,6 +149,29 @@ impl Pacer {
                 stop.clone(),
             )
         })
+    }
+
+    /// What the scan waits for right now, for progress displays: a pause the service asked
+    /// for, or a retry of the last few seconds ("retry 2 of 8 after HTTP 503").
+    pub fn waiting_for(&self) -> Option<String> {
+        let now = Instant::now();
+        let paused = self.lock().pause_until.filter(|p| *p > now);
+        if let Some(until) = paused {
+            return Some(format!(
+                "the service asked to slow down: waiting {:.0} s",
+                (until - now).as_secs_f64().ceil()
+            ));
+        }
+        let retry = self.retry.lock().unwrap_or_else(|p| p.into_inner());
+        retry
+            .as_ref()
+            .filter(|(.., at)| now.saturating_duration_since(*at) < Duration::from_secs(15))
+            .map(|(attempt, of, why, _)| format!("retry {attempt} of {of} after {why}"))
+    }
+
+    fn note_retry(&self, attempt: u32, of: u32, why: String) {
+        *self.retry.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((attempt, of, why, Instant::now()));
     }
 
     /// One logical call (retries of it are counted by the per-try policy).
@@ -312,11 +337,35 @@ impl State {
 #[derive(Debug)]
 pub struct PacingPolicy {
     pacer: Arc<Pacer>,
+    max_retries: u32,
 }
 
 impl PacingPolicy {
-    pub fn new(pacer: Arc<Pacer>) -> Self {
-        Self { pacer }
+    pub fn new(pacer: Arc<Pacer>, max_retries: u32) -> Self {
+        Self { pacer, max_retries }
+    }
+}
+
+/// Why an attempt is retried, in a few words.
+fn retry_reason(result: &PolicyResult) -> Option<String> {
+    match result {
+        Ok(response) => {
+            let status = u16::from(response.status());
+            (status == 408 || status == 429 || status >= 500).then(|| format!("HTTP {status}"))
+        }
+        Err(e) => {
+            let text = crate::ado::error::error_chain(e).to_ascii_lowercase();
+            let why = if text.contains("refused") {
+                "connection refused"
+            } else if text.contains("timed out") || text.contains("timeout") {
+                "a timeout"
+            } else if text.contains("dns") || text.contains("resolve") {
+                "a name lookup failure"
+            } else {
+                "a connection error"
+            };
+            Some(why.to_owned())
+        }
     }
 }
 
@@ -330,7 +379,14 @@ impl Policy for PacingPolicy {
     ) -> PolicyResult {
         self.pacer.wait_turn().await;
         self.pacer.attempts.fetch_add(1, Ordering::Relaxed);
-        let response = next[0].send(ctx, request, &next[1..]).await?;
+        let attempt = ctx.value::<RetryPolicyCount>().map_or(0, |c| **c);
+        let result = next[0].send(ctx, request, &next[1..]).await;
+        if attempt < self.max_retries
+            && let Some(why) = retry_reason(&result)
+        {
+            self.pacer.note_retry(attempt + 1, self.max_retries, why);
+        }
+        let response = result?;
         let status = u16::from(response.status());
         let signals = Signals::from_headers(status, response.headers());
         self.pacer.observe(signals);
@@ -421,6 +477,25 @@ mod tests {
             h.insert(HeaderName::from_static(name), (*value).to_owned());
         }
         AsyncRawResponse::from_bytes(azure_core::http::StatusCode::TooManyRequests, h, Vec::new())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_can_say_what_the_scan_waits_for() {
+        let pacer = Pacer::default();
+        assert_eq!(pacer.waiting_for(), None);
+        pacer.note_retry(2, 8, "HTTP 503".into());
+        assert_eq!(
+            pacer.waiting_for().as_deref(),
+            Some("retry 2 of 8 after HTTP 503")
+        );
+        pacer.hold(Duration::from_secs(5));
+        assert_eq!(
+            pacer.waiting_for().as_deref(),
+            Some("the service asked to slow down: waiting 5 s")
+        );
+        // Old news is not news: neither the pause nor the retry after they are over.
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert_eq!(pacer.waiting_for(), None);
     }
 
     #[test]

@@ -70,6 +70,12 @@ pub async fn run(args: &LoginArgs) -> anyhow::Result<u8> {
     settings.vault_auth = args.vault_auth;
     let store = settings.sign_in_store(&runtime)?;
     // Check the vault before the user spends time signing in.
+    eprintln!(
+        "Checking access to {} (as {}: {})…",
+        store.describe(),
+        names::LOGIN_VAULT_AUTH,
+        args.vault_auth.name()
+    );
     match store.load().await {
         Ok(_) | Err(AuthError::NoStoredSignIn { .. }) => {}
         Err(e) => return Err(e).context("checking access to the Key Vault secret"),
@@ -79,13 +85,14 @@ pub async fn run(args: &LoginArgs) -> anyhow::Result<u8> {
     let credential = DeviceCodeCredential::new(
         login,
         Arc::new(|prompt| match &prompt.message {
-            Some(message) => eprintln!("{message}"),
+            Some(message) => eprintln!("{message}\nWaiting for the sign-in to complete…"),
             None => eprintln!(
-                "To sign in, open {} and enter the code {}",
+                "To sign in, open {} and enter the code {}\nWaiting for the sign-in to complete…",
                 prompt.verification_uri, prompt.user_code
             ),
         }),
     );
+    eprintln!("Asking Microsoft Entra ID for a sign-in code…");
     // An Azure DevOps token proves the consent to user_impersonation is in place.
     credential
         .get_token(&[ADO_SCOPE], None)
@@ -93,6 +100,7 @@ pub async fn run(args: &LoginArgs) -> anyhow::Result<u8> {
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("signing in")?;
     let sign_in = credential.sign_in().await?;
+    eprintln!("Signed in; storing the sign-in in {}…", store.describe());
     store.save(&sign_in).await?;
     println!(
         "Signed in as {}. The sign-in is stored in {}; runs with --auth refresh-token \

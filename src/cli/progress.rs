@@ -33,7 +33,9 @@ impl CliProgress {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
                 // Fits 80 columns: the counts are in the message, the bar is short.
-                ProgressStyle::with_template("{spinner} {elapsed_precise} {bar:16} {wide_msg}")
+                // No bar: its length (users listed) grows while the listing goes on, and a
+                // bar that moves backwards as pages arrive misleads.
+                ProgressStyle::with_template("{spinner} {elapsed_precise} {wide_msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.set_message("waiting for the first page of users");
@@ -55,7 +57,11 @@ impl CliProgress {
     fn message(&self) -> String {
         let listed = self.listed.load(Ordering::Relaxed);
         if listed == 0 {
-            return "waiting for the first page of users".into();
+            let mut msg = "waiting for the first page of users".to_owned();
+            if let Some(waiting) = self.client.get().and_then(AdoClient::waiting_for) {
+                msg.push_str(&format!("; {waiting}"));
+            }
+            return msg;
         }
         let mut msg = format!(
             "{}/{listed} users read, {} PATs, {} failed",
@@ -64,6 +70,9 @@ impl CliProgress {
             self.failed.load(Ordering::Relaxed)
         );
         if let Some(client) = self.client.get() {
+            if let Some(waiting) = client.waiting_for() {
+                msg.push_str(&format!("; {waiting}"));
+            }
             let pacing = client.pacing();
             if pacing.throttled > 0 {
                 msg.push_str(&format!(
