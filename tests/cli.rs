@@ -405,6 +405,20 @@ impl Running {
     }
 }
 
+/// The simulated organization `fabrikam` of `users` people, whose Token Admin answers wait at
+/// a gate the test holds (closed at first).
+async fn gated_sim(users: usize) -> (SimServer, patreport::simulator::Gate) {
+    let org = SimOrg::generate(
+        "fabrikam",
+        &OrgSpec::with_users(users),
+        OffsetDateTime::now_utc(),
+    );
+    let gate = patreport::simulator::Gate::closed();
+    let mut config = SimConfig::strict();
+    config.gate = Some(gate.clone());
+    (sim(org, config).await, gate)
+}
+
 /// Wait (a minute at most) until the simulated organization has answered `n` PAT requests.
 async fn served(server: &SimServer, n: u64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -419,16 +433,8 @@ async fn served(server: &SimServer, n: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_writes_the_partial_report_of_what_was_read_marked_interrupted() {
-    let org = SimOrg::generate(
-        "fabrikam",
-        &OrgSpec::with_users(120),
-        OffsetDateTime::now_utc(),
-    );
-    let truth = org.clone();
-    let gate = patreport::simulator::Gate::closed();
-    let mut config = SimConfig::strict();
-    config.gate = Some(gate.clone());
-    let server = sim(org, config).await;
+    let (server, gate) = gated_sim(120).await;
+    let truth = server.org().clone();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap().to_owned();
     let url = server.base_url();
@@ -495,15 +501,7 @@ async fn ctrl_c_writes_the_partial_report_of_what_was_read_marked_interrupted() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_ctrl_c_quits_at_once_and_writes_nothing() {
-    let org = SimOrg::generate(
-        "fabrikam",
-        &OrgSpec::with_users(20),
-        OffsetDateTime::now_utc(),
-    );
-    let gate = patreport::simulator::Gate::closed();
-    let mut config = SimConfig::strict();
-    config.gate = Some(gate.clone());
-    let server = sim(org, config).await;
+    let (server, gate) = gated_sim(20).await;
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let out = out_dir.to_str().unwrap().to_owned();
@@ -580,15 +578,7 @@ fn an_output_folder_that_cannot_take_files_is_found_before_the_scan() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_scan_still_says_what_it_is_doing() {
-    let org = SimOrg::generate(
-        "fabrikam",
-        &OrgSpec::with_users(20),
-        OffsetDateTime::now_utc(),
-    );
-    let gate = patreport::simulator::Gate::closed();
-    let mut config = SimConfig::strict();
-    config.gate = Some(gate.clone());
-    let server = sim(org, config).await;
+    let (server, gate) = gated_sim(20).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap().to_owned();
     let url = server.base_url();

@@ -480,6 +480,18 @@ async fn worker_probe(
     Ok((summary.pats, summary.users_listed, None))
 }
 
+/// A file of the repository's tree (the bench's helpers), from the current folder or the
+/// checkout the binary was built in.
+fn repo_file(relative: &str) -> Option<PathBuf> {
+    [
+        std::env::current_dir().unwrap_or_default(),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+    ]
+    .into_iter()
+    .map(|root| root.join(relative))
+    .find(|p| p.exists())
+}
+
 /// Azurite from `node_modules`, for the worker path; stopped when dropped.
 struct AzuriteProcess {
     child: Child,
@@ -489,14 +501,8 @@ struct AzuriteProcess {
 
 impl AzuriteProcess {
     fn start() -> anyhow::Result<Self> {
-        let entry = [
-            std::env::current_dir().unwrap_or_default(),
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")),
-        ]
-        .into_iter()
-        .map(|root| root.join("node_modules/azurite/dist/src/blob/main.js"))
-        .find(|p| p.exists())
-        .context("Azurite is not installed")?;
+        let entry = repo_file("node_modules/azurite/dist/src/blob/main.js")
+            .context("Azurite is not installed")?;
         let dir = tempfile::tempdir()?;
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -581,14 +587,8 @@ async fn view_case(users: usize) -> anyhow::Result<Vec<Verdict>> {
         .find(|o| o.format == Format::Html)
         .map(|o| o.location.clone())
         .context("the HTML output")?;
-    let script = [
-        std::env::current_dir().unwrap_or_default(),
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")),
-    ]
-    .into_iter()
-    .map(|root| root.join("scripts/view-bench.mjs"))
-    .find(|p| p.exists())
-    .context("scripts/view-bench.mjs is not here: run the bench from the repository")?;
+    let script = repo_file("scripts/view-bench.mjs")
+        .context("scripts/view-bench.mjs is not here: run the bench from the repository")?;
     let output = Command::new("node")
         .arg(&script)
         .arg(&html)
