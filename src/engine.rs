@@ -46,6 +46,8 @@ pub trait Progress: Send + Sync {
     fn users_listed(&self, _listed: usize) {}
     /// One user's PATs were listed (`pats` of them), or the listing failed.
     fn user_scanned(&self, _pats: usize, _failed: bool) {}
+    /// One user's tokens, as soon as they are read (the live view shows them).
+    fn user_read(&self, _user: &User, _pats: &[Pat]) {}
 }
 
 /// Progress that goes nowhere.
@@ -221,6 +223,7 @@ pub async fn scan(
                             any_ok.store(true, Ordering::Relaxed);
                             pat_pages.fetch_add(pages, Ordering::Relaxed);
                             duplicate_pats.fetch_add(duplicates, Ordering::Relaxed);
+                            progress.user_read(&user, &pats);
                             progress.user_scanned(pats.len(), false);
                             Outcome::Listed(pats)
                         }

@@ -595,3 +595,88 @@ async fn a_stalled_scan_still_says_what_it_is_doing() {
         .unwrap();
     assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_page_shows_rows_while_the_scan_runs_then_the_report() {
+    let (server, gate) = gated_sim(30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap().to_owned();
+    let url = server.base_url();
+    let mut args = scan_args(&url, &out);
+    args.extend(["--web", "--web-port", "0"]);
+    let mut run = Running::start(&args);
+    run.wait_for_line("live report: http://127.0.0.1:");
+    let page_url = run
+        .seen
+        .last()
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let live = |from: usize| {
+        let (http, page_url) = (http.clone(), page_url.clone());
+        async move {
+            http.get(format!("{page_url}live.json?from={from}"))
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    // Five listings answered; the others wait at the gate: rows show, the scan is not done.
+    gate.let_through(5);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let state = loop {
+        let state = live(0).await;
+        if !state["rows"].as_array().unwrap().is_empty() {
+            break state;
+        }
+        assert!(std::time::Instant::now() < deadline, "no rows: {state}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(state["done"], false, "rows arrive before the scan ends");
+    assert!(state["read"].as_u64().unwrap() >= 1 && state["read"].as_u64().unwrap() <= 5);
+    assert!(
+        !state.to_string().contains(PAT),
+        "no credential reaches the page"
+    );
+    let page = http.get(&page_url).send().await.unwrap();
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(policy.starts_with("default-src 'none'") && policy.contains("connect-src 'self'"));
+    assert!(
+        page.text().await.unwrap().contains("id=\"rows\""),
+        "the live table"
+    );
+    // The scan finishes; the page becomes the report.
+    gate.open();
+    loop {
+        if live(0).await["done"] == true {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scan never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let report = http
+        .get(&page_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(report.contains("report-data"), "the finished report's page");
+    run.wait_for_line("until Ctrl-C");
+    run.signal("INT");
+    let (status, _stdout, stderr) = tokio::task::spawn_blocking(move || run.finish())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}

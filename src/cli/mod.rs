@@ -6,6 +6,7 @@ pub mod progress;
 pub mod report;
 pub mod serve;
 pub mod simulate;
+pub mod web;
 
 use crate::ado::{DEFAULT_ADO_URL, DEFAULT_PAGE_LIMIT};
 use crate::credentials::AuthMode;
@@ -156,6 +157,15 @@ pub struct ReportArgs {
     /// No progress display.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Show the table filling in, in a browser, while the scan runs, then the finished report,
+    /// until Ctrl-C: served on 127.0.0.1 only (see --web-port).
+    #[arg(long)]
+    pub web: bool,
+
+    /// The port of --web on 127.0.0.1 (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 5000, requires = "web")]
+    pub web_port: u16,
 
     /// Demo: number of people in the simulated organization.
     #[arg(long, default_value_t = 1500, requires = "demo")]

@@ -5,8 +5,10 @@ use super::ReportArgs;
 use super::exit;
 use super::progress::CliProgress;
 use crate::ado::AdoCredential;
+use crate::cli::web::{Live, LiveObserver};
 use crate::domain::OrgName;
-use crate::pipeline::{self, LocalFiles, Produced, Sink};
+use crate::pipeline::{self, LocalFiles, Observer, Produced, Sink};
+use crate::report::Format;
 use crate::secret::Secret;
 use crate::settings::names;
 use crate::simulator::{AuthConfig, OrgSpec, SimConfig, SimOrg, SimServer};
@@ -37,23 +39,76 @@ pub async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     let mut plan = plan;
     let stop = Stop::default();
     plan.scan.stop = stop.clone();
+    // The live page ends on the finished report, which it needs as HTML.
+    if args.web && !plan.formats.contains(&Format::Html) {
+        plan.formats.push(Format::Html);
+        plan.formats.sort_unstable();
+    }
+    let live = args
+        .web
+        .then(|| Live::new(plan.report.expiring_days, plan.report.include_invalid));
+    let server = match &live {
+        Some(live) => Some(serve_live(live.clone(), plan.org().as_str(), args.web_port).await?),
+        None => None,
+    };
     let sink = Arc::new(sink);
     // Listening before the first request, so an early Ctrl-C is ours to handle too.
-    let interrupts = tokio::spawn(on_interrupts(Interrupts::listen(), stop, sink.clone()));
+    let interrupts = tokio::spawn(on_interrupts(
+        Interrupts::listen(),
+        stop.clone(),
+        sink.clone(),
+    ));
     let progress = CliProgress::new(args.quiet);
+    let watching = live.as_ref().map(|live| LiveObserver {
+        live: live.clone(),
+        inner: &progress,
+    });
+    let observer: &dyn Observer = match &watching {
+        Some(watching) => watching,
+        None => &progress,
+    };
     let produced = tokio::select! {
-        produced = pipeline::run(&plan, credential, &progress, sink.as_ref()) => produced,
+        produced = pipeline::run(&plan, credential, observer, sink.as_ref()) => produced,
         never = progress.ticker() => match never {},
     };
     interrupts.abort();
     progress.finish();
     let produced = produced?;
     println!("{}", closing_summary(&produced));
-    Ok(if produced.run.complete {
+    let code = if produced.run.complete {
         exit::OK
     } else {
         exit::INCOMPLETE
-    })
+    };
+    if let (Some(live), Some(url)) = (&live, &server) {
+        let page = produced.outputs.iter().find(|o| o.format == Format::Html);
+        if let Some(page) = page {
+            live.finished(page.location.clone().into());
+        }
+        // Interrupted: the person wanted to stop, not to keep a server running.
+        if stop.reason().is_none() {
+            eprintln!("The report is at {url} until Ctrl-C.");
+            Interrupts::listen().next().await;
+        }
+    }
+    Ok(code)
+}
+
+/// Serve the live page on 127.0.0.1:`port`; returns its address.
+async fn serve_live(live: Arc<Live>, org: &str, port: u16) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
+        .await
+        .with_context(|| {
+            format!("could not listen on 127.0.0.1:{port} for --web (try --web-port)")
+        })?;
+    let address = listener.local_addr().context("the live page's address")?;
+    let url = format!("http://{address}/");
+    let app = crate::cli::web::router(live, org);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    eprintln!("live report: {url}");
+    Ok(url)
 }
 
 /// Ctrl-C or SIGTERM: the first stops the scan as a time budget does (listings in flight get a

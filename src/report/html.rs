@@ -61,7 +61,7 @@ pub fn content_security_policy() -> String {
 }
 
 /// A CSP hash source (`sha256-<base64>`) for an inline element's exact text.
-fn sha256_source(text: &str) -> String {
+pub(crate) fn sha256_source(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     format!(
         "sha256-{}",
