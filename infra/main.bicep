@@ -89,9 +89,12 @@ param logFilter string = 'info'
 
 // ---- Who may ask for a report (docs/auth.md) -----------------------------------------------
 
-@description('PATREPORT_CALLER_AUTH: bearer (patreport validates the token) or app-service (App Service Authentication, configured by hand).')
+@description('PATREPORT_CALLER_AUTH: bearer (patreport validates the token) or app-service (App Service Authentication with Entra ID in front, set up by this template; needs apiClientId).')
 @allowed(['bearer', 'app-service'])
 param callerAuth string = 'bearer'
+
+@description('With app-service: send browsers without a session to the Entra sign-in page (true) or answer 401 (false, API callers only).')
+param browserSignIn bool = true
 
 @description('PATREPORT_API_CLIENT_ID: client id of the patreport API app registration. Until it is set every HTTP request is refused (403 not_configured).')
 param apiClientId string = ''
@@ -153,6 +156,7 @@ module app 'resources.bicep' = {
     timeBudgetMinutes: timeBudgetMinutes
     logFilter: logFilter
     callerAuth: callerAuth
+    browserSignIn: browserSignIn
     apiClientId: apiClientId
     allowedRoles: allowedRoles
     allowedGroups: allowedGroups

@@ -83,9 +83,12 @@ param timeBudgetMinutes int
 @description('PATREPORT_LOG: tracing filter.')
 param logFilter string
 
-@description('PATREPORT_CALLER_AUTH: bearer (patreport validates the token) or app-service (App Service Authentication, set up by hand).')
+@description('PATREPORT_CALLER_AUTH: bearer (patreport validates the token) or app-service (App Service Authentication, set up below).')
 @allowed(['bearer', 'app-service'])
 param callerAuth string
+
+@description('With app-service: redirect browsers without a session to sign-in (true) or answer 401 (false).')
+param browserSignIn bool
 
 @description('PATREPORT_API_CLIENT_ID: the patreport API app registration callers get tokens for. Empty: every HTTP request is refused (not_configured).')
 param apiClientId string
@@ -414,6 +417,49 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     hostQueueContributor
     hostTableContributor
   ]
+}
+
+// App Service Authentication in front of the app (PATREPORT_CALLER_AUTH=app-service): Entra ID
+// validates browser sessions and bearer tokens for the patreport API app, and the app reads
+// the caller from X-MS-CLIENT-PRINCIPAL. No client secret: browsers sign in with the ID-token
+// flow (enable ID tokens on the app registration; docs/auth.md). The token store is only on
+// for on-behalf-of runs, which need the caller's access token.
+resource appServiceAuth 'Microsoft.Web/sites/config@2024-04-01' = if (callerAuth == 'app-service' && !empty(apiClientId)) {
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: browserSignIn ? 'RedirectToLoginPage' : 'Return401'
+      redirectToProvider: 'azureactivedirectory'
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: apiClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            apiClientId
+            'api://${apiClientId}'
+          ]
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: httpRuns == 'on-behalf-of'
+      }
+    }
+  }
 }
 
 // azd deploys with Entra ID; no FTP or SCM basic-auth publishing credentials.

@@ -24,8 +24,8 @@ install_chromium() {
 install_chromium >"$chromium_log" 2>&1 &
 chromium_install=$!
 
-echo "== infra: offline Bicep check (scripts/check-infra.sh; pinned parsers from PyPI)"
-scripts/check-infra.sh
+echo "== infra: offline Bicep check and checkov security rules (scripts/check-infra.sh --checkov; pinned, from PyPI)"
+scripts/check-infra.sh --checkov
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

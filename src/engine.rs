@@ -94,8 +94,11 @@ pub async fn scan(
     let org_name = org.as_str();
     let started = OffsetDateTime::now_utc();
     let stop = &options.stop;
-    if let Some(budget) = options.time_budget {
-        client.bind_budget(tokio::time::Instant::now() + budget, stop.clone());
+    if let Some(deadline) = options
+        .time_budget
+        .and_then(|b| tokio::time::Instant::now().checked_add(b))
+    {
+        client.bind_budget(deadline, stop.clone());
     }
     let budget = budget_timer(options.time_budget, stop);
 
@@ -104,6 +107,8 @@ pub async fn scan(
     let any_pat_success = AtomicBool::new(false);
     let pat_pages = AtomicU64::new(0);
     let duplicate_pats = AtomicU64::new(0);
+    // Users listed but not read because the scan was stopped (not reached, or cut).
+    let cut = AtomicU64::new(0);
 
     let (tx, mut rx) = mpsc::channel::<(usize, User)>(1024);
 
@@ -123,7 +128,7 @@ pub async fn scan(
             }
             if let Some(reason) = stop.reason() {
                 stopped_early = Some(format!(
-                    "{} after {pages} pages of users; users on later pages were not listed",
+                    "{} after {pages} pages of users; any later pages were not listed",
                     reason.what()
                 ));
                 break;
@@ -185,12 +190,13 @@ pub async fn scan(
         let users = futures::stream::poll_fn(|cx| rx.poll_recv(cx));
         users
             .map(|(index, user)| {
-                let (abort, aborted, any_ok, pat_pages, duplicate_pats) = (
+                let (abort, aborted, any_ok, pat_pages, duplicate_pats, cut) = (
                     &abort,
                     &aborted,
                     &any_pat_success,
                     &pat_pages,
                     &duplicate_pats,
+                    &cut,
                 );
                 async move {
                     if aborted.load(Ordering::Relaxed) {
@@ -201,6 +207,7 @@ pub async fn scan(
                             "not scanned: {} before this user was reached",
                             reason.what()
                         );
+                        cut.fetch_add(1, Ordering::Relaxed);
                         progress.user_scanned(0, true);
                         return Some((index, user, Outcome::Failed(None, msg)));
                     }
@@ -211,6 +218,7 @@ pub async fn scan(
                             "not finished: {} while this user's tokens were being listed",
                             reason.what()
                         );
+                        cut.fetch_add(1, Ordering::Relaxed);
                         progress.user_scanned(0, true);
                         return Some((index, user, Outcome::Failed(None, msg)));
                     };
@@ -263,6 +271,16 @@ pub async fn scan(
     if let Some(fatal) = abort.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(fatal);
     }
+    // A stop that came while the tokens were being listed is a stop too: say so.
+    let cut = cut.into_inner();
+    let stopped_early = match (stopped_early, stop.reason()) {
+        (Some(why), _) => Some(why),
+        (None, Some(reason)) if cut > 0 => Some(format!(
+            "{}: {cut} of the users listed were not read",
+            reason.what()
+        )),
+        (None, _) => None,
+    };
 
     outcomes.sort_unstable_by_key(|(index, _, _)| *index);
     let mut users = Vec::with_capacity(outcomes.len());

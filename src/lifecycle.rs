@@ -100,6 +100,11 @@ pub struct RunProgress {
     pub users_read: usize,
     pub users_failed: usize,
     pub pats_found: usize,
+    /// Answers that asked the scan to slow down, and the whole seconds spent waiting for them.
+    #[serde(default)]
+    pub throttled: u64,
+    #[serde(default)]
+    pub throttle_wait_seconds: u64,
 }
 
 /// The headline figures of a finished report.

@@ -457,6 +457,9 @@ async fn ctrl_c_writes_the_partial_report_of_what_was_read_marked_interrupted() 
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     assert_eq!(report["run"]["complete"], false);
+    assert_eq!(report["run"]["stopped_early"], true);
+    let reason = report["run"]["stop_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("interrupt"), "{reason}");
     let errors = report["errors"].as_array().unwrap();
     assert!(!errors.is_empty(), "users were left unread");
     assert!(

@@ -741,6 +741,8 @@ async fn every_http_function_refuses_callers_without_a_valid_token_or_the_role()
             "GET",
             "/api/PatReport/runs/20261124-090503-0123456789abcdef/view",
         ),
+        ("GET", "/api/PatReport/runs"),
+        ("GET", "/api/PatReport/ui"),
     ];
     let mut tokens = vec![wrong_audience.clone(), expired.clone(), forged.clone()];
     for (method, path) in requests {
@@ -1096,8 +1098,12 @@ async fn a_finished_run_is_served_as_a_page_with_a_strict_policy() {
         assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
         assert_eq!(
             r.header("content-security-policy").map(str::to_owned),
-            Some(patreport::report::html::content_security_policy())
+            Some(format!(
+                "{}; frame-ancestors 'none'",
+                patreport::report::html::content_security_policy()
+            ))
         );
+        assert_eq!(r.header("x-frame-options"), Some("DENY"));
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
         assert_eq!(r.header("cache-control"), Some("no-store"));
         assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
@@ -1109,6 +1115,27 @@ async fn a_finished_run_is_served_as_a_page_with_a_strict_policy() {
             assert!(page.contains(id.as_str()), "{id} missing from the page");
         }
     }
+    // The start page: the configured organizations, under its own strict policy.
+    let r = host.http("GET", "/api/PatReport/ui", &[], None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        r.header("content-security-policy").map(str::to_owned),
+        Some(patreport::functions::ui::policy())
+    );
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert!(r.text().contains(&format!(r#"{{"orgs":["{ORG}"]}}"#)));
+    // The recent runs list this one, finished, with its page and without signed links.
+    let r = host.http("GET", "/api/PatReport/runs", &[], None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let list = r.json();
+    let runs = list["runs"].as_array().expect("a list of runs");
+    assert_eq!(runs.len(), 1, "{list}");
+    assert_eq!(runs[0]["runId"], run_id.as_str());
+    assert_eq!(runs[0]["state"], "succeeded");
+    assert_eq!(runs[0]["viewUrl"], view);
+    assert!(runs[0].get("downloadUrl").is_none(), "{list}");
+
     // A run that is not finished has no page yet.
     let r = host
         .http(

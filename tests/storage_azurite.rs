@@ -123,7 +123,7 @@ async fn a_report_file_is_uploaded_from_disk_one_block_at_a_time() {
         std::fs::write(&path, &data).unwrap();
         let name = format!("fabrikam/{size}.xlsx");
         store
-            .put_file(&name, &path, &xlsx_headers("report.xlsx"))
+            .put_file(&name, &path, &xlsx_headers("report.xlsx"), false)
             .await
             .expect("upload");
         assert_eq!(

@@ -123,7 +123,14 @@ impl AdoClient {
             .map_err(|e| AdoError::Config(format!("HTTP client: {e}")))?;
         let transport = Transport::new(Arc::new(http));
         let pacer = Arc::new(Pacer::default());
-        let per_call: Vec<Arc<dyn Policy>> = vec![Arc::new(ContractPolicy::new(pacer.clone()))];
+        let scrubber = Arc::new(match &credential {
+            AdoCredential::Pat(pat) => Scrubber::for_pat(pat),
+            AdoCredential::Token(_) => Scrubber::default(),
+        });
+        let per_call: Vec<Arc<dyn Policy>> = vec![Arc::new(ContractPolicy::new(
+            pacer.clone(),
+            scrubber.clone(),
+        ))];
         let per_try: Vec<Arc<dyn Policy>> = vec![Arc::new(PacingPolicy::new(
             pacer.clone(),
             settings.max_retries,
@@ -133,10 +140,6 @@ impl AdoClient {
             max_retries: settings.max_retries,
             max_total_elapsed: azure_core::time::Duration::seconds(180),
             max_delay: azure_core::time::Duration::seconds(30),
-        });
-        let scrubber = Arc::new(match &credential {
-            AdoCredential::Pat(pat) => Scrubber::for_pat(pat),
-            AdoCredential::Token(_) => Scrubber::default(),
         });
         let credential = match credential {
             AdoCredential::Pat(pat) => azure_devops_rust_api::Credential::from_pat(pat.expose()),

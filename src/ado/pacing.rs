@@ -391,11 +391,11 @@ impl Policy for PacingPolicy {
         let signals = Signals::from_headers(status, response.headers());
         self.pacer.observe(signals);
         // The wait asked for, before the cap: an hour asked for is an hour the budget lacks.
-        let asked = response
-            .headers()
-            .get_optional_str(&RETRY_AFTER)
-            .and_then(parse_retry_after_uncapped);
-        if let Some(wait) = asked
+        // Only on answers the retry policy waits after; a 2xx carries its data already.
+        let retried = status == 408 || status == 429 || status >= 500;
+        let asked = asked_wait(response.headers());
+        if retried
+            && let Some(wait) = asked
             && let Some((left, stop)) = self.pacer.time_left()
             && wait > left
         {
@@ -424,25 +424,15 @@ impl Policy for PacingPolicy {
 /// for an hour.
 fn cap_retry_after(response: AsyncRawResponse) -> AsyncRawResponse {
     let headers = response.headers();
-    let asks = headers
-        .get_optional_str(&RETRY_AFTER)
-        .and_then(parse_retry_after_uncapped)
-        .into_iter()
-        .chain(
-            [RETRY_AFTER_MS, X_MS_RETRY_AFTER_MS]
-                .iter()
-                .filter_map(|h| headers.get_optional_str(h))
-                .filter_map(|v| v.trim().parse::<f64>().ok())
-                .filter(|ms| ms.is_finite() && *ms >= 0.0)
-                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
-        )
-        .max();
-    let Some(asked) = asks else {
+    let Some(asked) = asked_wait(headers) else {
         return response;
     };
     let extra = headers.get_optional_str(&RETRY_AFTER_MS).is_some()
         || headers.get_optional_str(&X_MS_RETRY_AFTER_MS).is_some();
-    if asked <= MAX_PAUSE && !extra {
+    let plain_seconds = headers
+        .get_optional_str(&RETRY_AFTER)
+        .is_some_and(|v| parse_retry_after_uncapped(v).is_some());
+    if asked <= MAX_PAUSE && !extra && plain_seconds {
         return response;
     }
     let (status, headers, body) = response.deconstruct();
@@ -465,6 +455,41 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 fn parse_retry_after_uncapped(value: &str) -> Option<Duration> {
     let secs: f64 = value.trim().parse().ok()?;
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)))
+}
+
+/// Every wait an answer asks for, before any cap: `Retry-After` in seconds or as an HTTP date
+/// (which the SDK's retry policy also obeys), `retry-after-ms`, `x-ms-retry-after-ms`. A
+/// `Retry-After` that is neither (unreadable) counts as the longest wait we accept.
+fn asked_wait(headers: &Headers) -> Option<Duration> {
+    let seconds = headers.get_optional_str(&RETRY_AFTER).map(|v| {
+        parse_retry_after_uncapped(v)
+            .or_else(|| http_date_wait(v))
+            .unwrap_or(MAX_PAUSE)
+    });
+    let names = [RETRY_AFTER_MS, X_MS_RETRY_AFTER_MS];
+    let millis = names
+        .iter()
+        .filter_map(|h| headers.get_optional_str(h))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .map(|ms| Duration::from_secs_f64(ms.min(1e12) / 1000.0));
+    seconds.into_iter().chain(millis).max()
+}
+
+/// The wait until an HTTP date (`Fri, 31 Dec 9999 23:59:59 GMT`), from now.
+fn http_date_wait(value: &str) -> Option<Duration> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let at = time::PrimitiveDateTime::parse(value.trim(), format)
+        .ok()?
+        .assume_utc();
+    let left = at - time::OffsetDateTime::now_utc();
+    Some(
+        Duration::try_from(left)
+            .unwrap_or(Duration::ZERO)
+            .min(Duration::from_secs(1_000_000_000)),
+    )
 }
 
 #[cfg(test)]
@@ -496,6 +521,23 @@ mod tests {
         // Old news is not news: neither the pause nor the retry after they are over.
         tokio::time::advance(Duration::from_secs(20)).await;
         assert_eq!(pacer.waiting_for(), None);
+    }
+
+    #[test]
+    fn odd_and_hostile_waits_are_capped_without_panicking() {
+        // An HTTP date years away, the kind the SDK's retry policy would wait for.
+        let far = cap_retry_after(answer(&[("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT")]));
+        assert_eq!(far.headers().get_optional_str(&RETRY_AFTER), Some("60"));
+        // Unreadable: the longest wait we accept, not the SDK's guess.
+        let odd = cap_retry_after(answer(&[("retry-after", "soon")]));
+        assert_eq!(odd.headers().get_optional_str(&RETRY_AFTER), Some("60"));
+        // Numbers past any Duration.
+        let huge = cap_retry_after(answer(&[("x-ms-retry-after-ms", "1e300")]));
+        assert_eq!(huge.headers().get_optional_str(&RETRY_AFTER), Some("60"));
+        assert!(
+            asked_wait(answer(&[("retry-after-ms", "100000000000000000000000")]).headers())
+                .is_some()
+        );
     }
 
     #[test]

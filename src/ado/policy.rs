@@ -14,6 +14,7 @@
 
 use super::error::{AUTH_HINT, AdoError};
 use super::pacing::Pacer;
+use crate::scrub::Scrubber;
 use azure_core::http::headers::HeaderName;
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{AsyncRawResponse, Context, Request, Url};
@@ -31,11 +32,14 @@ const MAX_MESSAGE_CHARS: usize = 400;
 #[derive(Debug)]
 pub struct ContractPolicy {
     pacer: Arc<Pacer>,
+    /// Error texts are scrubbed of the credential before they are cut to length: a cut PAT
+    /// no longer matches the secret it came from.
+    scrubber: Arc<Scrubber>,
 }
 
 impl ContractPolicy {
-    pub fn new(pacer: Arc<Pacer>) -> Self {
-        Self { pacer }
+    pub fn new(pacer: Arc<Pacer>, scrubber: Arc<Scrubber>) -> Self {
+        Self { pacer, scrubber }
     }
 }
 
@@ -53,7 +57,7 @@ impl Policy for ContractPolicy {
         request.insert_header(ACCEPT, "application/json");
         self.pacer.note_call();
         let response = next[0].send(ctx, request, &next[1..]).await?;
-        check_response(response).await
+        check_response(response, &self.scrubber).await
     }
 }
 
@@ -92,7 +96,7 @@ pub fn normalize_url(url: &mut Url) {
     query.append_pair("api-version", version);
 }
 
-async fn check_response(response: AsyncRawResponse) -> PolicyResult {
+async fn check_response(response: AsyncRawResponse, scrubber: &Scrubber) -> PolicyResult {
     let status = u16::from(response.status());
     let content_type = response
         .headers()
@@ -149,7 +153,8 @@ async fn check_response(response: AsyncRawResponse) -> PolicyResult {
         return Ok(AsyncRawResponse::from_bytes(status_code, headers, bytes));
     }
 
-    let (type_key, message) = error_body_message(&bytes, &content_type);
+    let scrubbed = scrubber.scrub(&String::from_utf8_lossy(&bytes));
+    let (type_key, message) = error_body_message(scrubbed.as_bytes(), &content_type);
     let message = message.unwrap_or_else(|| format!("HTTP {status} with no readable error body"));
     if status == 401 {
         return Err(core_error(AdoError::Authentication {

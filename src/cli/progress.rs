@@ -63,11 +63,11 @@ impl CliProgress {
             }
             return msg;
         }
+        let failed = self.failed.load(Ordering::Relaxed);
         let mut msg = format!(
-            "{}/{listed} users read, {} PATs, {} failed",
-            self.scanned.load(Ordering::Relaxed),
+            "{}/{listed} users read, {} PATs, {failed} not read",
+            self.scanned.load(Ordering::Relaxed).saturating_sub(failed),
             self.pats.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed)
         );
         if let Some(client) = self.client.get() {
             if let Some(waiting) = client.waiting_for() {
@@ -100,13 +100,20 @@ impl CliProgress {
         );
     }
 
-    /// Ticks every [`LOG_EVERY`] until dropped (aborted).
+    /// Until dropped: refreshes the bar's text every second (a pause or a retry changes it
+    /// while nothing completes), and off a terminal writes a line every [`LOG_EVERY`].
     pub async fn ticker(&self) -> std::convert::Infallible {
-        let mut every = tokio::time::interval(LOG_EVERY);
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
         every.tick().await;
+        let mut ticks = 0u64;
         loop {
             every.tick().await;
-            self.tick();
+            ticks += 1;
+            if let Some(bar) = &self.bar {
+                bar.set_message(self.message());
+            } else if ticks.is_multiple_of(LOG_EVERY.as_secs()) {
+                self.tick();
+            }
         }
     }
 

@@ -386,17 +386,26 @@ async fn status_view(
     status: RunStatus,
     now: OffsetDateTime,
 ) -> Result<Value, StorageError> {
-    let files = status.files().cloned();
-    let succeeded = status.state() == RunState::Succeeded;
-    let stalled = status.stalled(now);
-    let mut body = serde_json::to_value(&status).unwrap_or_else(|_| json!({}));
+    let mut body = status_body(&status, now);
+    if let (Some(object), RunState::Succeeded, Some(files)) =
+        (body.as_object_mut(), status.state(), status.files())
+    {
+        add_links(object, runs, files, state.settings.sas_lifetime).await?;
+    }
+    Ok(body)
+}
+
+/// A run's status as the API shows it, without download links (signing them is per call):
+/// `stalled` derived, and where to read the status and see the page.
+fn status_body(status: &RunStatus, now: OffsetDateTime) -> Value {
+    let mut body = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
     if let Some(object) = body.as_object_mut() {
         object.remove("files");
         object.insert(
             "statusUrl".into(),
             Value::String(status_path(&status.run_id)),
         );
-        if let Some(message) = stalled {
+        if let Some(message) = status.stalled(now) {
             object.insert(
                 "recordedState".into(),
                 Value::String(status.state().as_str().into()),
@@ -404,14 +413,34 @@ async fn status_view(
             object.insert("state".into(), Value::String(STALLED.into()));
             object.insert("message".into(), Value::String(message));
         }
-        if let (true, Some(files)) = (succeeded, files) {
-            if files.contains_key(&Format::Html) {
-                object.insert("viewUrl".into(), Value::String(view_path(&status.run_id)));
-            }
-            add_links(object, runs, &files, state.settings.sas_lifetime).await?;
+        let has_page = status
+            .files()
+            .is_some_and(|f| f.contains_key(&Format::Html));
+        if status.state() == RunState::Succeeded && has_page {
+            object.insert("viewUrl".into(), Value::String(view_path(&status.run_id)));
         }
     }
-    Ok(body)
+    body
+}
+
+/// How many runs `GET /api/PatReport/runs` lists.
+pub const RECENT_RUNS: usize = 20;
+
+/// `GET /api/PatReport/runs`: the newest runs, newest first, without download links (a run's
+/// own status has them).
+pub async fn recent_runs(state: &AppState) -> ApiReply {
+    let runs = match state.runs().await {
+        Ok(runs) => runs,
+        Err(e) => return ApiReply::storage_unavailable(e.to_string()),
+    };
+    match runs.recent(RECENT_RUNS).await {
+        Ok(list) => {
+            let now = OffsetDateTime::now_utc();
+            let list: Vec<Value> = list.iter().map(|s| status_body(s, now)).collect();
+            ApiReply::new(StatusCode::OK, json!({ "runs": list }))
+        }
+        Err(e) => ApiReply::storage_unavailable(e.to_string()),
+    }
 }
 
 /// `downloadUrl` + `expiresAt` for the workbook, and `files` with a link for every format.

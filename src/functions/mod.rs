@@ -49,6 +49,7 @@ pub mod router;
 pub mod server;
 pub mod state;
 pub mod timer;
+pub mod ui;
 pub mod worker;
 
 pub use router::router;

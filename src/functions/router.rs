@@ -34,6 +34,8 @@ pub const PATREPORT_STATUS: &str = "PatReportStatus";
 pub const PATREPORT_LATEST: &str = "PatReportLatest";
 pub const PATREPORT_VIEW: &str = "PatReportView";
 pub const PATREPORT_RUN_VIEW: &str = "PatReportRunView";
+pub const PATREPORT_RUNS: &str = "PatReportRuns";
+pub const PATREPORT_UI: &str = "PatReportUi";
 pub const PATREPORT_TIMER: &str = "PatReportTimer";
 pub const PATREPORT_WORKER: &str = "PatReportWorker";
 pub const PATREPORT_POISON: &str = "PatReportPoison";
@@ -67,59 +69,75 @@ async fn dispatch(
         .get("x-azure-functions-invocationid")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    match lower.as_slice() {
+    // The GET endpoints: which function answers, and with which path segment (a run id).
+    let (function, get) = match lower.as_slice() {
         [name] if is_invocation(name) => {
             tracing::info!(function = segments[0], invocation_id, "invocation");
-            invoke(&state, name, &method, &body).await
+            return invoke(&state, name, &method, &body).await;
         }
-        ["api", "patreport", "runs", _] => {
-            tracing::info!(function = PATREPORT_STATUS, invocation_id, "request");
-            if let Err(refused) = endpoints::authorize(&state, &headers, PATREPORT_STATUS).await {
-                return refused.into_response();
-            }
-            if method != Method::GET && method != Method::HEAD {
-                return ApiReply::method_not_allowed(method.as_str(), "GET").into_response();
-            }
-            endpoints::run_status(&state, segments[3]).await.into_response()
-        }
-        ["api", "patreport", "runs", _, "view"] => {
-            tracing::info!(function = PATREPORT_RUN_VIEW, invocation_id, "request");
-            if let Err(refused) = endpoints::authorize(&state, &headers, PATREPORT_RUN_VIEW).await {
-                return refused.into_response();
-            }
-            if method != Method::GET && method != Method::HEAD {
-                return ApiReply::method_not_allowed(method.as_str(), "GET").into_response();
-            }
-            page(endpoints::run_view(&state, segments[3]).await)
-        }
-        ["api", "patreport", "view"] => {
-            tracing::info!(function = PATREPORT_VIEW, invocation_id, "request");
-            if let Err(refused) = endpoints::authorize(&state, &headers, PATREPORT_VIEW).await {
-                return refused.into_response();
-            }
-            if method != Method::GET && method != Method::HEAD {
-                return ApiReply::method_not_allowed(method.as_str(), "GET").into_response();
-            }
-            page(endpoints::latest_view(&state, org_query(&uri).as_deref()).await)
-        }
-        ["api", "patreport", "latest"] => {
-            tracing::info!(function = PATREPORT_LATEST, invocation_id, "request");
-            if let Err(refused) = endpoints::authorize(&state, &headers, PATREPORT_LATEST).await {
-                return refused.into_response();
-            }
-            if method != Method::GET && method != Method::HEAD {
-                return ApiReply::method_not_allowed(method.as_str(), "GET").into_response();
-            }
-            endpoints::latest(&state, org_query(&uri).as_deref()).await.into_response()
-        }
-        _ => ApiReply::not_found(format!(
-            "no route for {method} {}: the endpoints are POST /api/PatReport, GET /api/PatReport/runs/{{id}}, \
-             GET /api/PatReport/runs/{{id}}/view, GET /api/PatReport/latest and GET /api/PatReport/view \
-             (through the Functions host)",
-            uri.path()
-        ))
-        .into_response(),
+        ["api", "patreport", "runs"] => (PATREPORT_RUNS, Get::Runs),
+        ["api", "patreport", "ui"] => (PATREPORT_UI, Get::Ui),
+        ["api", "patreport", "runs", _] => (PATREPORT_STATUS, Get::Status(segments[3])),
+        ["api", "patreport", "runs", _, "view"] => (PATREPORT_RUN_VIEW, Get::RunView(segments[3])),
+        ["api", "patreport", "view"] => (PATREPORT_VIEW, Get::View),
+        ["api", "patreport", "latest"] => (PATREPORT_LATEST, Get::Latest),
+        _ => return no_route(&method, &uri),
+    };
+    if let Err(refused) = admit(&state, &headers, &method, function, invocation_id).await {
+        return refused;
     }
+    match get {
+        Get::Runs => endpoints::recent_runs(&state).await.into_response(),
+        Get::Ui => html(
+            super::ui::page(&state.settings.orgs).into_bytes(),
+            &super::ui::policy(),
+        ),
+        Get::Status(id) => endpoints::run_status(&state, id).await.into_response(),
+        Get::RunView(id) => page(endpoints::run_view(&state, id).await),
+        Get::View => page(endpoints::latest_view(&state, org_query(&uri).as_deref()).await),
+        Get::Latest => endpoints::latest(&state, org_query(&uri).as_deref())
+            .await
+            .into_response(),
+    }
+}
+
+enum Get<'a> {
+    Runs,
+    Ui,
+    Status(&'a str),
+    RunView(&'a str),
+    View,
+    Latest,
+}
+
+fn no_route(method: &Method, uri: &Uri) -> Response {
+    ApiReply::not_found(format!(
+        "no route for {method} {}: the endpoints are POST /api/PatReport, \
+         GET /api/PatReport/runs/{{id}}, GET /api/PatReport/runs/{{id}}/view, \
+         GET /api/PatReport/runs, GET /api/PatReport/latest, GET /api/PatReport/view and \
+         GET /api/PatReport/ui (through the Functions host)",
+        uri.path()
+    ))
+    .into_response()
+}
+
+/// The checks every GET endpoint makes first: who is asking (before anything else is looked
+/// at), then the method.
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    function: &str,
+    invocation_id: &str,
+) -> Result<(), Response> {
+    tracing::info!(function, invocation_id, "request");
+    endpoints::authorize(state, headers, function)
+        .await
+        .map_err(|refused| refused.into_response())?;
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ApiReply::method_not_allowed(method.as_str(), "GET").into_response());
+    }
+    Ok(())
 }
 
 /// `?org=` of a request.
@@ -137,29 +155,33 @@ fn org_query(uri: &Uri) -> Option<String> {
 fn page(view: endpoints::View) -> Response {
     match view {
         endpoints::View::Refused(reply) => reply.into_response(),
-        endpoints::View::Page(bytes) => {
-            let mut response = Response::new(axum::body::Body::from(bytes));
-            let headers = response.headers_mut();
-            for (name, value) in [
-                (
-                    "content-type",
-                    crate::report::Format::Html.content_type().to_owned(),
-                ),
-                (
-                    "content-security-policy",
-                    crate::report::html::content_security_policy(),
-                ),
-                ("x-content-type-options", "nosniff".to_owned()),
-                ("cache-control", "no-store".to_owned()),
-                ("referrer-policy", "no-referrer".to_owned()),
-            ] {
-                if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
-                    headers.insert(name, value);
-                }
-            }
-            response
+        endpoints::View::Page(bytes) => html(
+            bytes,
+            &format!(
+                "{}; frame-ancestors 'none'",
+                crate::report::html::content_security_policy()
+            ),
+        ),
+    }
+}
+
+/// A page under its Content-Security-Policy, never framed, cached or sniffed.
+fn html(bytes: Vec<u8>, policy: &str) -> Response {
+    let mut response = Response::new(axum::body::Body::from(bytes));
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("content-type", crate::report::Format::Html.content_type()),
+        ("content-security-policy", policy),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("cache-control", "no-store"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        if let Ok(value) = axum::http::HeaderValue::from_str(value) {
+            headers.insert(name, value);
         }
     }
+    response
 }
 
 fn is_invocation(name: &str) -> bool {

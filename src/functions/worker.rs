@@ -327,6 +327,8 @@ struct StatusProgress {
     scanned: AtomicUsize,
     failed: AtomicUsize,
     pats: AtomicUsize,
+    /// Read for the throttling figures once the scan has started.
+    client: std::sync::OnceLock<crate::ado::AdoClient>,
 }
 
 impl StatusProgress {
@@ -340,6 +342,11 @@ impl StatusProgress {
                 .saturating_sub(self.failed.load(Ordering::Relaxed)),
             users_failed: self.failed.load(Ordering::Relaxed),
             pats_found: self.pats.load(Ordering::Relaxed),
+            throttled: self.client.get().map_or(0, |c| c.pacing().throttled),
+            throttle_wait_seconds: self
+                .client
+                .get()
+                .map_or(0, |c| c.pacing().throttle_wait.as_secs()),
         }
     }
 }
@@ -360,7 +367,10 @@ impl Progress for StatusProgress {
 impl Observer for StatusProgress {
     fn stage(&self, stage: Stage<'_>) {
         match stage {
-            Stage::Scanning(_) => tracing::debug!("scanning"),
+            Stage::Scanning(client) => {
+                let _ = self.client.set(client.clone());
+                tracing::debug!("scanning");
+            }
             Stage::Writing => tracing::info!("scan finished; writing the report"),
             Stage::Delivering => tracing::info!("uploading the report"),
         }

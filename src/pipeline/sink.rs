@@ -199,7 +199,14 @@ impl Sink for LocalFiles {
             for &format in formats {
                 let path = self.dir.join(format!("{name}.{}", format.extension()));
                 match File::options().write(true).create_new(true).open(&path) {
-                    Ok(file) => opened.push(Opened { format, path, file }),
+                    Ok(file) => {
+                        // Recorded as soon as it exists, so an interrupt can take it back.
+                        self.opened
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(path.clone());
+                        opened.push(Opened { format, path, file });
+                    }
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => {
                         // Taken (by an earlier report, or a run finishing at the same time):
                         // give back what this name claimed and try the next one.
@@ -216,10 +223,6 @@ impl Sink for LocalFiles {
                     }
                 }
             }
-            self.opened
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(opened.iter().map(|o| o.path.clone()));
             return Ok(opened);
         }
         unreachable!("the loop returns or fails before running out of numbers")
@@ -245,11 +248,17 @@ impl Sink for LocalFiles {
         _finished: OffsetDateTime,
         written: Vec<(Format, PathBuf)>,
     ) -> Result<Vec<Delivered>, SinkError> {
-        // The folder holds a report now: it stays.
+        // The folder holds a report now: it stays, and so do its files.
         self.created
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        self.opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.delivered
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(written
             .into_iter()
             .map(|(format, path)| Delivered {

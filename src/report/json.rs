@@ -23,19 +23,36 @@ pub fn write_json<W: Write>(report: &Report, mut w: W) -> Result<(), ReportError
 /// Read a JSON report written by this or an earlier version (`schema_version` absent means
 /// 1: `summary.users_scanned`, and `run.stopped_early` as the reason or null).
 pub fn read_json<R: io::Read>(r: R) -> Result<Report, ReportError> {
+    use serde::de::Error as _;
     let mut value: serde_json::Value = serde_json::from_reader(r)?;
-    let version = value["schema_version"].as_u64().unwrap_or(1);
+    let not_a_report = || serde_json::Error::custom("not a patreport JSON report");
+    let report = value.as_object_mut().ok_or_else(not_a_report)?;
+    let version = report
+        .get("schema_version")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(1);
     if version < 2 {
-        let summary = &mut value["summary"];
-        let listed = summary["users_scanned"].as_u64().unwrap_or(0);
-        let failed = summary["users_failed"].as_u64().unwrap_or(0);
-        summary["users_listed"] = listed.into();
-        summary["users_read"] = listed.saturating_sub(failed).into();
-        let run = &mut value["run"];
-        let reason = run["stopped_early"].take();
-        run["stopped_early"] = (!reason.is_null()).into();
-        run["stop_reason"] = reason;
-        value["schema_version"] = 2.into();
+        let summary = report
+            .get_mut("summary")
+            .and_then(serde_json::Value::as_object_mut)
+            .ok_or_else(not_a_report)?;
+        let count = |s: &serde_json::Map<String, serde_json::Value>, k: &str| {
+            s.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0)
+        };
+        let listed = count(summary, "users_scanned");
+        let failed = count(summary, "users_failed");
+        summary.insert("users_listed".into(), listed.into());
+        summary.insert("users_read".into(), listed.saturating_sub(failed).into());
+        let run = report
+            .get_mut("run")
+            .and_then(serde_json::Value::as_object_mut)
+            .ok_or_else(not_a_report)?;
+        let reason = run
+            .remove("stopped_early")
+            .unwrap_or(serde_json::Value::Null);
+        run.insert("stopped_early".into(), (!reason.is_null()).into());
+        run.insert("stop_reason".into(), reason);
+        report.insert("schema_version".into(), 2.into());
     }
     Ok(serde_json::from_value(value)?)
 }
@@ -177,6 +194,15 @@ mod tests {
         assert_eq!(back.rows, report.rows);
         // And this version's own output reads back as written.
         assert_eq!(read_json(json(&report).as_bytes()).unwrap(), report);
+        // Anything else is an error, never a panic.
+        for odd in [
+            "[]",
+            r#"{"summary":[]}"#,
+            r#"{"run":"x","summary":{}}"#,
+            "3",
+        ] {
+            assert!(read_json(odd.as_bytes()).is_err(), "{odd}");
+        }
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub fn duration(text: &str) -> Result<Duration, String> {
             ));
         }
     };
+    // A year is more than any scan or request needs; larger values overflow clocks.
+    if !(0.0..=365.0 * 86_400.0).contains(&secs) {
+        return Err(format!("'{text}' is out of range: at most a year (8760h)"));
+    }
     Duration::try_from_secs_f64(secs).map_err(|e| format!("'{text}': {e}"))
 }
 
@@ -100,6 +104,11 @@ mod tests {
         assert!(duration("90").unwrap_err().contains("no unit"));
         assert!(duration("soon").is_err());
         assert!(duration("5d").unwrap_err().contains("unknown unit"));
+        assert!(
+            duration("3000000000000000h")
+                .unwrap_err()
+                .contains("out of range")
+        );
     }
 
     #[test]

@@ -15,8 +15,8 @@ use azure_core::http::{
     ClientOptions, ExponentialRetryOptions, RequestContent, RetryOptions, StatusCode, Transport,
 };
 use azure_storage_blob::models::{
-    BlobClientUploadOptions, BlockBlobClientCommitBlockListOptions, BlockLookupList,
-    StorageErrorCode,
+    BlobClientUploadOptions, BlobContainerClientListBlobsOptions,
+    BlockBlobClientCommitBlockListOptions, BlockLookupList, StorageErrorCode,
 };
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
@@ -300,7 +300,20 @@ impl BlobStore {
         bytes: Vec<u8>,
         headers: &BlobHeaders,
     ) -> Result<(), StorageError> {
+        self.put_bytes(blob, bytes, headers, false).await
+    }
+
+    /// [`Self::put`], refusing to overwrite (`If-None-Match: *`) when `new_only`: a blob that
+    /// exists already is an error with status 409 or 412.
+    async fn put_bytes(
+        &self,
+        blob: &str,
+        bytes: Vec<u8>,
+        headers: &BlobHeaders,
+        new_only: bool,
+    ) -> Result<(), StorageError> {
         let options = BlobClientUploadOptions {
+            if_none_match: new_only.then(|| "*".into()),
             blob_content_type: Some(headers.content_type.clone()),
             blob_content_disposition: headers.content_disposition.clone(),
             blob_cache_control: headers.cache_control.clone(),
@@ -323,6 +336,7 @@ impl BlobStore {
         blob: &str,
         path: &std::path::Path,
         headers: &BlobHeaders,
+        new_only: bool,
     ) -> Result<(), StorageError> {
         use tokio::io::AsyncReadExt;
         let action = || format!("upload {blob}");
@@ -336,7 +350,7 @@ impl BlobStore {
         if size <= self.partition_size.get() {
             let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
             file.read_to_end(&mut bytes).await.map_err(read_error)?;
-            return self.put(blob, bytes, headers).await;
+            return self.put_bytes(blob, bytes, headers, new_only).await;
         }
         let client = self.blob_client(blob)?.block_blob_client();
         let mut ids = Vec::new();
@@ -374,6 +388,7 @@ impl BlobStore {
             ..Default::default()
         };
         let options = BlockBlobClientCommitBlockListOptions {
+            if_none_match: new_only.then(|| "*".into()),
             blob_content_type: Some(headers.content_type.clone()),
             blob_content_disposition: headers.content_disposition.clone(),
             blob_cache_control: headers.cache_control.clone(),
@@ -403,6 +418,25 @@ impl BlobStore {
             .await
             .map_err(|e| StorageError::from_sdk(&e, action()))?;
         Ok(Some(bytes.to_vec()))
+    }
+
+    /// The names of the blobs whose names start with `prefix`, in name order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        use futures::TryStreamExt;
+        let action = || format!("list {prefix}*");
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(prefix.to_owned()),
+            ..Default::default()
+        };
+        let pager = self
+            .container_client()?
+            .list_blobs(Some(options))
+            .map_err(|e| StorageError::from_sdk(&e, action()))?;
+        let items: Vec<_> = pager
+            .try_collect()
+            .await
+            .map_err(|e| StorageError::from_sdk(&e, action()))?;
+        Ok(items.into_iter().filter_map(|item| item.name).collect())
     }
 
     /// Whether a blob exists.

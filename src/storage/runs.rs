@@ -47,6 +47,28 @@ impl RunStore {
         self.get_json(&Self::status_blob(run_id)).await
     }
 
+    /// The newest `count` runs, newest first (run ids sort by the time they were asked for).
+    pub async fn recent(&self, count: usize) -> Result<Vec<RunStatus>, StorageError> {
+        let mut ids: Vec<RunId> = self
+            .blobs
+            .list(&format!("{RUNS_PREFIX}/"))
+            .await?
+            .iter()
+            .filter_map(|name| {
+                let id = name.strip_prefix(RUNS_PREFIX)?.strip_prefix('/')?;
+                RunId::parse(id.strip_suffix(".json")?).ok()
+            })
+            .collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        let mut runs = Vec::with_capacity(count.min(ids.len()));
+        for id in ids.into_iter().take(count) {
+            if let Some(status) = self.load_status(&id).await? {
+                runs.push(status);
+            }
+        }
+        Ok(runs)
+    }
+
     pub async fn save_latest(&self, latest: &LatestPointer) -> Result<(), StorageError> {
         self.put_json(&Self::latest_blob(&latest.org), latest).await
     }

@@ -117,33 +117,39 @@ impl Sink for BlobSink<'_> {
     ) -> Result<Vec<Delivered>, SinkError> {
         let formats: Vec<Format> = written.iter().map(|(f, _)| *f).collect();
         let mut names = report_blob_names(org, finished, "", &formats);
-        // Two reports of one organization finished within the same second must not overwrite
-        // each other: the second gets the end of its run id appended.
-        if let Some(first) = names.values().next() {
-            let taken = self
-                .runs
-                .blobs()
-                .exists(first)
-                .await
-                .map_err(SinkError::Storage)?;
-            if taken {
-                let suffix = format!("-{}", self.run_id.short());
-                names = report_blob_names(org, finished, &suffix, &formats);
-            }
-        }
         let mut delivered = Vec::with_capacity(written.len());
-        for (format, path) in written {
-            let blob = names[&format].clone();
-            let headers = BlobHeaders {
+        for (index, (format, path)) in written.into_iter().enumerate() {
+            let headers = |blob: &str| BlobHeaders {
                 content_type: format.content_type().to_owned(),
-                content_disposition: Some(attachment(file_name(&blob))),
+                content_disposition: Some(attachment(file_name(blob))),
                 cache_control: None,
             };
-            self.runs
+            let blob = names[&format].clone();
+            // Two reports of one organization finished within the same second must not
+            // overwrite each other: the first file is written only if its name is free (an
+            // atomic check in the service), and otherwise the run's files get the end of its
+            // run id appended.
+            let first = index == 0;
+            let put = self
+                .runs
                 .blobs()
-                .put_file(&blob, &path, &headers)
-                .await
-                .map_err(SinkError::Storage)?;
+                .put_file(&blob, &path, &headers(&blob), first)
+                .await;
+            let blob = match put {
+                Err(e) if first && matches!(e.status(), Some(409 | 412)) => {
+                    let suffix = format!("-{}", self.run_id.short());
+                    names = report_blob_names(org, finished, &suffix, &formats);
+                    let blob = names[&format].clone();
+                    self.runs
+                        .blobs()
+                        .put_file(&blob, &path, &headers(&blob), false)
+                        .await
+                        .map_err(SinkError::Storage)?;
+                    blob
+                }
+                Err(e) => return Err(SinkError::Storage(e)),
+                Ok(()) => blob,
+            };
             delivered.push(Delivered {
                 format,
                 location: blob,
