@@ -43,7 +43,9 @@ command -v openssl >/dev/null || { echo "error: openssl is needed for the storag
 echo "== cargo test"
 cargo test --all-targets --locked
 
-echo "== browser tests: the HTML view in Chromium (npx playwright test; reports from target/debug/patreport)"
+echo "== browser tests: the HTML view and the start page in Chromium (npx playwright test; pages from target/debug)"
+# The start page comes from examples/start_page.rs; `cargo test` builds examples only as tests.
+cargo build --examples --locked
 if ! wait "$chromium_install"; then
   cat "$chromium_log" >&2
   echo "error: Chromium is needed for the browser tests (apt-get install chromium)" >&2

@@ -1,7 +1,8 @@
 // Makes the reports the browser tests open, with the real binary (the debug build that
 // `cargo build` or `cargo test` leaves; PATREPORT_BIN overrides it): the demo organization,
 // with its hostile names and revoked PATs listed, and an incomplete report (a time budget
-// too short for the simulated latency, so some users are never reached).
+// too short for the simulated latency, so some users are never reached); and the Functions
+// app's start page.
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -41,5 +42,11 @@ module.exports = async function globalSetup() {
       [3],
     ),
   };
+  // The Functions app's start page, as the app serves it (examples/start_page.rs, which
+  // `cargo test` builds).
+  const example = path.join(path.dirname(bin), 'examples', 'start_page');
+  if (!fs.existsSync(example)) throw new Error(`${example} is missing: build it first (cargo build --examples)`);
+  reports.startPage = path.join(out, 'start.html');
+  fs.writeFileSync(reports.startPage, execFileSync(example, ['fabrikam', 'contoso']));
   fs.writeFileSync(path.join(out, 'reports.json'), JSON.stringify(reports, null, 2));
 };
