@@ -381,6 +381,22 @@ pub struct ProbeArgs {
     pub ado_url: url::Url,
 }
 
+/// One report of the simulated organization into `dir`, the way `patreport report` makes it
+/// (every token, valid or not, as the benchmark's figures count them).
+async fn local_report(
+    ado_url: url::Url,
+    org: OrgName,
+    formats: Vec<Format>,
+    dir: &std::path::Path,
+) -> anyhow::Result<pipeline::Produced> {
+    let mut scan = ScanSettings::defaults(None);
+    scan.ado_url = ado_url;
+    scan.include_invalid = true;
+    let plan = scan.plan(org, formats);
+    let credential = AdoCredential::Pat(Secret::new(BENCH_PAT));
+    Ok(pipeline::run(&plan, credential, &Quiet, &LocalFiles::new(dir)).await?)
+}
+
 /// `patreport bench-probe` (hidden): one report through one path, then one JSON line of
 /// figures on stdout. Memory is read once at the end: the peak is the whole run's.
 pub async fn probe_run(args: &ProbeArgs) -> anyhow::Result<u8> {
@@ -390,17 +406,8 @@ pub async fn probe_run(args: &ProbeArgs) -> anyhow::Result<u8> {
     let (rows, users, workbook) = match args.path {
         ProbePath::Cli => {
             let dir = tempfile::tempdir().context("a folder for the report")?;
-            let mut scan = ScanSettings::defaults(None);
-            scan.ado_url = args.ado_url.clone();
-            scan.include_invalid = true;
-            let plan = scan.plan(org, Format::ALL.to_vec());
-            let produced = pipeline::run(
-                &plan,
-                AdoCredential::Pat(Secret::new(BENCH_PAT)),
-                &Quiet,
-                &LocalFiles::new(dir.path()),
-            )
-            .await?;
+            let produced =
+                local_report(args.ado_url.clone(), org, Format::ALL.to_vec(), dir.path()).await?;
             stages = produced
                 .timings
                 .memory
@@ -569,15 +576,11 @@ async fn view_case(users: usize) -> anyhow::Result<Vec<Verdict>> {
     println!("\n[view] {users} people: the HTML report in headless Chromium");
     let sim = Simulator::start(users, Duration::ZERO, None)?;
     let dir = tempfile::tempdir().context("a folder for the report")?;
-    let mut scan = ScanSettings::defaults(None);
-    scan.ado_url = sim.url.parse().context("simulator URL")?;
-    scan.include_invalid = true;
-    let plan = scan.plan(OrgName::parse("demo")?, vec![Format::Json, Format::Html]);
-    let produced = pipeline::run(
-        &plan,
-        AdoCredential::Pat(Secret::new(BENCH_PAT)),
-        &Quiet,
-        &LocalFiles::new(dir.path()),
+    let produced = local_report(
+        sim.url.parse().context("simulator URL")?,
+        OrgName::parse("demo")?,
+        vec![Format::Json, Format::Html],
+        dir.path(),
     )
     .await?;
     drop(sim);

@@ -43,7 +43,7 @@ module.exports = async function globalSetup() {
     ),
   };
   // The Functions app's start page, as the app serves it (examples/start_page.rs, which
-  // `cargo test` builds).
+  // `cargo build --examples` builds, as scripts/test.sh does).
   const example = path.join(path.dirname(bin), 'examples', 'start_page');
   if (!fs.existsSync(example)) throw new Error(`${example} is missing: build it first (cargo build --examples)`);
   reports.startPage = path.join(out, 'start.html');
