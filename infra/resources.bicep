@@ -423,40 +423,44 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
 // validates browser sessions and bearer tokens for the patreport API app, and the app reads
 // the caller from X-MS-CLIENT-PRINCIPAL. No client secret: browsers sign in with the ID-token
 // flow (enable ID tokens on the app registration; docs/auth.md). The token store is only on
-// for on-behalf-of runs, which need the caller's access token.
-resource appServiceAuth 'Microsoft.Web/sites/config@2024-04-01' = if (callerAuth == 'app-service' && !empty(apiClientId)) {
+// for on-behalf-of runs, which need the caller's access token. Always deployed, switched off
+// with bearer: a deployment that leaves it out would leave an earlier one in force.
+var appServiceAuthOn = callerAuth == 'app-service' && !empty(apiClientId)
+var entraProvider = {
+  azureActiveDirectory: {
+    enabled: true
+    registration: {
+      clientId: apiClientId
+      openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+    }
+    validation: {
+      allowedAudiences: [
+        apiClientId
+        'api://${apiClientId}'
+      ]
+    }
+  }
+}
+
+resource appServiceAuth 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: functionApp
   name: 'authsettingsV2'
   properties: {
     platform: {
-      enabled: true
+      enabled: appServiceAuthOn
     }
     globalValidation: {
-      requireAuthentication: true
+      requireAuthentication: appServiceAuthOn
       unauthenticatedClientAction: browserSignIn ? 'RedirectToLoginPage' : 'Return401'
       redirectToProvider: 'azureactivedirectory'
     }
     httpSettings: {
       requireHttps: true
     }
-    identityProviders: {
-      azureActiveDirectory: {
-        enabled: true
-        registration: {
-          clientId: apiClientId
-          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
-        }
-        validation: {
-          allowedAudiences: [
-            apiClientId
-            'api://${apiClientId}'
-          ]
-        }
-      }
-    }
+    identityProviders: appServiceAuthOn ? entraProvider : {}
     login: {
       tokenStore: {
-        enabled: httpRuns == 'on-behalf-of'
+        enabled: appServiceAuthOn && httpRuns == 'on-behalf-of'
       }
     }
   }

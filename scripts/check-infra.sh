@@ -61,8 +61,8 @@ if $run_checkov; then
   #   CKV_AZURE_222                function app public access: it is an HTTP API (function key
   #                                plus Entra ID caller check)
   #   CKV_AZURE_13                 App Service Authentication: an option (callerAuth
-  #                                app-service, a separate authsettingsV2 resource checkov does
-  #                                not connect to the site); by default patreport validates
+  #                                app-service, in an authsettingsV2 resource checkov does not
+  #                                connect to the site); by default patreport validates
   #                                callers' tokens itself (PATREPORT_CALLER_AUTH=bearer)
   #   CKV_AZURE_17                 client certificates: callers use Entra ID tokens
   #   CKV_AZURE_78                 FTP: Flex has none; basic publishing credentials are off
@@ -75,8 +75,6 @@ if $run_checkov; then
   skip+=,CKV_AZURE_110,CKV_AZURE_42,CKV_AZURE_222,CKV_AZURE_13,CKV_AZURE_17,CKV_AZURE_78
   skip+=,CKV_AZURE_212,CKV_AZURE_225,CKV_AZURE_213,CKV_AZURE_63,CKV_AZURE_65,CKV_AZURE_66
   skip+=,CKV_AZURE_80,CKV_AZURE_88
-  # checkov's Bicep parser does not read the properties of a conditional resource
-  # (`= if (...) {`): CKV_AZURE_70 logs a traceback for appServiceAuth and counts nothing.
   # --skip-download: no calls to Prisma Cloud (guidelines, severities); everything is local.
   target/infra-check/checkov/bin/checkov --directory infra --framework bicep --compact --quiet \
     --skip-download --skip-check "$skip"

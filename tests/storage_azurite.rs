@@ -501,3 +501,37 @@ async fn user_delegation_links_signed_for_2026_04_06_are_accepted_by_azurite_ove
         .unwrap();
     assert_eq!(http.get(&again.url).send().await.unwrap().status(), 200);
 }
+
+/// `new_only` is the service's atomic check: a name already taken is refused (whether the
+/// file goes up in one request or in blocks) and the stored report is left as it was.
+#[tokio::test]
+async fn a_report_file_written_new_only_never_replaces_one_already_there() {
+    let azurite = azurite::shared();
+    let store = keyed_store(azurite, &unique("newonly"));
+    store.ensure_container().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for size in [1000, 5 * 1024 * 1024] {
+        let name = format!("fabrikam/{size}.xlsx");
+        let first = dir.path().join("first");
+        let second = dir.path().join("second");
+        std::fs::write(&first, vec![1u8; size]).unwrap();
+        std::fs::write(&second, vec![2u8; size]).unwrap();
+        store
+            .put_file(&name, &first, &xlsx_headers("report.xlsx"), true)
+            .await
+            .expect("a free name is written");
+        let refused = store
+            .put_file(&name, &second, &xlsx_headers("report.xlsx"), true)
+            .await
+            .expect_err("a taken name is refused");
+        assert!(
+            matches!(refused.status(), Some(409 | 412)),
+            "{size} bytes: {refused}"
+        );
+        let stored = store.get(&name).await.unwrap().expect("the blob exists");
+        assert!(
+            stored == vec![1u8; size],
+            "{size} bytes: the first file stays"
+        );
+    }
+}

@@ -391,8 +391,10 @@ impl Policy for PacingPolicy {
         let signals = Signals::from_headers(status, response.headers());
         self.pacer.observe(signals);
         // The wait asked for, before the cap: an hour asked for is an hour the budget lacks.
-        // Only on answers the retry policy waits after; a 2xx carries its data already.
-        let retried = status == 408 || status == 429 || status >= 500;
+        // Only on answers the SDK's retry policy will wait after (its default statuses, and
+        // not on the last attempt); a 2xx carries its data already.
+        let retried =
+            attempt < self.max_retries && matches!(status, 408 | 429 | 500 | 502 | 503 | 504);
         let asked = asked_wait(response.headers());
         if retried
             && let Some(wait) = asked

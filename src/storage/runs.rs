@@ -62,8 +62,14 @@ impl RunStore {
         ids.sort_unstable_by(|a, b| b.cmp(a));
         let mut runs = Vec::with_capacity(count.min(ids.len()));
         for id in ids.into_iter().take(count) {
-            if let Some(status) = self.load_status(&id).await? {
-                runs.push(status);
+            match self.load_status(&id).await {
+                Ok(Some(status)) => runs.push(status),
+                Ok(None) => {}
+                // One unreadable status document does not hide the others.
+                Err(e @ StorageError::Corrupt { .. }) => {
+                    tracing::warn!(run_id = %id, error = %e, "a run status could not be read");
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(runs)

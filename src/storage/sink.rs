@@ -118,7 +118,8 @@ impl Sink for BlobSink<'_> {
         let formats: Vec<Format> = written.iter().map(|(f, _)| *f).collect();
         let mut names = report_blob_names(org, finished, "", &formats);
         let mut delivered = Vec::with_capacity(written.len());
-        for (index, (format, path)) in written.into_iter().enumerate() {
+        let mut suffixed = false;
+        for (format, path) in written {
             let headers = |blob: &str| BlobHeaders {
                 content_type: format.content_type().to_owned(),
                 content_disposition: Some(attachment(file_name(blob))),
@@ -126,17 +127,17 @@ impl Sink for BlobSink<'_> {
             };
             let blob = names[&format].clone();
             // Two reports of one organization finished within the same second must not
-            // overwrite each other: the first file is written only if its name is free (an
-            // atomic check in the service), and otherwise the run's files get the end of its
-            // run id appended.
-            let first = index == 0;
+            // overwrite each other: a file is written under the plain name only if that name
+            // is free (an atomic check in the service); once one is taken, this run's files
+            // get the end of its run id appended.
             let put = self
                 .runs
                 .blobs()
-                .put_file(&blob, &path, &headers(&blob), first)
+                .put_file(&blob, &path, &headers(&blob), !suffixed)
                 .await;
             let blob = match put {
-                Err(e) if first && matches!(e.status(), Some(409 | 412)) => {
+                Err(e) if !suffixed && matches!(e.status(), Some(409 | 412)) => {
+                    suffixed = true;
                     let suffix = format!("-{}", self.run_id.short());
                     names = report_blob_names(org, finished, &suffix, &formats);
                     let blob = names[&format].clone();

@@ -48,5 +48,6 @@ module.exports = async function globalSetup() {
   if (!fs.existsSync(example)) throw new Error(`${example} is missing: build it first (cargo build --examples)`);
   reports.startPage = path.join(out, 'start.html');
   fs.writeFileSync(reports.startPage, execFileSync(example, ['fabrikam', 'contoso']));
+  reports.startPolicy = execFileSync(example, ['--policy']).toString();
   fs.writeFileSync(path.join(out, 'reports.json'), JSON.stringify(reports, null, 2));
 };

@@ -1,6 +1,7 @@
-// The Functions app's start page (GET /api/PatReport/ui) in Chromium. The page is the one the
-// app serves (made by examples/start_page.rs in the global setup); the app's API is answered
-// here, so the test decides when a run moves on, and sees every request the page makes.
+// The Functions app's start page (GET /api/PatReport/ui) in Chromium. The page and its policy
+// header are the ones the app serves (made by examples/start_page.rs in the global setup); the
+// app's API is answered here, so the test decides when a run moves on, and sees every request
+// the page makes.
 const fs = require('node:fs');
 const { test, expect } = require('@playwright/test');
 const { reports } = require('./helpers');
@@ -21,6 +22,7 @@ async function fakeApp(page) {
   const refused = [];
   const app = { calls, refused, finished: false, started: false };
   const html = fs.readFileSync(reports().startPage, 'utf8');
+  const policy = reports().startPolicy;
   await page.context().route('**/*', async (route) => {
     const request = route.request();
     const url = new URL(request.url());
@@ -31,13 +33,21 @@ async function fakeApp(page) {
     }
     calls.push({ method: request.method(), path: url.pathname, org: url.searchParams.get('org'), code: url.searchParams.get('code') });
     if (url.pathname === '/api/PatReport/ui') {
-      return route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: html });
+      return route.fulfill({
+        status: 200,
+        contentType: 'text/html; charset=utf-8',
+        headers: { 'content-security-policy': policy },
+        body: html,
+      });
     }
     if (url.pathname === '/api/PatReport' && request.method() === 'POST') {
+      if (app.refuseStart) return json(403, app.refuseStart);
       app.started = true;
       return json(202, { runId: RUN, org: url.searchParams.get('org'), state: 'queued' });
     }
     if (url.pathname === `/api/PatReport/runs/${RUN}`) {
+      // The platform's own 401 (a session that expired) has no body.
+      if (app.signedOut) return route.fulfill({ status: 401, body: '' });
       return json(200, app.finished
         ? status('succeeded', { summary: { complete: true, usersListed: 10, usersRead: 10, pats: 7 } })
         : status('running', { progress: { usersListed: 10, usersRead: 3, patsFound: 7, throttled: 2, throttleWaitSeconds: 5 } }));
@@ -112,12 +122,25 @@ test('start a report, follow it, open it; recent runs are shown as text', async 
 
 test('a refused start says why and lets the person try again', async ({ page }) => {
   const app = await fakeApp(page);
-  await page.context().route(`${ORIGIN}/api/PatReport?**`, (route) =>
-    route.fulfill({ status: 403, contentType: 'application/json', body: JSON.stringify({ error: 'forbidden', message: `${HOSTILE} lacks PatReport.Read` }) }));
+  app.refuseStart = { error: 'forbidden', message: `${HOSTILE} lacks PatReport.Read` };
   await page.goto(`${ORIGIN}/api/PatReport/ui`);
   await page.locator('#start').click();
   await expect(page.locator('#current')).toHaveText(`Not started: ${HOSTILE} lacks PatReport.Read`);
   await expect(page.locator('#start')).toBeEnabled();
+  expect(app.calls.filter((c) => c.method === 'POST')).toEqual([
+    { method: 'POST', path: '/api/PatReport', org: 'fabrikam', code: null },
+  ]);
   expect(app.calls.every((c) => c.code === null), 'no key when the page was opened without one').toBe(true);
   expect(await page.evaluate(() => typeof window.__pwned)).toBe('undefined');
+});
+
+test('a run the app stops answering about is not followed forever', async ({ page }) => {
+  const app = await fakeApp(page);
+  await page.goto(`${ORIGIN}/api/PatReport/ui`);
+  await page.locator('#start').click();
+  await expect(page.locator('#current')).toContainText('3 of 10 users read');
+  app.signedOut = true;
+  await expect(page.locator('#current')).toContainText('the app refused to say how it is going (401)');
+  await expect(page.locator('#start')).toBeEnabled();
+  await expect(page.locator('#current a')).toHaveCount(0);
 });

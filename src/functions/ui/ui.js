@@ -35,31 +35,53 @@
     return parts.join(' · ');
   }
 
+  // An answer's JSON body, or null when there is none (an empty 401 from the platform, a
+  // sign-in page the policy did not let through).
+  async function body(answer) {
+    try { return await answer.json(); } catch (e) { return null; }
+  }
+
+  // Follows a run until it ends, or until the app refuses or stops answering: a person
+  // then sees why, and the button is free again.
   async function watch(runId) {
     const out = $('current');
-    out.replaceChildren(make('span', 'Run ' + runId + ': asked for…'));
+    const say = (what) => out.replaceChildren(make('span', 'Run ' + runId + ': ' + what));
+    say('asked for…');
+    let failures = 0;
     for (;;) {
-      let status;
+      let answer = null;
+      let status = null;
       try {
-        const answer = await fetch(api('/api/PatReport/runs/' + runId), { credentials: 'same-origin', cache: 'no-store' });
-        status = await answer.json();
+        answer = await fetch(api('/api/PatReport/runs/' + runId), { credentials: 'same-origin', cache: 'no-store' });
+        status = await body(answer);
       } catch (e) {
-        out.replaceChildren(make('span', 'Run ' + runId + ': the app is not answering (' + e.message + '); retrying…'));
-        await new Promise((r) => setTimeout(r, 4000));
-        continue;
+        answer = null;
       }
-      out.replaceChildren(make('span', 'Run ' + runId + ': ' + describe(status)));
-      if (status.state === 'succeeded') {
-        const link = viewLink(runId);
-        if (link) out.append(' ', link);
-        recent();
+      if (answer && answer.ok && status) {
+        failures = 0;
+        say(describe(status));
+        if (status.state === 'succeeded') {
+          const link = viewLink(runId);
+          if (link) out.append(' ', link);
+          recent();
+          return;
+        }
+        if (status.state === 'failed' || status.state === 'stalled') {
+          recent();
+          return;
+        }
+      } else if (answer && answer.status !== 503 && answer.status !== 429) {
+        // Refused (signed out, no longer allowed) or gone: polling again will not help.
+        say('the app refused to say how it is going (' + answer.status + (status && status.message ? ': ' + status.message : '') +
+          '); reload the page to sign in again');
         return;
-      }
-      if (status.state === 'failed' || status.state === 'stalled' || status.error === 'not_found') {
-        recent();
+      } else if (++failures >= 5) {
+        say('the app has not answered five times in a row; reload the page to look again');
         return;
+      } else {
+        say('the app is not answering; trying again…');
       }
-      await new Promise((r) => setTimeout(r, 2000));
+      await new Promise((r) => setTimeout(r, failures ? 4000 : 2000));
     }
   }
 
@@ -70,23 +92,29 @@
       const answer = await fetch(api('/api/PatReport?org=' + encodeURIComponent(select.value)), {
         method: 'POST', credentials: 'same-origin',
       });
-      const body = await answer.json();
-      if (!answer.ok || !RUN_ID.test(body.runId || '')) {
-        text($('current'), 'Not started: ' + (body.message || body.reason || answer.status));
+      const started = await body(answer);
+      if (!answer.ok || !started || !RUN_ID.test(started.runId || '')) {
+        text($('current'), 'Not started: ' + ((started && (started.message || started.reason)) || answer.status));
       } else {
-        await watch(body.runId);
+        await watch(started.runId);
       }
+    } catch (e) {
+      text($('current'), 'Not started: the app is not answering (' + e.message + ')');
     } finally {
       button.disabled = false;
     }
   });
 
   async function recent() {
-    const body = $('runs');
+    const rows = $('runs');
     try {
       const answer = await fetch(api('/api/PatReport/runs'), { credentials: 'same-origin', cache: 'no-store' });
-      const list = await answer.json();
-      body.replaceChildren();
+      const list = await body(answer);
+      if (!answer.ok || !list) {
+        text(rows, 'The recent runs could not be read (' + answer.status + (list && list.message ? ': ' + list.message : '') + ')');
+        return;
+      }
+      rows.replaceChildren();
       for (const run of list.runs || []) {
         const tr = document.createElement('tr');
         for (const value of [run.requestedAt, run.org, run.requestedBy, describe(run)]) tr.appendChild(make('td', value));
@@ -94,11 +122,11 @@
         const link = run.state === 'succeeded' ? viewLink(run.runId) : null;
         if (link) cell.appendChild(link);
         tr.appendChild(cell);
-        body.appendChild(tr);
+        rows.appendChild(tr);
       }
-      if (!body.children.length) body.appendChild(make('tr', 'No runs yet.'));
+      if (!rows.children.length) rows.appendChild(make('tr', 'No runs yet.'));
     } catch (e) {
-      text(body, 'The recent runs could not be read: ' + e.message);
+      text(rows, 'The recent runs could not be read: ' + e.message);
     }
   }
   recent();
