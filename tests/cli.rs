@@ -91,8 +91,9 @@ fn the_demo_writes_a_workbook_csv_and_json_that_agree() {
 
     let sheets = all_cells(&xlsx[0]);
     let names: Vec<&str> = sheets.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["Tokens", "Summary", "Errors", "Run"]);
-    let token_rows = sheets[0].1.len() - 1;
+    assert_eq!(names, ["Summary", "Tokens", "Errors", "Run"]);
+    let tokens = &sheets[1].1;
+    let token_rows = tokens.len() - 1;
     let csv_rows = csv::Reader::from_path(&csv[0]).unwrap().records().count();
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json[0]).unwrap()).unwrap();
@@ -101,7 +102,7 @@ fn the_demo_writes_a_workbook_csv_and_json_that_agree() {
     assert_eq!(report["rows"].as_array().unwrap().len(), token_rows);
     assert_eq!(report["run"]["complete"], true);
     // Valid from / Valid to are real dates, not strings.
-    let first = &sheets[0].1[1];
+    let first = &tokens[1];
     assert!(
         matches!(first[13], Data::DateTime(_)),
         "Valid to is a date cell: {:?}",

@@ -5,7 +5,7 @@ use std::fmt;
 /// One rendering of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Format {
-    /// The Excel workbook: Tokens, Summary, Errors and Run sheets.
+    /// The Excel workbook: Summary, Tokens, Errors and Run sheets.
     Xlsx,
     /// The Tokens rows.
     Csv,

@@ -1,4 +1,4 @@
-//! The Excel workbook: sheets Tokens, Summary, Errors and Run, in that order.
+//! The Excel workbook: sheets Summary (shown on opening), Tokens, Errors and Run, in that order.
 //!
 //! Untrusted text (names, messages) goes through [`excel_text`] and is always written
 //! with `write_string`, so Excel stores it as a string cell and never parses it as a
@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use rust_xlsxwriter::{
-    Color, ConditionalFormatFormula, ExcelDateTime, Format, FormatBorder, Table, TableColumn,
-    TableStyle, Workbook, Worksheet, XlsxError, column_number_to_name,
+    Color, ConditionalFormatFormula, DocProperties, ExcelDateTime, Format, FormatBorder, Table,
+    TableColumn, TableStyle, Workbook, Worksheet, XlsxError, column_number_to_name,
 };
 use time::OffsetDateTime;
 
@@ -84,6 +84,12 @@ impl XlsxPlan {
     pub fn new(rows: usize) -> Result<Self, ReportError> {
         release_free_memory();
         let mut workbook = Workbook::new();
+        // The Summary comes first (what a person opening the file should see); it is written
+        // once the report is built, into this place.
+        workbook
+            .add_worksheet()
+            .set_name(SHEET_SUMMARY)
+            .map_err(in_sheet(SHEET_SUMMARY))?;
         let tokens = workbook
             .add_worksheet_with_constant_memory()
             .map_err(in_sheet(SHEET_TOKENS))?;
@@ -145,12 +151,21 @@ impl XlsxPlan {
         }
         let styles = Styles::new();
         let workbook = &mut self.workbook;
+        workbook.set_properties(
+            &DocProperties::new()
+                .set_title(format!("PAT report: {}", report.run.org))
+                .set_subject("Personal access tokens of an Azure DevOps organization")
+                .set_comment(format!("Read {} (UTC)", rfc3339(report.run.finished))),
+        );
         let tokens = workbook
-            .worksheet_from_index(0)
+            .worksheet_from_index(1)
             .map_err(in_sheet(SHEET_TOKENS))?;
         write_tokens(tokens, report, &styles).map_err(in_sheet(SHEET_TOKENS))?;
-        write_summary(workbook.add_worksheet(), report, &styles)
+        let summary = workbook
+            .worksheet_from_index(0)
             .map_err(in_sheet(SHEET_SUMMARY))?;
+        summary.set_active(true);
+        write_summary(summary, report, &styles).map_err(in_sheet(SHEET_SUMMARY))?;
         write_errors(workbook.add_worksheet(), report).map_err(in_sheet(SHEET_ERRORS))?;
         write_run(workbook.add_worksheet(), report, &styles).map_err(in_sheet(SHEET_RUN))?;
         Ok(self.workbook)
@@ -221,6 +236,9 @@ fn lay_out_tokens(ws: &mut Worksheet, rows: usize) -> Result<(), XlsxError> {
     }
     ws.autofilter(0, 0, last_row, LAST_COL)?;
     ws.set_freeze_panes(1, 0)?;
+    // Printed: landscape, as wide as one page, the header row on every page.
+    ws.set_landscape().set_print_fit_to_pages(1, 0);
+    ws.set_repeat_rows(0, 0)?;
     add_token_highlights(ws, last_row)
 }
 
@@ -640,21 +658,56 @@ mod tests {
     }
 
     #[test]
-    fn sheets_come_in_order_tokens_summary_errors_run() {
+    fn sheets_come_in_order_summary_tokens_errors_run_and_the_summary_opens() {
         assert_eq!(
             open(&hostile_report()).sheet_names(),
-            [SHEET_TOKENS, SHEET_SUMMARY, SHEET_ERRORS, SHEET_RUN]
+            [SHEET_SUMMARY, SHEET_TOKENS, SHEET_ERRORS, SHEET_RUN]
+        );
+        let workbook = stored_xml(&hostile_report(), "xl/workbook.xml");
+        // The Summary (the first sheet) is the one shown on opening.
+        assert!(!workbook.contains("activeTab="), "{workbook}");
+        let summary = stored_xml(&hostile_report(), "xl/worksheets/sheet1.xml");
+        assert!(summary.contains(r#"tabSelected="1""#), "{summary}");
+        // The Tokens header row repeats on every printed page.
+        assert!(
+            workbook.contains(r#"<definedName name="_xlnm.Print_Titles" localSheetId="1">Tokens!$1:$1</definedName>"#),
+            "{workbook}"
         );
     }
 
-    /// The XML of the first sheet (Tokens) as stored in the file.
-    fn tokens_xml(report: &Report) -> String {
+    #[test]
+    fn the_workbook_is_titled_and_prints_the_tokens_landscape_one_page_wide() {
+        let report = hostile_report();
+        let core = stored_xml(&report, "docProps/core.xml");
+        assert!(
+            core.contains(&format!(
+                "<dc:title>PAT report: {}</dc:title>",
+                report.run.org
+            )),
+            "{core}"
+        );
+        let tokens = tokens_xml(&report);
+        assert!(
+            tokens.contains(r#"<pageSetUpPr fitToPage="1"/>"#),
+            "{tokens}"
+        );
+        assert!(tokens.contains(r#"orientation="landscape""#), "{tokens}");
+        assert!(tokens.contains(r#"fitToHeight="0""#), "{tokens}");
+    }
+
+    /// One part of the file, as stored.
+    fn stored_xml(report: &Report, part: &str) -> String {
         let bytes = xlsx_bytes(report).unwrap();
         let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
-        let mut file = archive.by_name("xl/worksheets/sheet1.xml").unwrap();
+        let mut file = archive.by_name(part).unwrap();
         let mut text = String::new();
         std::io::Read::read_to_string(&mut file, &mut text).unwrap();
         text
+    }
+
+    /// The XML of the Tokens sheet (the second) as stored in the file.
+    fn tokens_xml(report: &Report) -> String {
+        stored_xml(report, "xl/worksheets/sheet2.xml")
     }
 
     #[test]
@@ -785,7 +838,7 @@ mod tests {
         let mut wb = open(&empty_report());
         assert_eq!(
             wb.sheet_names(),
-            [SHEET_TOKENS, SHEET_SUMMARY, SHEET_ERRORS, SHEET_RUN]
+            [SHEET_SUMMARY, SHEET_TOKENS, SHEET_ERRORS, SHEET_RUN]
         );
         let tokens = wb.worksheet_range(SHEET_TOKENS).unwrap();
         assert_eq!(cell(&tokens, 0, 0), Data::String("Owner".into()));
