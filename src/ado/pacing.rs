@@ -347,11 +347,16 @@ impl PacingPolicy {
 }
 
 /// Why an attempt is retried, in a few words.
+/// The statuses the SDK's retry policy retries (its defaults, which the client keeps).
+fn retried_by_sdk(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
 fn retry_reason(result: &PolicyResult) -> Option<String> {
     match result {
         Ok(response) => {
             let status = u16::from(response.status());
-            (status == 408 || status == 429 || status >= 500).then(|| format!("HTTP {status}"))
+            retried_by_sdk(status).then(|| format!("HTTP {status}"))
         }
         Err(e) => {
             let text = crate::ado::error::error_chain(e).to_ascii_lowercase();
@@ -393,8 +398,7 @@ impl Policy for PacingPolicy {
         // The wait asked for, before the cap: an hour asked for is an hour the budget lacks.
         // Only on answers the SDK's retry policy will wait after (its default statuses, and
         // not on the last attempt); a 2xx carries its data already.
-        let retried =
-            attempt < self.max_retries && matches!(status, 408 | 429 | 500 | 502 | 503 | 504);
+        let retried = attempt < self.max_retries && retried_by_sdk(status);
         let asked = asked_wait(response.headers());
         if retried
             && let Some(wait) = asked

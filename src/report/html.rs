@@ -465,6 +465,17 @@ mod tests {
         serde_json::from_str(data_text(page)).expect("the data element holds JSON")
     }
 
+    /// The column named `key` in the page's data.
+    fn column(data: &serde_json::Value, key: &str) -> serde_json::Value {
+        data["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["key"] == key)
+            .unwrap()
+            .clone()
+    }
+
     /// Names meant to end the data element, open a comment that swallows the page, or break
     /// a JavaScript string.
     const ESCAPES: [&str; 8] = [
@@ -643,15 +654,7 @@ mod tests {
     fn repeated_values_are_a_dictionary_and_unique_ones_plain() {
         let report = hostile_report();
         let data = data(&page(&report));
-        let column = |key: &str| {
-            data["columns"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["key"] == key)
-                .unwrap()
-                .clone()
-        };
+        let column = |key: &str| column(&data, key);
         // Eight rows, two owners: one entry per owner, one index per row, which the owner's
         // other columns share rather than repeat.
         let owner = column("owner_display_name");
@@ -680,13 +683,7 @@ mod tests {
         report.rows[0].valid_from = Some(far);
         report.rows[1].valid_to = Some(datetime!(0000-01-01 00:00:05.9 +01:00));
         let data = data(&page(&report));
-        let valid_from = data["columns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["key"] == "valid_from")
-            .unwrap()
-            .clone();
+        let valid_from = column(&data, "valid_from");
         assert_eq!(
             valid_from["values"][0],
             serde_json::json!([far.unix_timestamp(), rfc3339(far)])
@@ -716,13 +713,7 @@ mod tests {
         let mut report = hostile_report();
         report.rows[0].status = TokenStatus::Invalid;
         let data = data(&page(&report));
-        let status = data["columns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["key"] == "status")
-            .unwrap()
-            .clone();
+        let status = column(&data, "status");
         let names: Vec<&str> = status["values"]
             .as_array()
             .unwrap()
