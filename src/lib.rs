@@ -11,10 +11,12 @@
 pub mod ado;
 pub mod bench;
 pub mod callers;
+pub mod changes;
 pub mod cli;
 pub mod credentials;
 pub mod domain;
 pub mod engine;
+pub mod findings;
 pub mod entra;
 pub mod functions;
 pub mod inventory;

@@ -11,6 +11,7 @@ pub mod web;
 use crate::ado::{DEFAULT_ADO_URL, DEFAULT_PAGE_LIMIT};
 use crate::credentials::AuthMode;
 use crate::engine::DEFAULT_CONCURRENCY;
+use crate::findings::Policy;
 use crate::report::Format;
 use crate::settings::names;
 use crate::settings::{Choice, ScanSettings, parse};
@@ -111,6 +112,20 @@ pub struct ReportArgs {
     #[arg(long, env = names::INCLUDE_INVALID)]
     pub include_invalid: bool,
 
+    /// The policy the findings are judged against: a TOML or JSON file (or inline JSON); the
+    /// built-in policy otherwise (see docs/findings.md).
+    #[arg(long, env = names::POLICY, value_name = "FILE", value_parser = parse_policy)]
+    pub policy: Option<Policy>,
+
+    /// Compare with this earlier JSON report (by default: the newest earlier JSON report of
+    /// the organization in the output folder).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_compare")]
+    pub compare: Option<PathBuf>,
+
+    /// Do not compare with an earlier report (no Changes sheet or section).
+    #[arg(long)]
+    pub no_compare: bool,
+
     /// PAT listings in flight at once.
     #[arg(long, env = names::CONCURRENCY, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256).map(usize::from))]
     pub concurrency: usize,
@@ -199,8 +214,14 @@ impl ReportArgs {
             time_budget: self.time_budget,
             expiring_days: self.expiring_days,
             include_invalid: self.include_invalid,
+            policy: self.policy.clone().unwrap_or_default(),
         }
     }
+}
+
+/// Read when the command line is parsed, so a bad policy is reported before any scan.
+fn parse_policy(text: &str) -> Result<Policy, String> {
+    Policy::from_setting(text).map_err(|e| e.to_string())
 }
 
 fn parse_format(text: &str) -> Result<Format, String> {

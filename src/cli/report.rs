@@ -7,7 +7,7 @@ use super::progress::CliProgress;
 use crate::ado::AdoCredential;
 use crate::cli::web::{Live, LiveObserver};
 use crate::domain::OrgName;
-use crate::pipeline::{self, LocalFiles, Observer, Produced, Sink};
+use crate::pipeline::{self, Compare, LocalFiles, Observer, Produced, Sink};
 use crate::report::Format;
 use crate::secret::Secret;
 use crate::settings::names;
@@ -37,6 +37,11 @@ pub async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     };
 
     let mut plan = plan;
+    plan.compare = match (&args.compare, args.no_compare) {
+        (_, true) => Compare::Off,
+        (Some(file), false) => Compare::File(file.clone()),
+        (None, false) => Compare::Previous,
+    };
     let stop = Stop::default();
     plan.scan.stop = stop.clone();
     // The live page ends on the finished report, which it needs as HTML.

@@ -33,6 +33,12 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
     whole.format(&Rfc3339).unwrap_or_else(|_| whole.to_string())
 }
 
+/// `YYYY-MM-DD` in UTC (the first ten characters of [`rfc3339`]).
+pub fn date_only(at: OffsetDateTime) -> String {
+    let at = to_utc(at);
+    format!("{:04}-{:02}-{:02}", at.year(), u8::from(at.month()), at.day())
+}
+
 /// `at` without its fraction of a second: the precision every output has, so a report read
 /// back equals the report written.
 pub fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {

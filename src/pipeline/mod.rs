@@ -10,10 +10,11 @@
 
 pub mod sink;
 
-pub use sink::{Delivered, LocalFiles, Opened, Sink, SinkError};
+pub use sink::{Delivered, LocalFiles, Opened, PreviousReport, Sink, SinkError};
 
 use crate::ado::{AdoClient, AdoCredential, AdoError, AdoSettings};
 use crate::bench::Memory;
+use crate::changes::{self, Baseline, Changes};
 use crate::domain::OrgName;
 use crate::engine::{self, ScanError, ScanOptions};
 use crate::report::{self, Format, Report, ReportError, ReportOptions, RunInfo, Summary, XlsxPlan};
@@ -32,6 +33,21 @@ pub struct ReportPlan {
     pub report: ReportOptions,
     /// At least one; in [`Format::ALL`] order.
     pub formats: Vec<Format>,
+    /// What to compare the report with.
+    pub compare: Compare,
+}
+
+/// Which earlier report the changes are counted against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Compare {
+    /// The newest earlier report of the organization where the sink keeps them (the output
+    /// folder; `latest.json` in Blob Storage).
+    #[default]
+    Previous,
+    /// This JSON report (`--compare FILE`).
+    File(std::path::PathBuf),
+    /// No comparison: the report has no `changes` section.
+    Off,
 }
 
 impl ReportPlan {
@@ -146,7 +162,25 @@ pub async fn run(
     sink.check(&plan.formats)
         .await
         .map_err(PipelineError::Output)?;
-    let made = produce(plan, credential, observer, sink).await;
+    // Found now, before the scan: the earlier report as it is when the run starts.
+    let baseline = match &plan.compare {
+        Compare::Off => None,
+        Compare::File(path) => {
+            std::fs::File::open(path).map_err(|e| {
+                PipelineError::Output(SinkError::Local {
+                    problem: "cannot read the report to compare with".into(),
+                    path: path.clone(),
+                    source: Some(e),
+                })
+            })?;
+            Some(Ok(Some(sink::PreviousReport {
+                name: path.display().to_string(),
+                path: path.clone(),
+            })))
+        }
+        Compare::Previous => Some(sink.previous(plan.org()).await),
+    };
+    let made = produce(plan, credential, observer, sink, baseline).await;
     if made.is_err() {
         sink.abandon();
     }
@@ -158,6 +192,7 @@ async fn produce(
     credential: AdoCredential,
     observer: &dyn Observer,
     sink: &dyn Sink,
+    baseline: Option<Result<Option<sink::PreviousReport>, SinkError>>,
 ) -> Result<Produced, PipelineError> {
     let client = AdoClient::new(plan.client.clone(), credential).map_err(PipelineError::Client)?;
     client.reach().await.map_err(|source| {
@@ -180,7 +215,7 @@ async fn produce(
     let started = Instant::now();
     let layout = match plan.formats.contains(&Format::Xlsx) {
         true => Some(
-            XlsxPlan::new(report::row_count(&inventory, plan.report))
+            XlsxPlan::new(report::row_count(&inventory, &plan.report))
                 .map_err(PipelineError::Render)?,
         ),
         false => None,
@@ -188,12 +223,13 @@ async fn produce(
     timings.layout = started.elapsed();
     timings.note_memory("layout");
     let started = Instant::now();
-    let report = report::build(
+    let mut report = report::build(
         inventory,
         OffsetDateTime::now_utc(),
-        plan.report,
+        &plan.report,
         TOOL_VERSION,
     );
+    report.changes = baseline.map(|found| changes_since(found, &report));
     timings.build = started.elapsed();
     timings.note_memory("build");
     let opened = sink
@@ -239,6 +275,29 @@ async fn produce(
         outputs,
         timings,
     })
+}
+
+/// The changes since the earlier report `found`, or why there are none. Never fails the run:
+/// an unreadable earlier report is a note in the report.
+fn changes_since(
+    found: Result<Option<sink::PreviousReport>, SinkError>,
+    report: &Report,
+) -> Changes {
+    let previous = match found {
+        Ok(Some(previous)) => previous,
+        Ok(None) => return Changes::none(changes::FIRST_RUN),
+        Err(e) => return Changes::none(format!("Not compared: could not look for the earlier report ({e}).")),
+    };
+    let read = std::fs::File::open(&previous.path)
+        .map_err(|e| e.to_string())
+        .and_then(|file| Baseline::read(file, previous.name.clone()).map_err(|e| e.to_string()));
+    match read {
+        Ok(baseline) => changes::compare(&baseline, report),
+        Err(e) => Changes::none(format!(
+            "Not compared: could not read the earlier report {}: {e}",
+            previous.name
+        )),
+    }
 }
 
 /// The files written, and how long each took.

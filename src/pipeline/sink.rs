@@ -82,6 +82,20 @@ pub trait Sink: Send + Sync {
 
     /// The run failed after [`Self::check`]: undo what the check left behind.
     fn abandon(&self) {}
+
+    /// The newest earlier JSON report of `org`, as a local file, if there is one.
+    async fn previous(&self, _org: &OrgName) -> Result<Option<PreviousReport>, SinkError> {
+        Ok(None)
+    }
+}
+
+/// An earlier report found for a comparison.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousReport {
+    /// Its name as the reader knows it (a file or blob name).
+    pub name: String,
+    /// Where it can be read now.
+    pub path: PathBuf,
 }
 
 /// `patreport-{org}-{yyyymmdd-hhmmss}`: the name every output of one report shares.
@@ -177,10 +191,46 @@ impl LocalFiles {
     }
 }
 
+/// The newest JSON report of `org` in `dir` by the time in its name (`-2`, `-3`, … after the
+/// plain name of the same second); `None` if there is none or the folder cannot be listed.
+pub fn newest_report(dir: &Path, org: &OrgName) -> Option<PathBuf> {
+    let prefix = format!("patreport-{}-", org.as_str()).to_ascii_lowercase();
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let lower = name.to_ascii_lowercase();
+            let rest = lower.strip_prefix(&prefix)?.strip_suffix(".json")?;
+            // yyyymmdd-hhmmss, then an optional -n.
+            let (stamp, n) = match rest.get(15..) {
+                Some("") => (rest.get(..15)?, 1),
+                Some(tail) => (rest.get(..15)?, tail.strip_prefix('-')?.parse::<u32>().ok()?),
+                None => return None,
+            };
+            stamp
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'-')
+                .then(|| ((stamp.to_owned(), n), entry.path()))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, path)| path)
+}
+
 #[async_trait::async_trait]
 impl Sink for LocalFiles {
     async fn check(&self, _formats: &[Format]) -> Result<(), SinkError> {
         self.prepare()
+    }
+
+    async fn previous(&self, org: &OrgName) -> Result<Option<PreviousReport>, SinkError> {
+        Ok(newest_report(&self.dir, org).map(|path| PreviousReport {
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path,
+        }))
     }
 
     fn open(
@@ -278,6 +328,25 @@ mod tests {
 
     fn org() -> OrgName {
         OrgName::parse("Fabrikam").unwrap()
+    }
+
+    #[test]
+    fn the_newest_earlier_report_of_the_org_is_found_by_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(newest_report(dir.path(), &org()), None);
+        for name in [
+            "patreport-fabrikam-20261101-090000.json",
+            "patreport-fabrikam-20261102-090000.json",
+            "patreport-fabrikam-20261102-090000-2.json",
+            "patreport-fabrikam-20261102-090000-10.json",
+            "patreport-fabrikam-20261103-090000.csv",
+            "patreport-fabrikamx-20261109-090000.json",
+            "patreport-fabrikam-2026110-junk.json",
+        ] {
+            std::fs::write(dir.path().join(name), "{}").unwrap();
+        }
+        let found = newest_report(dir.path(), &org()).unwrap();
+        assert!(found.ends_with("patreport-fabrikam-20261102-090000-10.json"), "{found:?}");
     }
 
     #[test]

@@ -5,9 +5,10 @@ use std::cmp::Ordering;
 use time::{Duration, OffsetDateTime};
 
 use super::model::{
-    ErrorRow, Holder, Owner, Report, ReportOptions, RunInfo, StatusCounts, Summary, TokenRow,
-    TokenStatus,
+    ErrorRow, Holder, Owner, OwnerSummary, Report, ReportOptions, RunInfo, ScopeCount,
+    StatusCounts, Summary, TokenRow, TokenStatus, WeekCount,
 };
+use crate::findings::{self, FindingCounts, Findings, Severity};
 use super::scope;
 use crate::domain::timestamp::whole_seconds;
 use crate::inventory::{Inventory, Pat, UserTokens};
@@ -34,7 +35,7 @@ const SECONDS_PER_DAY: i64 = 86_400;
 pub fn build(
     inventory: Inventory,
     now: OffsetDateTime,
-    options: ReportOptions,
+    options: &ReportOptions,
     tool_version: &str,
 ) -> Report {
     // `None` when the window reaches past the last representable date: no end is beyond it.
@@ -58,6 +59,8 @@ pub fn build(
     let mut scopes = Scopes::default();
     let mut by_status = StatusCounts::default();
     let mut soon = [0usize; 3];
+    // Active (valid, unexpired) tokens per owner, for the "holds many tokens" rule.
+    let mut active = Vec::with_capacity(users.len());
     for (index, UserTokens { user, pats }) in users.into_iter().enumerate() {
         let user = Arc::new(Owner {
             display_name: user.display_name,
@@ -66,8 +69,13 @@ pub fn build(
             origin: user.origin,
             descriptor: user.descriptor,
         });
+        let mut owner_active = 0usize;
         for pat in pats {
             let status = status_of(&pat, now, horizon);
+            owner_active += usize::from(matches!(
+                status,
+                TokenStatus::Active | TokenStatus::Expiring
+            ));
             match status {
                 TokenStatus::Active => by_status.active += 1,
                 TokenStatus::Expiring => by_status.expiring += 1,
@@ -87,6 +95,10 @@ pub fn build(
             }
         }
         owners.push(user);
+        active.push(owner_active);
+    }
+    for (index, row) in &mut keyed {
+        row.findings = findings::assess(row, &options.policy, now, active[*index]);
     }
 
     let sort_keys: Vec<String> = owners
@@ -106,6 +118,7 @@ pub fn build(
 
     let top_holders = top_holders(&owners, &keyed, &sort_keys);
     let users_with_pats = count_owners(&keyed);
+    let owner_summaries = owner_summaries(&owners, &keyed, now);
     let rows: Vec<TokenRow> = keyed.into_iter().map(|(_, row)| row).collect();
 
     let summary = Summary {
@@ -121,6 +134,9 @@ pub fn build(
         expiring_within_30_days: soon[1],
         expiring_within_90_days: soon[2],
         top_holders,
+        findings: FindingCounts::tally(rows.iter().map(|r| r.findings)),
+        expiries_by_week: expiries_by_week(&rows, now),
+        top_scopes: top_scopes(&rows),
     };
 
     let errors = failures
@@ -158,14 +174,17 @@ pub fn build(
         schema_version: super::model::SCHEMA_VERSION,
         run,
         summary,
+        policy: options.policy.clone(),
         rows,
+        owners: owner_summaries,
         errors,
+        changes: None,
     }
 }
 
 /// How many rows [`build`] will make of `inventory`: known before the report is built, so the
 /// workbook can be laid out while memory is low (see `xlsx::XlsxPlan`).
-pub fn row_count(inventory: &Inventory, options: ReportOptions) -> usize {
+pub fn row_count(inventory: &Inventory, options: &ReportOptions) -> usize {
     inventory
         .users
         .iter()
@@ -175,7 +194,7 @@ pub fn row_count(inventory: &Inventory, options: ReportOptions) -> usize {
 }
 
 /// Whether a PAT becomes a row: invalid (revoked) ones only when asked for.
-fn listed(pat: &Pat, options: ReportOptions) -> bool {
+fn listed(pat: &Pat, options: &ReportOptions) -> bool {
     pat.is_valid || options.include_invalid
 }
 
@@ -236,6 +255,7 @@ fn token_row(
             .map(|(from, to)| whole_days(from, to)),
         status,
         authorization_id: pat.authorization_id.unwrap_or_default(),
+        findings: Findings::NONE,
     }
 }
 
@@ -265,6 +285,117 @@ fn count_owners(keyed: &[(usize, TokenRow)]) -> usize {
     owners.sort_unstable();
     owners.dedup();
     owners.len()
+}
+
+/// Weeks shown in the expiry chart: the next 90 days, and a little more.
+const EXPIRY_WEEKS: i64 = 13;
+/// Scopes shown in the top-scopes chart.
+const TOP_SCOPES: usize = 10;
+
+/// Valid, unexpired tokens expiring in each of the next [`EXPIRY_WEEKS`] weeks.
+fn expiries_by_week(rows: &[TokenRow], now: OffsetDateTime) -> Vec<WeekCount> {
+    let mut weeks = [0usize; EXPIRY_WEEKS as usize];
+    for row in rows {
+        if let (TokenStatus::Active | TokenStatus::Expiring, Some(to)) = (row.status, row.valid_to)
+            && to >= now
+        {
+            let week = (to - now).whole_seconds().div_euclid(7 * SECONDS_PER_DAY);
+            if let Some(count) = usize::try_from(week).ok().and_then(|w| weeks.get_mut(w)) {
+                *count += 1;
+            }
+        }
+    }
+    (0..EXPIRY_WEEKS)
+        .zip(weeks)
+        .map(|(week, pats)| WeekCount {
+            week_of: crate::domain::timestamp::date_only(now + Duration::weeks(week)),
+            pats,
+        })
+        .collect()
+}
+
+/// The scopes valid, unexpired tokens carry most. Rows share their scope strings, so each
+/// distinct string is split once.
+fn top_scopes(rows: &[TokenRow]) -> Vec<ScopeCount> {
+    let mut per_string: std::collections::HashMap<&str, usize> = Default::default();
+    for row in rows {
+        if matches!(row.status, TokenStatus::Active | TokenStatus::Expiring) {
+            *per_string.entry(&row.scope).or_default() += 1;
+        }
+    }
+    let mut per_scope: std::collections::HashMap<&str, usize> = Default::default();
+    for (scopes, count) in per_string {
+        let mut seen = Vec::new();
+        for one in scopes.split_ascii_whitespace() {
+            if !seen.contains(&one) {
+                seen.push(one);
+                *per_scope.entry(one).or_default() += count;
+            }
+        }
+    }
+    let mut ranked: Vec<(&str, usize)> = per_scope.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    ranked
+        .into_iter()
+        .take(TOP_SCOPES)
+        .map(|(one, pats)| ScopeCount {
+            scope: one.to_owned(),
+            label: scope::label(one).unwrap_or(one).to_owned(),
+            pats,
+        })
+        .collect()
+}
+
+/// Every owner with rows, with counts by status and finding: most critical findings first,
+/// then most high, then most tokens, then by name (rows are in principal-name order already).
+fn owner_summaries(
+    owners: &[Arc<Owner>],
+    keyed: &[(usize, TokenRow)],
+    now: OffsetDateTime,
+) -> Vec<OwnerSummary> {
+    let mut summaries: Vec<OwnerSummary> = Vec::new();
+    let mut last: Option<usize> = None;
+    for (index, row) in keyed {
+        if last != Some(*index) {
+            last = Some(*index);
+            let owner = &owners[*index];
+            summaries.push(OwnerSummary {
+                display_name: owner.display_name.clone(),
+                principal_name: owner.principal_name.clone(),
+                ..OwnerSummary::default()
+            });
+        }
+        let Some(summary) = summaries.last_mut() else {
+            continue;
+        };
+        summary.pats += 1;
+        match row.status {
+            TokenStatus::Active => summary.by_status.active += 1,
+            TokenStatus::Expiring => summary.by_status.expiring += 1,
+            TokenStatus::Expired => summary.by_status.expired += 1,
+            TokenStatus::Invalid => summary.by_status.invalid += 1,
+        }
+        summary.full_access += usize::from(row.full_access);
+        summary.global += usize::from(row.global);
+        match row.findings.severity() {
+            Some(Severity::Critical) => summary.critical += 1,
+            Some(Severity::High) => summary.high += 1,
+            Some(Severity::Medium) => summary.medium += 1,
+            Some(Severity::Low) => summary.low += 1,
+            None => {}
+        }
+        if matches!(row.status, TokenStatus::Active | TokenStatus::Expiring)
+            && let Some(to) = row.valid_to
+            && to >= now
+        {
+            summary.next_expiry = Some(summary.next_expiry.map_or(to, |e| e.min(to)));
+        }
+    }
+    // Stable: equal owners keep the rows' principal-name order.
+    summaries.sort_by(|a, b| {
+        (b.critical, b.high, b.medium, b.pats).cmp(&(a.critical, a.high, a.medium, a.pats))
+    });
+    summaries
 }
 
 /// The users with the most rows, most first; ties by principal name.
@@ -357,7 +488,7 @@ pub(crate) mod tests {
         build(
             inventory(vec![(user("a"), vec![p])]),
             NOW,
-            ReportOptions::default(),
+            &ReportOptions::default(),
             "1.0",
         )
     }
@@ -397,10 +528,10 @@ pub(crate) mod tests {
             ..ReportOptions::default()
         };
         assert_eq!(
-            build(inv.clone(), NOW, narrow, "1").rows[0].status,
+            build(inv.clone(), NOW, &narrow, "1").rows[0].status,
             TokenStatus::Active
         );
-        assert_eq!(build(inv.clone(), NOW, narrow, "1").run.expiring_days, 7);
+        assert_eq!(build(inv.clone(), NOW, &narrow, "1").run.expiring_days, 7);
     }
 
     #[test]
@@ -414,7 +545,7 @@ pub(crate) mod tests {
             ..ReportOptions::default()
         };
         assert_eq!(
-            build(inv.clone(), NOW, huge, "1").rows[0].status,
+            build(inv.clone(), NOW, &huge, "1").rows[0].status,
             TokenStatus::Expiring
         );
     }
@@ -431,7 +562,7 @@ pub(crate) mod tests {
             ..ReportOptions::default()
         };
         assert_eq!(
-            build(inv.clone(), NOW, opts, "1").rows[0].status,
+            build(inv.clone(), NOW, &opts, "1").rows[0].status,
             TokenStatus::Invalid
         );
     }
@@ -500,7 +631,7 @@ pub(crate) mod tests {
                 },
             ],
         )]);
-        let without = build(inv.clone(), NOW, ReportOptions::default(), "1");
+        let without = build(inv.clone(), NOW, &ReportOptions::default(), "1");
         assert_eq!(without.rows.len(), 1);
         assert_eq!(without.summary.pats, 1);
         assert_eq!(
@@ -515,7 +646,7 @@ pub(crate) mod tests {
         let with = build(
             inv.clone(),
             NOW,
-            ReportOptions {
+            &ReportOptions {
                 include_invalid: true,
                 ..ReportOptions::default()
             },
@@ -531,10 +662,10 @@ pub(crate) mod tests {
             ..ReportOptions::default()
         };
         assert_eq!(
-            row_count(&inv, ReportOptions::default()),
+            row_count(&inv, &ReportOptions::default()),
             without.rows.len()
         );
-        assert_eq!(row_count(&inv, all), with.rows.len());
+        assert_eq!(row_count(&inv, &all), with.rows.len());
     }
 
     #[test]
@@ -561,7 +692,7 @@ pub(crate) mod tests {
                 vec![full, global_none, global_empty, not_full],
             )]),
             NOW,
-            ReportOptions::default(),
+            &ReportOptions::default(),
             "1",
         );
         let flags: Vec<(bool, bool)> = r.rows.iter().map(|r| (r.full_access, r.global)).collect();
@@ -594,7 +725,7 @@ pub(crate) mod tests {
             ),
             (user("alice"), vec![pat("a1", Some(later))]),
         ]);
-        let ids: Vec<String> = build(inv.clone(), NOW, ReportOptions::default(), "1")
+        let ids: Vec<String> = build(inv.clone(), NOW, &ReportOptions::default(), "1")
             .rows
             .into_iter()
             .map(|r| r.authorization_id)
@@ -633,7 +764,7 @@ pub(crate) mod tests {
             status: Some(500),
             message: "boom".into(),
         });
-        let s = build(inv.clone(), NOW, ReportOptions::default(), "1").summary;
+        let s = build(inv.clone(), NOW, &ReportOptions::default(), "1").summary;
         assert_eq!(
             (
                 s.users_listed,
@@ -676,7 +807,7 @@ pub(crate) mod tests {
             users.push((user(&format!("u{i:02}")), vec![pat(&format!("u{i}"), None)]));
         }
         users[0].1[0].scope = Some("app_token".into());
-        let s = build(inventory(users), NOW, ReportOptions::default(), "1").summary;
+        let s = build(inventory(users), NOW, &ReportOptions::default(), "1").summary;
         let names: Vec<&str> = s
             .top_holders
             .iter()
@@ -704,7 +835,7 @@ pub(crate) mod tests {
             message: "timed out".into(),
         });
         inv.stats.throttle_wait = std::time::Duration::from_millis(1500);
-        let r = build(inv.clone(), NOW, ReportOptions::default(), "9.9.9");
+        let r = build(inv.clone(), NOW, &ReportOptions::default(), "9.9.9");
         assert_eq!(
             r.errors,
             [ErrorRow {

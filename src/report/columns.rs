@@ -3,6 +3,7 @@
 //! they render a kind of value (a date cell, RFC 3339 text, a JSON string).
 
 use super::model::{TokenRow, TokenStatus};
+use crate::findings::{Findings, Severity};
 use time::OffsetDateTime;
 
 /// One cell of a row, typed.
@@ -19,6 +20,28 @@ pub enum Value<'a> {
     Date(Option<OffsetDateTime>),
     /// Whole days (negative once a PAT has expired).
     Days(Option<i64>),
+    /// The most severe finding's severity; `None` without findings.
+    Severity(Option<Severity>),
+    /// The findings, most severe first.
+    Findings(Findings),
+}
+
+/// The words every writer uses for the same values (workbook, CSV, the HTML view). JSON keeps
+/// its types: booleans, lowercase names, an empty list of target accounts.
+pub mod vocabulary {
+    use super::TokenStatus;
+
+    /// What the Target accounts column says for a global PAT.
+    pub const ALL_ORGANIZATIONS: &str = "All organizations";
+
+    /// A status as JSON names it.
+    pub fn status(status: TokenStatus) -> &'static str {
+        status.as_str()
+    }
+
+    pub fn flag(flag: bool) -> &'static str {
+        if flag { "yes" } else { "no" }
+    }
 }
 
 /// A column of the Tokens sheet, the CSV and the JSON rows.
@@ -30,12 +53,58 @@ pub struct Column {
     pub value: for<'a> fn(&'a TokenRow) -> Value<'a>,
 }
 
-/// Every column, in order.
-pub const COLUMNS: [Column; 17] = [
+/// Every column, in order: what an admin reads first (whose, which, its state, when it ends,
+/// how far it reaches, what to do), then the rest.
+pub const COLUMNS: [Column; 19] = [
     Column {
         header: "Owner",
         key: "owner_display_name",
         value: |r| Value::Text(&r.owner.display_name),
+    },
+    Column {
+        header: "PAT name",
+        key: "pat_name",
+        value: |r| Value::Name(r.pat_name.as_deref()),
+    },
+    Column {
+        header: "Status",
+        key: "status",
+        value: |r| Value::Status(r.status),
+    },
+    Column {
+        header: "Valid to (UTC)",
+        key: "valid_to",
+        value: |r| Value::Date(r.valid_to),
+    },
+    Column {
+        header: "Days to expiry",
+        key: "days_to_expiry",
+        value: |r| Value::Days(r.days_to_expiry),
+    },
+    Column {
+        header: "Full access",
+        key: "full_access",
+        value: |r| Value::Flag(r.full_access),
+    },
+    Column {
+        header: "Global",
+        key: "global",
+        value: |r| Value::Flag(r.global),
+    },
+    Column {
+        header: "Severity",
+        key: "severity",
+        value: |r| Value::Severity(r.findings.severity()),
+    },
+    Column {
+        header: "Findings",
+        key: "findings",
+        value: |r| Value::Findings(r.findings),
+    },
+    Column {
+        header: "Scope summary",
+        key: "scope_summary",
+        value: |r| Value::Text(&r.scope_summary),
     },
     Column {
         header: "Principal name",
@@ -53,34 +122,19 @@ pub const COLUMNS: [Column; 17] = [
         value: |r| Value::Text(&r.owner.origin),
     },
     Column {
-        header: "User descriptor",
-        key: "owner_descriptor",
-        value: |r| Value::Text(&r.owner.descriptor),
+        header: "Target accounts",
+        key: "target_accounts",
+        value: |r| Value::Targets(&r.target_accounts),
     },
     Column {
-        header: "PAT name",
-        key: "pat_name",
-        value: |r| Value::Name(r.pat_name.as_deref()),
+        header: "Valid from (UTC)",
+        key: "valid_from",
+        value: |r| Value::Date(r.valid_from),
     },
     Column {
-        header: "Status",
-        key: "status",
-        value: |r| Value::Status(r.status),
-    },
-    Column {
-        header: "Full access",
-        key: "full_access",
-        value: |r| Value::Flag(r.full_access),
-    },
-    Column {
-        header: "Global",
-        key: "global",
-        value: |r| Value::Flag(r.global),
-    },
-    Column {
-        header: "Scope summary",
-        key: "scope_summary",
-        value: |r| Value::Text(&r.scope_summary),
+        header: "Lifetime (days)",
+        key: "lifetime_days",
+        value: |r| Value::Days(r.lifetime_days),
     },
     Column {
         header: "Scope",
@@ -88,29 +142,9 @@ pub const COLUMNS: [Column; 17] = [
         value: |r| Value::Text(&r.scope),
     },
     Column {
-        header: "Target accounts",
-        key: "target_accounts",
-        value: |r| Value::Targets(&r.target_accounts),
-    },
-    Column {
-        header: "Valid from",
-        key: "valid_from",
-        value: |r| Value::Date(r.valid_from),
-    },
-    Column {
-        header: "Valid to",
-        key: "valid_to",
-        value: |r| Value::Date(r.valid_to),
-    },
-    Column {
-        header: "Days to expiry",
-        key: "days_to_expiry",
-        value: |r| Value::Days(r.days_to_expiry),
-    },
-    Column {
-        header: "Lifetime (days)",
-        key: "lifetime_days",
-        value: |r| Value::Days(r.lifetime_days),
+        header: "User descriptor",
+        key: "owner_descriptor",
+        value: |r| Value::Text(&r.owner.descriptor),
     },
     Column {
         header: "Authorization id",
@@ -172,6 +206,8 @@ impl serde::Serialize for TokenRow {
                     map.serialize_entry(column.key, &date.map(crate::domain::timestamp::rfc3339))?
                 }
                 Value::Days(days) => map.serialize_entry(column.key, &days)?,
+                Value::Severity(severity) => map.serialize_entry(column.key, &severity)?,
+                Value::Findings(findings) => map.serialize_entry(column.key, &findings)?,
             }
         }
         map.end()
@@ -192,7 +228,7 @@ mod tests {
         headers.sort_unstable();
         headers.dedup();
         assert_eq!((keys.len(), headers.len()), (COLUMNS.len(), COLUMNS.len()));
-        assert_eq!(position("status"), 6);
+        assert_eq!(position("status"), 2);
         assert_eq!(
             COLUMNS[usize::from(position("authorization_id"))].header,
             "Authorization id"

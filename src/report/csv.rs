@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::columns::{COLUMNS, HEADERS, Value};
+use super::columns::{COLUMNS, HEADERS, Value, vocabulary};
 use super::error::ReportError;
 use super::model::Report;
 use super::text::csv_safe;
@@ -11,9 +11,9 @@ use crate::domain::timestamp::rfc3339;
 
 /// Writes the Tokens rows with the same header as the workbook's Tokens sheet.
 ///
-/// Dates are RFC 3339 in UTC, booleans `true`/`false`, the status its lowercase name
-/// (as in JSON), missing values empty, target accounts joined with "; " (empty for a
-/// global PAT). Every text column goes through [`csv_safe`] so a spreadsheet opening the
+/// Dates are RFC 3339 in UTC, flags, statuses and "All organizations" in the words of
+/// [`vocabulary`] (the workbook's), missing values empty, target accounts joined with "; ",
+/// findings by their labels, most severe first. Every text column goes through [`csv_safe`] so a spreadsheet opening the
 /// file never evaluates a name as a formula; numbers (days may be negative) do not.
 pub fn write_csv<W: Write>(report: &Report, w: W) -> Result<(), ReportError> {
     let mut out = ::csv::Writer::from_writer(w);
@@ -28,11 +28,19 @@ pub fn write_csv<W: Write>(report: &Report, w: W) -> Result<(), ReportError> {
                 Value::Name(name) => {
                     out.write_field(csv_safe(name.unwrap_or_default()).as_bytes())?
                 }
-                Value::Status(status) => out.write_field(status.as_str())?,
-                Value::Flag(flag) => out.write_field(bool_str(flag))?,
+                Value::Status(status) => out.write_field(vocabulary::status(status))?,
+                Value::Flag(flag) => out.write_field(vocabulary::flag(flag))?,
+                Value::Targets([]) => out.write_field(vocabulary::ALL_ORGANIZATIONS)?,
                 Value::Targets(targets) => {
                     join_into(&mut buf, targets);
                     out.write_field(csv_safe(&buf).as_bytes())?;
+                }
+                Value::Severity(severity) => {
+                    out.write_field(severity.map_or("", |s| s.as_str()))?
+                }
+                Value::Findings(findings) => {
+                    findings.write_labels(&mut buf);
+                    out.write_field(&buf)?;
                 }
                 Value::Date(date) => out.write_field(date.map(rfc3339).unwrap_or_default())?,
                 Value::Days(days) => {
@@ -60,10 +68,6 @@ pub(super) fn join_into(buffer: &mut String, parts: &[String]) {
         }
         buffer.push_str(part);
     }
-}
-
-fn bool_str(b: bool) -> &'static str {
-    if b { "true" } else { "false" }
 }
 
 #[cfg(test)]

@@ -50,10 +50,10 @@ pub(crate) fn hostile_report() -> Report {
         status: Some(429),
         message: "@too many <requests>".into(),
     });
-    build(inv, NOW, ReportOptions::default(), "0.1.0")
+    build(inv, NOW, &ReportOptions::default(), "0.1.0")
 }
 
 /// A report of an organization without users.
 pub(crate) fn empty_report() -> Report {
-    build(inventory(vec![]), NOW, ReportOptions::default(), "0.1.0")
+    build(inventory(vec![]), NOW, &ReportOptions::default(), "0.1.0")
 }

@@ -29,6 +29,7 @@ use super::error::ReportError;
 use super::json::HtmlSafe;
 use super::model::{ErrorRow, Report, RunInfo, Summary, TokenRow};
 use crate::domain::timestamp::rfc3339;
+use crate::findings::Findings;
 
 const TEMPLATE: &str = include_str!("html/view.html");
 const STYLE: &str = include_str!("html/view.css");
@@ -308,6 +309,10 @@ enum Kind {
     Targets,
     Date,
     Days,
+    /// A severity name, or null.
+    Severity,
+    /// A list of finding labels.
+    Findings,
 }
 
 impl Kind {
@@ -320,12 +325,22 @@ impl Kind {
             Kind::Targets => "targets",
             Kind::Date => "date",
             Kind::Days => "days",
+            Kind::Severity => "severity",
+            Kind::Findings => "findings",
         }
     }
 
     /// Kinds whose values often repeat across rows (owners, statuses, scopes, names).
     fn repeats(self) -> bool {
-        matches!(self, Kind::Text | Kind::Name | Kind::Status | Kind::Targets)
+        matches!(
+            self,
+            Kind::Text
+                | Kind::Name
+                | Kind::Status
+                | Kind::Targets
+                | Kind::Severity
+                | Kind::Findings
+        )
     }
 }
 
@@ -338,6 +353,7 @@ enum Cell<'a> {
     Flag(bool),
     Date(Option<OffsetDateTime>),
     Days(Option<i64>),
+    Findings(Findings),
 }
 
 impl<'a> Cell<'a> {
@@ -350,6 +366,8 @@ impl<'a> Cell<'a> {
             Value::Targets(targets) => (Kind::Targets, Cell::Targets(targets)),
             Value::Date(date) => (Kind::Date, Cell::Date(date)),
             Value::Days(days) => (Kind::Days, Cell::Days(days)),
+            Value::Severity(severity) => (Kind::Severity, Cell::Text(severity.map(|s| s.as_str()))),
+            Value::Findings(findings) => (Kind::Findings, Cell::Findings(findings)),
         }
     }
 }
@@ -360,6 +378,7 @@ impl Serialize for Cell<'_> {
             Cell::Text(text) => text.serialize(s),
             Cell::Targets(targets) => targets.serialize(s),
             Cell::Flag(flag) => s.serialize_u8(u8::from(flag)),
+            Cell::Findings(findings) => s.collect_seq(findings.iter().map(|r| r.label())),
             Cell::Date(None) | Cell::Days(None) => s.serialize_none(),
             Cell::Days(Some(days)) => s.serialize_i64(days),
             Cell::Date(Some(at)) => {

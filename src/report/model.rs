@@ -1,5 +1,6 @@
 //! The report model: what every writer (xlsx, csv, json) renders. Plain data, no I/O.
 
+use crate::findings::{FindingCounts, Findings, Policy};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -73,6 +74,9 @@ pub struct TokenRow {
     pub lifetime_days: Option<i64>,
     pub status: TokenStatus,
     pub authorization_id: String,
+    /// What the policy says about this token (none for a revoked one).
+    #[serde(default)]
+    pub findings: Findings,
 }
 
 /// A user whose tokens could not be read.
@@ -84,6 +88,25 @@ pub struct ErrorRow {
     /// HTTP status of the last answer, if any.
     pub http_status: Option<u16>,
     pub message: String,
+}
+
+/// Every user holding PATs in the report, with counts by status and finding: the Owners sheet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OwnerSummary {
+    pub display_name: String,
+    pub principal_name: String,
+    pub pats: usize,
+    pub by_status: StatusCounts,
+    pub full_access: usize,
+    pub global: usize,
+    /// This owner's tokens by their most severe finding.
+    pub critical: usize,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
+    /// The earliest expiry among this owner's valid, unexpired tokens.
+    #[serde(default, with = "crate::domain::timestamp::serde::option")]
+    pub next_expiry: Option<OffsetDateTime>,
 }
 
 /// A user holding PATs, for the "top holders" table.
@@ -123,6 +146,30 @@ pub struct Summary {
     pub expiring_within_90_days: usize,
     /// Users with the most PATs, most first (at most 10).
     pub top_holders: Vec<Holder>,
+    /// Tokens by their most severe finding, and per rule.
+    #[serde(default)]
+    pub findings: FindingCounts,
+    /// Valid tokens expiring in each of the next 13 weeks (week 0 starts at the report time).
+    #[serde(default)]
+    pub expiries_by_week: Vec<WeekCount>,
+    /// The scopes most valid, unexpired tokens carry, most first (at most 10).
+    #[serde(default)]
+    pub top_scopes: Vec<ScopeCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WeekCount {
+    /// The first day of the week (UTC), `YYYY-MM-DD`.
+    pub week_of: String,
+    pub pats: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScopeCount {
+    pub scope: String,
+    /// The readable name, or the scope itself when it has none.
+    pub label: String,
+    pub pats: usize,
 }
 
 /// Facts about the run that produced the report.
@@ -159,8 +206,10 @@ pub struct RunInfo {
 }
 
 /// The version of the report's JSON shape. 2: `summary.users_listed` / `users_read` (was
-/// `users_scanned`), `run.stopped_early` a boolean with `run.stop_reason`.
-pub const SCHEMA_VERSION: u32 = 2;
+/// `users_scanned`), `run.stopped_early` a boolean with `run.stop_reason`. 3: rows carry
+/// `findings` and `severity`; `policy`, `owners`, `summary.findings` and `changes` added (all
+/// read as empty from earlier versions).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -169,17 +218,28 @@ pub struct Report {
     pub schema_version: u32,
     pub run: RunInfo,
     pub summary: Summary,
+    /// The thresholds the findings were judged against.
+    #[serde(default)]
+    pub policy: Policy,
     pub rows: Vec<TokenRow>,
+    /// Every holder, most to act on first.
+    #[serde(default)]
+    pub owners: Vec<OwnerSummary>,
     pub errors: Vec<ErrorRow>,
+    /// What changed since the previous report; `None` when no comparison was asked for.
+    #[serde(default)]
+    pub changes: Option<crate::changes::Changes>,
 }
 
 /// Options that shape the report (not the scan).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportOptions {
     /// A valid PAT expiring within this many days is `Expiring`.
     pub expiring_days: u32,
     /// Include revoked / invalid PATs as rows.
     pub include_invalid: bool,
+    /// What the findings are judged against.
+    pub policy: Policy,
 }
 
 impl Default for ReportOptions {
@@ -187,6 +247,7 @@ impl Default for ReportOptions {
         Self {
             expiring_days: 30,
             include_invalid: false,
+            policy: Policy::default(),
         }
     }
 }

@@ -8,16 +8,17 @@
 use std::path::Path;
 
 use rust_xlsxwriter::{
-    Color, ConditionalFormatFormula, DocProperties, ExcelDateTime, Format, FormatBorder, Table,
+    Chart, ChartType, Color, ConditionalFormatFormula, DocProperties, ExcelDateTime, Format, FormatBorder, Table,
     TableColumn, TableStyle, Workbook, Worksheet, XlsxError, column_number_to_name,
 };
 use time::OffsetDateTime;
 
-use super::columns::{COLUMNS, HEADERS, Value, position};
+use super::columns::{COLUMNS, HEADERS, Value, position, vocabulary};
 use super::csv::join_into;
 use super::error::ReportError;
 use super::model::{Report, TokenStatus};
 use super::text::excel_text;
+use crate::findings::{Rule, Severity};
 use crate::domain::timestamp::rfc3339;
 
 // Columns of the Tokens sheet that the highlights and tests refer to.
@@ -36,8 +37,10 @@ const DAYS_TO_EXPIRY: u16 = position("days_to_expiry");
 #[cfg(test)]
 const LIFETIME: u16 = position("lifetime_days");
 
-/// What the Target accounts column says for a global PAT.
-pub const ALL_ORGANIZATIONS: &str = "All organizations";
+pub use super::columns::vocabulary::ALL_ORGANIZATIONS;
+
+/// Shown next to the global count after the retirement date.
+const GLOBAL_NOTE_AFTER: &str = "Global PATs no longer work since 1 December 2026: revoke them to tidy the listing.";
 
 /// Shown next to the global count: the service's retirement date for global PATs.
 const GLOBAL_NOTE: &str = "Global PATs stop working on 1 December 2026 (creating or regenerating them is \
@@ -51,6 +54,17 @@ const FILTER_BUTTON: usize = 3;
 
 const SHEET_TOKENS: &str = "Tokens";
 const SHEET_SUMMARY: &str = "Summary";
+const SHEET_FINDINGS: &str = "Findings";
+const SHEET_OWNERS: &str = "Owners";
+
+// Sheet positions, fixed when the workbook is laid out.
+const SUMMARY_INDEX: usize = 0;
+const FINDINGS_INDEX: usize = 1;
+const TOKENS_INDEX: usize = 2;
+const OWNERS_INDEX: usize = 3;
+
+/// Findings listed on the Summary.
+const TOP_FINDINGS: usize = 10;
 const SHEET_ERRORS: &str = "Errors";
 const SHEET_RUN: &str = "Run";
 
@@ -90,10 +104,20 @@ impl XlsxPlan {
             .add_worksheet()
             .set_name(SHEET_SUMMARY)
             .map_err(in_sheet(SHEET_SUMMARY))?;
+        // Findings, Tokens and Owners may each hold a row per token (or per owner): written
+        // row by row to temporary files, in this order of sheets.
+        workbook
+            .add_worksheet_with_constant_memory()
+            .and_then(|ws| ws.set_name(SHEET_FINDINGS).map(|_| ()))
+            .map_err(in_sheet(SHEET_FINDINGS))?;
         let tokens = workbook
             .add_worksheet_with_constant_memory()
             .map_err(in_sheet(SHEET_TOKENS))?;
         lay_out_tokens(tokens, rows).map_err(in_sheet(SHEET_TOKENS))?;
+        workbook
+            .add_worksheet_with_constant_memory()
+            .and_then(|ws| ws.set_name(SHEET_OWNERS).map(|_| ()))
+            .map_err(in_sheet(SHEET_OWNERS))?;
         Ok(Self { workbook, rows })
     }
 
@@ -157,15 +181,24 @@ impl XlsxPlan {
                 .set_subject("Personal access tokens of an Azure DevOps organization")
                 .set_comment(format!("Read {} (UTC)", rfc3339(report.run.finished))),
         );
+        let order = findings_order(report);
+        let findings = workbook
+            .worksheet_from_index(FINDINGS_INDEX)
+            .map_err(in_sheet(SHEET_FINDINGS))?;
+        write_findings(findings, report, &order, &styles).map_err(in_sheet(SHEET_FINDINGS))?;
         let tokens = workbook
-            .worksheet_from_index(1)
+            .worksheet_from_index(TOKENS_INDEX)
             .map_err(in_sheet(SHEET_TOKENS))?;
         write_tokens(tokens, report, &styles).map_err(in_sheet(SHEET_TOKENS))?;
+        let owners = workbook
+            .worksheet_from_index(OWNERS_INDEX)
+            .map_err(in_sheet(SHEET_OWNERS))?;
+        write_owners(owners, report, &styles).map_err(in_sheet(SHEET_OWNERS))?;
         let summary = workbook
-            .worksheet_from_index(0)
+            .worksheet_from_index(SUMMARY_INDEX)
             .map_err(in_sheet(SHEET_SUMMARY))?;
         summary.set_active(true);
-        write_summary(summary, report, &styles).map_err(in_sheet(SHEET_SUMMARY))?;
+        write_summary(summary, report, &order, &styles).map_err(in_sheet(SHEET_SUMMARY))?;
         write_errors(workbook.add_worksheet(), report).map_err(in_sheet(SHEET_ERRORS))?;
         write_run(workbook.add_worksheet(), report, &styles).map_err(in_sheet(SHEET_RUN))?;
         Ok(self.workbook)
@@ -191,6 +224,10 @@ fn release_free_memory() {
 /// Formats shared by all sheets, created once (a format per cell would be costly).
 struct Styles {
     date: Format,
+    /// The header row of the large sheets.
+    banner: Format,
+    critical: Format,
+    high: Format,
     seconds: Format,
     header: Format,
     title: Format,
@@ -202,6 +239,18 @@ impl Styles {
     fn new() -> Self {
         Self {
             date: Format::new().set_num_format(DATE_FORMAT),
+            banner: Format::new()
+                .set_bold()
+                .set_font_color(Color::White)
+                .set_background_color(Color::RGB(0x1F_4E78))
+                .set_border_bottom(FormatBorder::Thin),
+            critical: Format::new()
+                .set_bold()
+                .set_font_color(Color::RGB(0x9C_0006))
+                .set_background_color(Color::RGB(0xFF_C7CE)),
+            high: Format::new()
+                .set_font_color(Color::RGB(0x83_3C0B))
+                .set_background_color(Color::RGB(0xF8_CBAD)),
             seconds: Format::new().set_num_format("0.0"),
             header: Format::new()
                 .set_bold()
@@ -235,7 +284,8 @@ fn lay_out_tokens(ws: &mut Worksheet, rows: usize) -> Result<(), XlsxError> {
         ws.write_string_with_format(0, col, title, &header)?;
     }
     ws.autofilter(0, 0, last_row, LAST_COL)?;
-    ws.set_freeze_panes(1, 0)?;
+    // The header and the owner stay in view while scrolling down and right.
+    ws.set_freeze_panes(1, 1)?;
     // Printed: landscape, as wide as one page, the header row on every page.
     ws.set_landscape().set_print_fit_to_pages(1, 0);
     ws.set_repeat_rows(0, 0)?;
@@ -251,6 +301,7 @@ fn write_tokens(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<
     }
 
     let mut targets = String::new();
+    let mut labels = String::new();
     for (row, r) in (1u32..).zip(&report.rows) {
         for (col, column) in (0u16..).zip(&COLUMNS) {
             match (column.value)(r) {
@@ -258,13 +309,21 @@ fn write_tokens(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<
                 // A null PAT name stays an empty cell: a placeholder could be mistaken for a name.
                 Value::Name(name) => write_text(ws, row, col, name.unwrap_or_default())?,
                 Value::Status(status) => {
-                    ws.write_string(row, col, status_label(status))?;
+                    ws.write_string(row, col, vocabulary::status(status))?;
                 }
                 Value::Flag(flag) => {
-                    ws.write_string(row, col, yes_no(flag))?;
+                    ws.write_string(row, col, vocabulary::flag(flag))?;
                 }
                 Value::Targets([]) => {
                     ws.write_string(row, col, ALL_ORGANIZATIONS)?;
+                }
+                Value::Severity(Some(severity)) => {
+                    ws.write_string(row, col, severity.as_str())?;
+                }
+                Value::Severity(None) => {}
+                Value::Findings(findings) => {
+                    findings.write_labels(&mut labels);
+                    write_text(ws, row, col, &labels)?;
                 }
                 Value::Targets(accounts) => {
                     join_into(&mut targets, accounts);
@@ -306,8 +365,8 @@ fn add_token_highlights(ws: &mut Worksheet, last_row: u32) -> Result<(), XlsxErr
     let invalid = Format::new().set_font_color(Color::RGB(0x80_8080));
 
     for (col, rule, format) in [
-        (FULL_ACCESS, cell_rule(FULL_ACCESS, "Yes"), full_access),
-        (GLOBAL, cell_rule(GLOBAL, "Yes"), global),
+        (FULL_ACCESS, cell_rule(FULL_ACCESS, yes_no(true)), full_access),
+        (GLOBAL, cell_rule(GLOBAL, yes_no(true)), global),
     ] {
         ws.add_conditional_format(
             1,
@@ -358,7 +417,12 @@ fn token_widths(report: &Report) -> [usize; COLUMNS.len()] {
                     .sum::<usize>()
                     .saturating_sub(2),
                 Value::Date(_) => DATE_FORMAT.len(),
-                Value::Status(_) | Value::Flag(_) | Value::Days(_) => 0,
+                Value::Findings(findings) => findings
+                    .iter()
+                    .map(|rule| rule.label().len() + 2)
+                    .sum::<usize>()
+                    .saturating_sub(2),
+                Value::Status(_) | Value::Flag(_) | Value::Days(_) | Value::Severity(_) => 0,
             };
             *width = (*width).max(len);
         }
@@ -366,13 +430,21 @@ fn token_widths(report: &Report) -> [usize; COLUMNS.len()] {
     widths.map(|w| (w + 1).clamp(MIN_WIDTH, MAX_WIDTH))
 }
 
-fn write_summary(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(), XlsxError> {
-    ws.set_name(SHEET_SUMMARY)?;
+fn write_summary(
+    ws: &mut Worksheet,
+    report: &Report,
+    order: &[u32],
+    styles: &Styles,
+) -> Result<(), XlsxError> {
     let s = &report.summary;
     let run = &report.run;
     ws.set_column_width(0, 34)?;
     ws.set_column_width(1, 12)?;
     ws.set_column_width(2, 40)?;
+    ws.set_column_width(3, 30)?;
+    ws.set_column_width(4, 16)?;
+    ws.set_column_width(5, 60)?;
+    ws.set_landscape().set_print_fit_to_pages(1, 0);
 
     ws.write_string_with_format(0, 0, "PAT report", &styles.title)?;
     ws.write_string_with_format(0, 1, excel_text(run.org.as_str()), &styles.title)?;
@@ -397,6 +469,59 @@ fn write_summary(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result
         ws.write_string_with_format(2, 0, excel_text(&message), &styles.warning)?;
     }
 
+    // What to act on: tokens by their most severe finding, then the first of them.
+    let mut row = 4;
+    ws.write_string_with_format(row, 0, "What to act on", &styles.title)?;
+    row += 1;
+    for (i, header) in ["Most severe finding", "Tokens", "Meaning"].into_iter().enumerate() {
+        ws.write_string_with_format(row, i as u16, header, &styles.header)?;
+    }
+    for (severity, meaning) in [
+        (Severity::Critical, "Can do anything its owner can: replace and revoke first."),
+        (Severity::High, "Reaches every organization, or needs a migration."),
+        (Severity::Medium, "Broader or longer-lived than the policy allows, or ends within days."),
+        (Severity::Low, "Housekeeping: expiring soon, expired, owners with many tokens."),
+    ] {
+        row += 1;
+        ws.write_string(row, 0, severity.as_str())?;
+        ws.write_number(row, 1, s.findings.of(severity) as f64)?;
+        ws.write_string_with_format(row, 2, meaning, &styles.note)?;
+    }
+    row += 2;
+    ws.write_string_with_format(row, 0, "Top findings", &styles.title)?;
+    ws.write_string_with_format(
+        row,
+        2,
+        "All of them, most severe first, on the Findings sheet.",
+        &styles.note,
+    )?;
+    row += 1;
+    if order.is_empty() {
+        ws.write_string(row, 0, "No token breaks the policy.")?;
+        row += 1;
+    } else {
+        for (i, header) in ["Owner", "Severity", "Finding", "PAT name", "Valid to (UTC)", "What to do"]
+            .into_iter()
+            .enumerate()
+        {
+            ws.write_string_with_format(row, i as u16, header, &styles.header)?;
+        }
+        for &index in order.iter().take(TOP_FINDINGS) {
+            let token = &report.rows[index as usize];
+            let Some(first) = token.findings.iter().next() else {
+                continue;
+            };
+            row += 1;
+            write_text(ws, row, 0, &token.owner.display_name)?;
+            ws.write_string(row, 1, first.severity().as_str())?;
+            ws.write_string(row, 2, token.findings.labels())?;
+            write_text(ws, row, 3, token.pat_name.as_deref().unwrap_or_default())?;
+            write_date(ws, row, 4, token.valid_to, &styles.date)?;
+            ws.write_string(row, 5, first.action())?;
+        }
+        row += 1;
+    }
+
     let invalid_listed = report.rows.iter().any(|r| r.status == TokenStatus::Invalid);
     let invalid_note = if s.by_status.invalid > 0 && !invalid_listed {
         "Counted, but not listed on the Tokens sheet."
@@ -416,7 +541,7 @@ fn write_summary(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result
                 ""
             },
         ),
-        ("Users holding PATs", s.users_with_pats, ""),
+        ("Users holding PATs", s.users_with_pats, "Every one of them on the Owners sheet."),
         ("PATs listed", s.pats, ""),
         ("Active", s.by_status.active, ""),
         (expiring_label.as_str(), s.by_status.expiring, ""),
@@ -427,12 +552,14 @@ fn write_summary(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result
             s.full_access,
             "Scope app_token: anything the owner can do.",
         ),
-        ("Global (all organizations)", s.global, GLOBAL_NOTE),
+        ("Global (all organizations)", s.global, global_note(run.generated)),
         ("Expiring within 7 days", s.expiring_within_7_days, ""),
         ("Expiring within 30 days", s.expiring_within_30_days, ""),
         ("Expiring within 90 days", s.expiring_within_90_days, ""),
     ];
-    let mut row = 4;
+    row += 1;
+    ws.write_string_with_format(row, 0, "Figures", &styles.title)?;
+    row += 1;
     for (i, header) in ["Figure", "Count", "Note"].into_iter().enumerate() {
         ws.write_string_with_format(row, i as u16, header, &styles.header)?;
     }
@@ -445,38 +572,300 @@ fn write_summary(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result
         }
     }
 
+    if !s.findings.by_rule.is_empty() {
+        row += 2;
+        ws.write_string_with_format(row, 0, "Findings by rule", &styles.title)?;
+        row += 1;
+        for (i, header) in ["Finding", "Tokens", "What to do"].into_iter().enumerate() {
+            ws.write_string_with_format(row, i as u16, header, &styles.header)?;
+        }
+        for count in &s.findings.by_rule {
+            row += 1;
+            ws.write_string(row, 0, format!("{} ({})", count.label, count.severity.as_str()))?;
+            ws.write_number(row, 1, count.tokens as f64)?;
+            if let Some(rule) = Rule::from_code(&count.rule) {
+                ws.write_string_with_format(row, 2, rule.action(), &styles.note)?;
+            }
+        }
+    }
+
     row += 2;
     ws.write_string_with_format(row, 0, "Top holders", &styles.title)?;
+    ws.write_string_with_format(row, 2, "Every holder on the Owners sheet.", &styles.note)?;
     row += 1;
     if s.top_holders.is_empty() {
         ws.write_string(row, 0, "No user holds a PAT in this report.")?;
-        return Ok(());
+    } else {
+        let columns = ["Owner", "Principal name", "PATs", "Full access"]
+            .map(|h| TableColumn::new().set_header(h));
+        let last = row + s.top_holders.len() as u32;
+        ws.add_table(
+            row,
+            0,
+            last,
+            3,
+            &Table::new()
+                .set_name("TopHolders")
+                .set_style(TableStyle::Medium2)
+                .set_columns(&columns),
+        )?;
+        for holder in &s.top_holders {
+            row += 1;
+            write_text(ws, row, 0, &holder.display_name)?;
+            write_text(ws, row, 1, &holder.principal_name)?;
+            ws.write_number(row, 2, holder.pats as f64)?;
+            ws.write_number(row, 3, holder.full_access as f64)?;
+        }
     }
-    let columns = ["Owner", "Principal name", "PATs", "Full access"]
-        .map(|h| TableColumn::new().set_header(h));
-    let last = row + s.top_holders.len() as u32;
-    ws.add_table(
-        row,
-        0,
-        last,
-        3,
-        &Table::new()
-            .set_name("TopHolders")
-            .set_style(TableStyle::Medium2)
-            .set_columns(&columns),
-    )?;
-    let mut principal_width = "Principal name".len() + FILTER_BUTTON;
-    for holder in &s.top_holders {
-        row += 1;
-        write_text(ws, row, 0, &holder.display_name)?;
-        write_text(ws, row, 1, &holder.principal_name)?;
-        ws.write_number(row, 2, holder.pats as f64)?;
-        ws.write_number(row, 3, holder.full_access as f64)?;
-        principal_width = principal_width.max(text_width(&holder.principal_name));
+    write_charts(ws, report, styles)
+}
+
+/// Where the charts' figures start on the Summary (column H), beside the tables.
+const CHART_DATA_COL: u16 = 7;
+/// Where the charts sit (column K).
+const CHART_COL: u16 = 10;
+
+/// Three charts, each beside the figures it draws: expiries by week over the next 90 days,
+/// tokens by status, and the scopes most tokens carry.
+fn write_charts(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(), XlsxError> {
+    let s = &report.summary;
+    ws.set_column_width(CHART_DATA_COL, 34)?;
+    ws.set_column_width(CHART_DATA_COL + 1, 10)?;
+    let weeks: Vec<(String, usize)> = s
+        .expiries_by_week
+        .iter()
+        .map(|w| (w.week_of.clone(), w.pats))
+        .collect();
+    let statuses = vec![
+        ("active".to_owned(), s.by_status.active),
+        ("expiring".to_owned(), s.by_status.expiring),
+        ("expired".to_owned(), s.by_status.expired),
+        ("invalid".to_owned(), s.by_status.invalid),
+    ];
+    let scopes: Vec<(String, usize)> = s
+        .top_scopes
+        .iter()
+        .map(|c| (c.label.clone(), c.pats))
+        .collect();
+    let charts = [
+        ("Valid PATs expiring, by week (next 90 days)", "Week of (UTC)", weeks, ChartType::Column),
+        ("PATs by status", "Status", statuses, ChartType::Bar),
+        ("Scopes most valid PATs carry", "Scope", scopes, ChartType::Bar),
+    ];
+    let mut row = 4u32;
+    for (title, category, data, kind) in charts {
+        ws.write_string_with_format(row, CHART_DATA_COL, title, &styles.header)?;
+        ws.write_string_with_format(row, CHART_DATA_COL + 1, "PATs", &styles.header)?;
+        let first = row + 1;
+        for (label, count) in &data {
+            row += 1;
+            write_text(ws, row, CHART_DATA_COL, label)?;
+            ws.write_number(row, CHART_DATA_COL + 1, *count as f64)?;
+        }
+        if data.is_empty() {
+            row += 1;
+            ws.write_string_with_format(row, CHART_DATA_COL, "(none)", &styles.note)?;
+        } else {
+            let mut chart = Chart::new(kind);
+            chart
+                .add_series()
+                .set_name(title)
+                .set_categories((SHEET_SUMMARY, first, CHART_DATA_COL, row, CHART_DATA_COL))
+                .set_values((SHEET_SUMMARY, first, CHART_DATA_COL + 1, row, CHART_DATA_COL + 1));
+            chart.title().set_name(title);
+            chart.legend().set_hidden();
+            chart.x_axis().set_name(category);
+            if kind == ChartType::Bar {
+                // Bars read top to bottom in the table's order.
+                chart.y_axis().set_reverse();
+            }
+            chart.set_width(520).set_height(300);
+            ws.insert_chart(first.saturating_sub(1), CHART_COL, &chart)?;
+        }
+        // A chart is about 15 rows tall: leave room before the next table.
+        row = (row + 2).max(first + 16);
     }
-    // Column C holds the notes above, so it only widens for the holders' names.
-    ws.set_column_width(1, principal_width.clamp(12, MAX_WIDTH) as f64)?;
-    ws.set_column_width(3, 14)?;
+    Ok(())
+}
+
+/// What the Summary says next to the count of global PATs, before and after their retirement.
+fn global_note(at: OffsetDateTime) -> &'static str {
+    if crate::findings::global_retired(at) {
+        GLOBAL_NOTE_AFTER
+    } else {
+        GLOBAL_NOTE
+    }
+}
+
+/// Indices of the rows with findings: most severe first, then the soonest to expire (no end
+/// date last), then the rows' own order (owner).
+fn findings_order(report: &Report) -> Vec<u32> {
+    let mut order: Vec<u32> = (0u32..)
+        .zip(&report.rows)
+        .filter(|(_, r)| !r.findings.is_empty())
+        .map(|(i, _)| i)
+        .collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&report.rows[a as usize], &report.rows[b as usize]);
+        b.findings
+            .severity()
+            .cmp(&a.findings.severity())
+            .then_with(|| match (a.valid_to, b.valid_to) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
+    });
+    order
+}
+
+const FINDINGS_HEADERS: [&str; 10] = [
+    "Severity",
+    "Owner",
+    "PAT name",
+    "Status",
+    "Valid to (UTC)",
+    "Days to expiry",
+    "Findings",
+    "What to do",
+    "Principal name",
+    "Authorization id",
+];
+
+/// One row per token with findings, in [`findings_order`].
+fn write_findings(
+    ws: &mut Worksheet,
+    report: &Report,
+    order: &[u32],
+    styles: &Styles,
+) -> Result<(), XlsxError> {
+    for (col, header) in (0u16..).zip(FINDINGS_HEADERS) {
+        ws.write_string_with_format(0, col, header, &styles.banner)?;
+    }
+    let last_col = FINDINGS_HEADERS.len() as u16 - 1;
+    let last_row = u32::try_from(order.len().max(1)).map_err(|_| XlsxError::RowColumnLimitError)?;
+    ws.autofilter(0, 0, last_row, last_col)?;
+    ws.set_freeze_panes(1, 2)?;
+    ws.set_landscape().set_print_fit_to_pages(1, 0);
+    ws.set_repeat_rows(0, 0)?;
+    let mut widths = FINDINGS_HEADERS.map(|h| h.len() + FILTER_BUTTON);
+    widths[4] = DATE_FORMAT.len() + 4;
+    widths[7] = 60;
+    let mut labels = String::new();
+    for (row, &index) in (1u32..).zip(order) {
+        let token = &report.rows[index as usize];
+        let Some(first) = token.findings.iter().next() else {
+            continue;
+        };
+        token.findings.write_labels(&mut labels);
+        ws.write_string(row, 0, first.severity().as_str())?;
+        write_text(ws, row, 1, &token.owner.display_name)?;
+        write_text(ws, row, 2, token.pat_name.as_deref().unwrap_or_default())?;
+        ws.write_string(row, 3, vocabulary::status(token.status))?;
+        write_date(ws, row, 4, token.valid_to, &styles.date)?;
+        if let Some(days) = token.days_to_expiry {
+            ws.write_number(row, 5, days as f64)?;
+        }
+        ws.write_string(row, 6, &labels)?;
+        ws.write_string(row, 7, first.action())?;
+        write_text(ws, row, 8, &token.owner.principal_name)?;
+        write_text(ws, row, 9, &token.authorization_id)?;
+        for (col, text) in [
+            (1, token.owner.display_name.as_str()),
+            (2, token.pat_name.as_deref().unwrap_or_default()),
+            (6, labels.as_str()),
+            (8, token.owner.principal_name.as_str()),
+            (9, token.authorization_id.as_str()),
+        ] {
+            widths[col] = widths[col].max(text_width(text));
+        }
+    }
+    if order.is_empty() {
+        ws.write_string(1, 0, "No token breaks the policy.")?;
+    }
+    for (col, width) in (0u16..).zip(widths) {
+        ws.set_column_width(col, (width + 1).clamp(MIN_WIDTH, MAX_WIDTH) as f64)?;
+    }
+    let severity = column_number_to_name(0);
+    for (name, format) in [
+        (Severity::Critical, &styles.critical),
+        (Severity::High, &styles.high),
+    ] {
+        let rule = format!("=${severity}2=\"{}\"", name.as_str());
+        ws.add_conditional_format(
+            1,
+            0,
+            last_row,
+            last_col,
+            &ConditionalFormatFormula::new()
+                .set_rule(rule.as_str())
+                .set_format(format.clone()),
+        )?;
+    }
+    Ok(())
+}
+
+const OWNERS_HEADERS: [&str; 14] = [
+    "Owner",
+    "Principal name",
+    "PATs",
+    "Active",
+    "Expiring",
+    "Expired",
+    "Invalid",
+    "Full access",
+    "Global",
+    "Critical",
+    "High",
+    "Medium",
+    "Low",
+    "Next expiry (UTC)",
+];
+
+/// Every holder, most to act on first, with counts by status and by most severe finding.
+fn write_owners(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(), XlsxError> {
+    for (col, header) in (0u16..).zip(OWNERS_HEADERS) {
+        ws.write_string_with_format(0, col, header, &styles.banner)?;
+    }
+    let last_col = OWNERS_HEADERS.len() as u16 - 1;
+    let last_row =
+        u32::try_from(report.owners.len().max(1)).map_err(|_| XlsxError::RowColumnLimitError)?;
+    ws.autofilter(0, 0, last_row, last_col)?;
+    ws.set_freeze_panes(1, 1)?;
+    ws.set_landscape().set_print_fit_to_pages(1, 0);
+    ws.set_repeat_rows(0, 0)?;
+    let mut widths = OWNERS_HEADERS.map(|h| h.len() + FILTER_BUTTON);
+    widths[13] = DATE_FORMAT.len() + 4;
+    for (row, owner) in (1u32..).zip(&report.owners) {
+        write_text(ws, row, 0, &owner.display_name)?;
+        write_text(ws, row, 1, &owner.principal_name)?;
+        let counts = [
+            owner.pats,
+            owner.by_status.active,
+            owner.by_status.expiring,
+            owner.by_status.expired,
+            owner.by_status.invalid,
+            owner.full_access,
+            owner.global,
+            owner.critical,
+            owner.high,
+            owner.medium,
+            owner.low,
+        ];
+        for (col, count) in (2u16..).zip(counts) {
+            ws.write_number(row, col, count as f64)?;
+        }
+        write_date(ws, row, 13, owner.next_expiry, &styles.date)?;
+        widths[0] = widths[0].max(text_width(&owner.display_name));
+        widths[1] = widths[1].max(text_width(&owner.principal_name));
+    }
+    if report.owners.is_empty() {
+        ws.write_string(1, 0, "No user holds a PAT in this report.")?;
+    }
+    for (col, width) in (0u16..).zip(widths) {
+        ws.set_column_width(col, (width + 1).clamp(MIN_WIDTH, MAX_WIDTH) as f64)?;
+    }
     Ok(())
 }
 
@@ -611,16 +1000,11 @@ fn write_date(
 }
 
 fn status_label(status: TokenStatus) -> &'static str {
-    match status {
-        TokenStatus::Active => "Active",
-        TokenStatus::Expiring => "Expiring",
-        TokenStatus::Expired => "Expired",
-        TokenStatus::Invalid => "Invalid",
-    }
+    vocabulary::status(status)
 }
 
 fn yes_no(b: bool) -> &'static str {
-    if b { "Yes" } else { "No" }
+    vocabulary::flag(b)
 }
 
 /// Approximate display width in characters (bytes for ASCII, the cheap common case).

@@ -20,7 +20,8 @@ use crate::callers::CallerSettings;
 use crate::credentials::{AuthMode, CredentialSettings};
 use crate::domain::OrgName;
 use crate::engine::{DEFAULT_CONCURRENCY, ScanOptions};
-use crate::pipeline::ReportPlan;
+use crate::findings::Policy;
+use crate::pipeline::{Compare, ReportPlan};
 use crate::report::{Format, ReportOptions};
 use crate::storage::connection::{KeyedAccount, normalize_endpoint, parse_connection_string};
 use names::*;
@@ -60,6 +61,8 @@ pub struct ScanSettings {
     pub time_budget: Option<Duration>,
     pub expiring_days: u32,
     pub include_invalid: bool,
+    /// What the findings are judged against.
+    pub policy: Policy,
 }
 
 impl ScanSettings {
@@ -76,6 +79,7 @@ impl ScanSettings {
             time_budget,
             expiring_days: DEFAULT_EXPIRING_DAYS,
             include_invalid: false,
+            policy: Policy::default(),
         }
     }
 
@@ -100,6 +104,16 @@ impl ScanSettings {
             time_budget: r.duration(TIME_BUDGET).or(default_time_budget),
             expiring_days: r.number(EXPIRING_DAYS, DEFAULT_EXPIRING_DAYS, 0, 3650),
             include_invalid: r.flag(INCLUDE_INVALID, false),
+            policy: r
+                .get(POLICY)
+                .and_then(|value| match Policy::from_setting(&value) {
+                    Ok(policy) => Some(policy),
+                    Err(e) => {
+                        r.fail(POLICY, e.to_string());
+                        None
+                    }
+                })
+                .unwrap_or_default(),
         }
     }
 
@@ -124,8 +138,10 @@ impl ScanSettings {
             report: ReportOptions {
                 expiring_days: self.expiring_days,
                 include_invalid: self.include_invalid,
+                policy: self.policy.clone(),
             },
             formats,
+            compare: Compare::default(),
         }
     }
 }

@@ -62,7 +62,10 @@
     days: col('days_to_expiry'),
     lifetime: col('lifetime_days'),
     id: col('authorization_id'),
+    severity: col('severity'),
+    findings: col('findings'),
   };
+  const SEVERITIES = ['critical', 'high', 'medium', 'low'];
 
   // Per-row facts the filters read at every keystroke, computed once.
   const statusCode = new Uint8Array(n);
@@ -334,6 +337,10 @@
       } },
     { id: 'status', label: 'Status', first: 'ascending',
       key: function () { return function (i) { return statusCode[i]; }; } },
+    { id: 'severity', label: 'Severity', first: 'ascending',
+      key: function () {
+        return function (i) { const k = SEVERITIES.indexOf(value(C.severity, i)); return k < 0 ? null : k; };
+      } },
     { id: 'expires', label: 'Expires', first: 'ascending',
       key: function () { return function (i) { const d = value(C.to, i); return d == null ? null : seconds(d); }; } },
     { id: 'full_access', label: 'Full access', first: 'descending',
@@ -488,6 +495,12 @@
       const status = value(C.status, i);
       td.append(make('span', 'badge ' + (STATUSES.includes(status) ? status : ''), status));
     },
+    severity: function (td, i) {
+      const severity = value(C.severity, i);
+      if (severity == null) return;
+      td.append(make('span', 'badge sev-' + (SEVERITIES.includes(severity) ? severity : 'unknown'), severity));
+      td.setAttribute('title', value(C.findings, i).join('\n'));
+    },
     expires: function (td, i) {
       const to = value(C.to, i);
       td.append(make('div', 'primary', relative(value(C.days, i))), make('div', 'secondary', dateShort(to)));
@@ -541,6 +554,8 @@
     box.setAttribute('aria-label', 'Details');
     const dl = make('dl');
     const targets = value(C.targets, i);
+    const findings = value(C.findings, i);
+    detailLine(dl, 'Findings', findings.length ? findings.join('\n') : '(none)');
     detailLine(dl, 'Scope', value(C.scope, i));
     detailLine(dl, 'Target accounts', targets.length ? targets.join('\n') : 'none listed: all organizations (global)');
     detailLine(dl, 'User descriptor', value(C.descriptor, i));
@@ -653,8 +668,10 @@
       case 'text': return guard(v);
       case 'name': return guard(v == null ? '' : v);
       case 'status': return v;
-      case 'flag': return v === 1 ? 'true' : 'false';
-      case 'targets': return guard(v.join('; '));
+      case 'flag': return v === 1 ? 'yes' : 'no';
+      case 'targets': return v.length ? guard(v.join('; ')) : 'All organizations';
+      case 'severity': return v == null ? '' : v;
+      case 'findings': return v.join(', ');
       case 'date': return dateText(v);
       case 'days': return v == null ? '' : String(v);
       default: throw new Error('unknown column kind ' + column.kind);

@@ -1,0 +1,576 @@
+//! What changed since the last report of the same organization: new tokens, tokens gone,
+//! tokens changed (expiry, scope, name, targets, revoked), new holders and holders gone, keyed
+//! by authorization id.
+//!
+//! Plain data and functions. The earlier report is read as a [`Baseline`]: only the fields a
+//! comparison needs, from any schema version of the JSON report (the row keys these fields use
+//! have not changed since version 1), streamed from the file without holding its text.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+
+use time::OffsetDateTime;
+
+use crate::findings::Severity;
+use crate::report::{Report, ReportError, TokenRow, TokenStatus};
+
+/// The earlier report, as far as a comparison needs it.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    /// Where it came from (a file name or a blob name), for the reader of the report.
+    pub source: String,
+    pub org: String,
+    pub generated: OffsetDateTime,
+    pub schema_version: u32,
+    pub complete: bool,
+    tokens: Vec<BaselineToken>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct BaselineToken {
+    #[serde(default)]
+    authorization_id: String,
+    #[serde(default)]
+    owner_display_name: String,
+    #[serde(default)]
+    owner_principal_name: String,
+    #[serde(default)]
+    owner_descriptor: String,
+    #[serde(default)]
+    pat_name: Option<String>,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    target_accounts: Vec<String>,
+    #[serde(default, with = "crate::domain::timestamp::serde::option")]
+    valid_to: Option<OffsetDateTime>,
+    status: TokenStatus,
+}
+
+#[derive(serde::Deserialize)]
+struct BaselineFile {
+    schema_version: Option<u32>,
+    run: BaselineRun,
+    rows: Vec<BaselineToken>,
+}
+
+#[derive(serde::Deserialize)]
+struct BaselineRun {
+    org: String,
+    #[serde(with = "crate::domain::timestamp::serde")]
+    generated: OffsetDateTime,
+    #[serde(default = "yes")]
+    complete: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Baseline {
+    /// Read a JSON report written by this or an earlier version.
+    pub fn read(reader: impl Read, source: impl Into<String>) -> Result<Baseline, ReportError> {
+        let file: BaselineFile = serde_json::from_reader(std::io::BufReader::new(reader))?;
+        Ok(Baseline {
+            source: source.into(),
+            org: file.run.org,
+            generated: file.run.generated,
+            schema_version: file.schema_version.unwrap_or(1),
+            complete: file.run.complete,
+            tokens: file.rows,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+}
+
+/// The report compared with.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Previous {
+    pub source: String,
+    #[serde(with = "crate::domain::timestamp::serde")]
+    pub generated: OffsetDateTime,
+    pub schema_version: u32,
+    pub complete: bool,
+}
+
+/// A token as the change lists name it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenRef {
+    pub authorization_id: String,
+    pub owner_display_name: String,
+    pub owner_principal_name: String,
+    pub pat_name: Option<String>,
+    #[serde(default, with = "crate::domain::timestamp::serde::option")]
+    pub valid_to: Option<OffsetDateTime>,
+    /// Its most severe finding now (none for a token gone).
+    pub severity: Option<Severity>,
+}
+
+/// Why a token is no longer listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoneReason {
+    /// Its end date had passed: the service drops expired tokens from listings in time.
+    ExpiredOut,
+    /// Its owner holds no token any more, or is gone from the organization.
+    OwnerGone,
+    /// Revoked or deleted (its owner still holds others).
+    Revoked,
+}
+
+impl GoneReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            GoneReason::ExpiredOut => "expired, no longer listed",
+            GoneReason::OwnerGone => "owner holds no token now (or left)",
+            GoneReason::Revoked => "revoked or deleted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GoneToken {
+    #[serde(flatten)]
+    pub token: TokenRef,
+    pub reason: GoneReason,
+}
+
+/// One field of a token that changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldChange {
+    /// The JSON key of the field: `pat_name`, `scope`, `target_accounts`, `valid_to`, `status`.
+    pub field: String,
+    pub before: String,
+    pub after: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChangedToken {
+    #[serde(flatten)]
+    pub token: TokenRef,
+    pub fields: Vec<FieldChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HolderRef {
+    pub display_name: String,
+    pub principal_name: String,
+    pub pats: usize,
+}
+
+/// How many of each change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChangeCounts {
+    pub new_pats: usize,
+    pub gone_pats: usize,
+    pub changed_pats: usize,
+    pub new_holders: usize,
+    pub holders_gone: usize,
+    /// Tokens of owners this run could not read: neither new nor gone, just unknown.
+    pub not_compared: usize,
+}
+
+/// The changes since the previous report, or why there are none to show.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Changes {
+    /// `None`: nothing to compare with (a first run), or it could not be used (`note`).
+    pub previous: Option<Previous>,
+    /// Said to the reader: why nothing was compared, or what to keep in mind.
+    pub note: Option<String>,
+    pub counts: ChangeCounts,
+    pub new_pats: Vec<TokenRef>,
+    pub gone_pats: Vec<GoneToken>,
+    pub changed_pats: Vec<ChangedToken>,
+    pub new_holders: Vec<HolderRef>,
+    pub holders_gone: Vec<HolderRef>,
+}
+
+impl Changes {
+    /// Nothing to compare with, and why.
+    pub fn none(note: impl Into<String>) -> Changes {
+        Changes {
+            note: Some(note.into()),
+            ..Changes::default()
+        }
+    }
+}
+
+/// The first run of an organization.
+pub const FIRST_RUN: &str = "No earlier report of this organization to compare with: this is the first.";
+
+/// Compare `report` with the earlier `baseline`.
+///
+/// Tokens of owners this run could not read (the Errors sheet), or of owners a partial scan
+/// never reached, are neither new nor gone: they are counted as not compared. Status moves
+/// that only the clock makes (active → expiring → expired) are not changes; a token becoming
+/// invalid (revoked) is.
+pub fn compare(baseline: &Baseline, report: &Report) -> Changes {
+    if !baseline.org.eq_ignore_ascii_case(report.run.org.as_str()) {
+        return Changes::none(format!(
+            "Not compared: {} is a report of organization {}, not {}.",
+            baseline.source,
+            baseline.org,
+            report.run.org.as_str()
+        ));
+    }
+    let now: HashMap<&str, &TokenRow> = report
+        .rows
+        .iter()
+        .filter(|r| !r.authorization_id.is_empty())
+        .map(|r| (r.authorization_id.as_str(), r))
+        .collect();
+    let before: HashMap<&str, &BaselineToken> = baseline
+        .tokens
+        .iter()
+        .filter(|t| !t.authorization_id.is_empty())
+        .map(|t| (t.authorization_id.as_str(), t))
+        .collect();
+    let unread: HashSet<&str> = report
+        .errors
+        .iter()
+        .map(|e| e.user_descriptor.as_str())
+        .collect();
+    let holders_now = holders(report.rows.iter().map(|r| {
+        (
+            r.owner.descriptor.as_str(),
+            r.owner.display_name.as_str(),
+            r.owner.principal_name.as_str(),
+        )
+    }));
+    let holders_before = holders(baseline.tokens.iter().map(|t| {
+        (
+            t.owner_descriptor.as_str(),
+            t.owner_display_name.as_str(),
+            t.owner_principal_name.as_str(),
+        )
+    }));
+    // A partial scan did not reach every owner: a token of an owner it did not see is unknown.
+    let partial = report.run.stopped_early;
+    let reached = |descriptor: &str| {
+        !unread.contains(descriptor) && (!partial || holders_now.contains_key(descriptor))
+    };
+
+    let mut changes = Changes {
+        previous: Some(Previous {
+            source: baseline.source.clone(),
+            generated: baseline.generated,
+            schema_version: baseline.schema_version,
+            complete: baseline.complete,
+        }),
+        ..Changes::default()
+    };
+    for row in &report.rows {
+        let Some(old) = before.get(row.authorization_id.as_str()) else {
+            if !row.authorization_id.is_empty() {
+                changes.new_pats.push(token_ref(row));
+            }
+            continue;
+        };
+        let fields = changed_fields(old, row);
+        if !fields.is_empty() {
+            changes.changed_pats.push(ChangedToken {
+                token: token_ref(row),
+                fields,
+            });
+        }
+    }
+    for old in &baseline.tokens {
+        if old.authorization_id.is_empty() || now.contains_key(old.authorization_id.as_str()) {
+            continue;
+        }
+        // Revoked tokens are rows only with --include-invalid: one that was already invalid
+        // and is now not listed has not changed.
+        if old.status == TokenStatus::Invalid {
+            continue;
+        }
+        if !reached(&old.owner_descriptor) {
+            changes.counts.not_compared += 1;
+            continue;
+        }
+        let reason = if old.valid_to.is_some_and(|to| to < report.run.generated) {
+            GoneReason::ExpiredOut
+        } else if !holders_now.contains_key(old.owner_descriptor.as_str()) {
+            GoneReason::OwnerGone
+        } else {
+            GoneReason::Revoked
+        };
+        changes.gone_pats.push(GoneToken {
+            token: TokenRef {
+                authorization_id: old.authorization_id.clone(),
+                owner_display_name: old.owner_display_name.clone(),
+                owner_principal_name: old.owner_principal_name.clone(),
+                pat_name: old.pat_name.clone(),
+                valid_to: old.valid_to,
+                severity: None,
+            },
+            reason,
+        });
+    }
+    for (descriptor, holder) in &holders_now {
+        if !holders_before.contains_key(descriptor) {
+            changes.new_holders.push(holder.clone());
+        }
+    }
+    for (descriptor, holder) in &holders_before {
+        if !holders_now.contains_key(descriptor) && reached(descriptor) {
+            changes.holders_gone.push(holder.clone());
+        }
+    }
+    for list in [&mut changes.new_holders, &mut changes.holders_gone] {
+        list.sort_by(|a, b| {
+            (a.principal_name.to_lowercase(), &a.principal_name)
+                .cmp(&(b.principal_name.to_lowercase(), &b.principal_name))
+        });
+    }
+    changes
+        .gone_pats
+        .sort_by(|a, b| by_owner(&a.token, &b.token));
+    changes.counts = ChangeCounts {
+        new_pats: changes.new_pats.len(),
+        gone_pats: changes.gone_pats.len(),
+        changed_pats: changes.changed_pats.len(),
+        new_holders: changes.new_holders.len(),
+        holders_gone: changes.holders_gone.len(),
+        not_compared: changes.counts.not_compared,
+    };
+    if changes.counts.not_compared > 0 {
+        changes.note = Some(format!(
+            "{} earlier tokens belong to owners this run could not read: not compared.",
+            changes.counts.not_compared
+        ));
+    } else if !baseline.complete {
+        changes.note = Some(
+            "The earlier report was incomplete: some tokens listed as new may only have been \
+             missed then."
+                .to_owned(),
+        );
+    }
+    changes
+}
+
+fn by_owner(a: &TokenRef, b: &TokenRef) -> std::cmp::Ordering {
+    a.owner_principal_name
+        .to_lowercase()
+        .cmp(&b.owner_principal_name.to_lowercase())
+        .then_with(|| a.authorization_id.cmp(&b.authorization_id))
+}
+
+/// Holders by descriptor, with their token counts.
+fn holders<'a>(
+    owners: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+) -> HashMap<&'a str, HolderRef> {
+    let mut holders: HashMap<&str, HolderRef> = HashMap::new();
+    for (descriptor, display_name, principal_name) in owners {
+        holders
+            .entry(descriptor)
+            .or_insert_with(|| HolderRef {
+                display_name: display_name.to_owned(),
+                principal_name: principal_name.to_owned(),
+                pats: 0,
+            })
+            .pats += 1;
+    }
+    holders
+}
+
+fn token_ref(row: &TokenRow) -> TokenRef {
+    TokenRef {
+        authorization_id: row.authorization_id.clone(),
+        owner_display_name: row.owner.display_name.clone(),
+        owner_principal_name: row.owner.principal_name.clone(),
+        pat_name: row.pat_name.clone(),
+        valid_to: row.valid_to,
+        severity: row.findings.severity(),
+    }
+}
+
+fn changed_fields(old: &BaselineToken, row: &TokenRow) -> Vec<FieldChange> {
+    let mut fields = Vec::new();
+    let mut note = |field: &str, before: String, after: String| {
+        if before != after {
+            fields.push(FieldChange {
+                field: field.to_owned(),
+                before,
+                after,
+            });
+        }
+    };
+    note(
+        "pat_name",
+        old.pat_name.clone().unwrap_or_default(),
+        row.pat_name.clone().unwrap_or_default(),
+    );
+    note("scope", normalize_scope(&old.scope), normalize_scope(&row.scope));
+    note(
+        "target_accounts",
+        sorted(&old.target_accounts),
+        sorted(&row.target_accounts),
+    );
+    let date = |d: Option<OffsetDateTime>| d.map(crate::domain::timestamp::rfc3339).unwrap_or_default();
+    note("valid_to", date(old.valid_to), date(row.valid_to));
+    let revoked = |s: TokenStatus| s == TokenStatus::Invalid;
+    if revoked(old.status) != revoked(row.status) {
+        note(
+            "status",
+            old.status.as_str().to_owned(),
+            row.status.as_str().to_owned(),
+        );
+    }
+    fields
+}
+
+/// Scopes compared as a set: the service may list them in another order.
+fn normalize_scope(scope: &str) -> String {
+    let mut scopes: Vec<&str> = scope.split_ascii_whitespace().collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    scopes.join(" ")
+}
+
+fn sorted(list: &[String]) -> String {
+    let mut list: Vec<&str> = list.iter().map(String::as_str).collect();
+    list.sort_unstable();
+    list.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{Pat, User, UserFailure};
+    use crate::report::build::tests::{NOW, inventory, pat, user};
+    use crate::report::{ReportOptions, build, write_json};
+    use time::Duration;
+
+    fn report_of(users: Vec<(User, Vec<Pat>)>) -> Report {
+        build(inventory(users), NOW, &ReportOptions::default(), "1")
+    }
+
+    fn baseline_of(report: &Report) -> Baseline {
+        let mut json = Vec::new();
+        write_json(report, &mut json).unwrap();
+        Baseline::read(json.as_slice(), "earlier.json").unwrap()
+    }
+
+    fn ids<T>(list: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
+        list.iter().map(|t| id(t).to_owned()).collect()
+    }
+
+    #[test]
+    fn new_gone_changed_and_holders_are_keyed_by_authorization_id() {
+        let later = NOW + Duration::days(60);
+        let before = report_of(vec![
+            (user("a"), vec![pat("keep", Some(later)), pat("rename", Some(later)), pat("revoke", Some(later))]),
+            (user("b"), vec![pat("b-only", Some(later))]),
+            (user("c"), vec![pat("expiring", Some(NOW - Duration::days(1)))]),
+        ]);
+        let mut renamed = pat("rename", Some(later + Duration::days(30)));
+        renamed.display_name = Some("renamed".into());
+        renamed.scope = Some("vso.code_write".into());
+        let after = report_of(vec![
+            (user("a"), vec![pat("keep", Some(later)), renamed, pat("fresh", Some(later))]),
+            (user("d"), vec![pat("d-new", Some(later))]),
+        ]);
+        let changes = compare(&baseline_of(&before), &after);
+        assert_eq!(ids(&changes.new_pats, |t| &t.authorization_id), ["fresh", "d-new"]);
+        let gone: Vec<_> = changes
+            .gone_pats
+            .iter()
+            .map(|g| (g.token.authorization_id.as_str(), g.reason))
+            .collect();
+        assert_eq!(
+            gone,
+            [
+                ("revoke", GoneReason::Revoked),
+                ("b-only", GoneReason::OwnerGone),
+                ("expiring", GoneReason::ExpiredOut)
+            ]
+        );
+        assert_eq!(changes.changed_pats.len(), 1);
+        let fields: Vec<_> = changes.changed_pats[0]
+            .fields
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
+        assert_eq!(fields, ["pat_name", "scope", "valid_to"]);
+        assert_eq!(ids(&changes.new_holders, |h| &h.principal_name), ["d@contoso.com"]);
+        assert_eq!(
+            ids(&changes.holders_gone, |h| &h.principal_name),
+            ["b@contoso.com", "c@contoso.com"]
+        );
+        assert_eq!(
+            changes.counts,
+            ChangeCounts {
+                new_pats: 2,
+                gone_pats: 3,
+                changed_pats: 1,
+                new_holders: 1,
+                holders_gone: 2,
+                not_compared: 0
+            }
+        );
+    }
+
+    #[test]
+    fn the_same_report_has_no_changes_and_scope_order_does_not_matter() {
+        let later = NOW + Duration::days(60);
+        let mut p = pat("x", Some(later));
+        p.scope = Some("vso.code vso.build".into());
+        let before = report_of(vec![(user("a"), vec![p.clone()])]);
+        p.scope = Some("vso.build  vso.code".into());
+        let after = report_of(vec![(user("a"), vec![p])]);
+        let changes = compare(&baseline_of(&before), &after);
+        assert_eq!(changes.counts, ChangeCounts::default());
+        assert!(changes.previous.is_some() && changes.note.is_none());
+    }
+
+    #[test]
+    fn owners_not_read_this_time_are_not_reported_gone() {
+        let later = NOW + Duration::days(60);
+        let before = report_of(vec![(user("a"), vec![pat("x", Some(later))])]);
+        let mut inv = inventory(vec![]);
+        inv.failures.push(UserFailure {
+            user: user("a"),
+            status: Some(500),
+            message: "boom".into(),
+        });
+        let after = build(inv, NOW, &ReportOptions::default(), "1");
+        let changes = compare(&baseline_of(&before), &after);
+        assert!(changes.gone_pats.is_empty() && changes.holders_gone.is_empty());
+        assert_eq!(changes.counts.not_compared, 1);
+        assert!(changes.note.unwrap().contains("could not read"));
+    }
+
+    #[test]
+    fn another_organization_is_not_compared() {
+        let before = report_of(vec![]);
+        let mut json = Vec::new();
+        write_json(&before, &mut json).unwrap();
+        let text = String::from_utf8(json).unwrap().replace("\"contoso\"", "\"fabrikam\"");
+        let baseline = Baseline::read(text.as_bytes(), "other.json").unwrap();
+        let changes = compare(&baseline, &report_of(vec![]));
+        assert!(changes.previous.is_none());
+        assert!(changes.note.unwrap().contains("fabrikam"));
+    }
+
+    #[test]
+    fn a_version_1_report_reads_as_a_baseline() {
+        let v1 = r#"{"run":{"org":"contoso","generated":"2026-03-01T00:00:00Z","stopped_early":null,
+            "complete":true},"summary":{"users_scanned":1},"rows":[{"owner_display_name":"A",
+            "owner_principal_name":"a@contoso.com","owner_mail_address":"","owner_origin":"aad",
+            "owner_descriptor":"aad.a","pat_name":"old","status":"active","full_access":false,
+            "global":false,"scope_summary":"","scope":"vso.code","target_accounts":["org"],
+            "valid_from":null,"valid_to":"2026-04-01T00:00:00Z","days_to_expiry":null,
+            "lifetime_days":null,"authorization_id":"v1-id"}],"errors":[]}"#;
+        let baseline = Baseline::read(v1.as_bytes(), "v1.json").unwrap();
+        assert_eq!((baseline.schema_version, baseline.len()), (1, 1));
+        let changes = compare(&baseline, &report_of(vec![(user("a"), vec![])]));
+        assert_eq!(changes.counts.gone_pats, 1);
+    }
+}
