@@ -4,9 +4,9 @@
 //! [`report`] (model, rules, writers) and [`lifecycle`] (the states of a service run). Around
 //! it sit thin adapters: the Azure DevOps client ([`ado`]), the scan ([`engine`]), the one
 //! report [`pipeline`] every face calls, outgoing [`credentials`] and incoming [`callers`]
-//! (both meeting Microsoft [`entra`]), Blob [`storage`], the Functions custom handler
-//! ([`functions`]), the [`settings`], the simulated organization ([`simulator`]) and the
-//! command line ([`cli`]).
+//! (both meeting Microsoft [`entra`]), Blob [`storage`], webhook notifications ([`notify`]),
+//! the Functions custom handler ([`functions`]), the [`settings`], the simulated organization
+//! ([`simulator`]) and the command line ([`cli`]).
 
 pub mod ado;
 pub mod bench;
@@ -21,6 +21,7 @@ pub mod entra;
 pub mod functions;
 pub mod inventory;
 pub mod lifecycle;
+pub mod notify;
 pub mod pipeline;
 pub mod report;
 pub mod scrub;

@@ -1,0 +1,94 @@
+//! What a notification says: plain data, built by whoever finished the report and rendered
+//! by [`super::format`] for each kind of webhook. Nothing here is trusted to be printable:
+//! the organization, owners and PAT names come from the organization, and the renderers
+//! escape them.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// One report, summed up for a chat message or a program.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub org: String,
+    #[serde(with = "crate::domain::timestamp::serde")]
+    pub generated: OffsetDateTime,
+    /// `false`: the report is partial; every rendering says so before anything else.
+    pub complete: bool,
+    pub incomplete_reason: Option<String>,
+    /// The report view or a SAS link. Only an `https` one (or `http` to loopback) becomes a
+    /// link or button.
+    pub link: Option<String>,
+    pub headline: Headline,
+    /// Already ranked, most severe first. Renderers show at most [`MAX_FINDINGS`].
+    pub top_findings: Vec<NoticeFinding>,
+    /// `None`: the first run, nothing to compare with.
+    pub changes: Option<ChangeCounts>,
+    /// Valid tokens expiring within each step (e.g. 1, 7, 14, 30, 60 days).
+    pub expiries: Vec<ExpiryStep>,
+}
+
+/// The most findings any rendering shows.
+pub const MAX_FINDINGS: usize = 10;
+
+// By hand: a SAS link carries its signature in the query.
+impl std::fmt::Debug for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notice")
+            .field("org", &self.org)
+            .field("generated", &self.generated)
+            .field("complete", &self.complete)
+            .field("incomplete_reason", &self.incomplete_reason)
+            .field(
+                "link",
+                &self.link.as_deref().map(crate::storage::sas::redact_sas),
+            )
+            .field("headline", &self.headline)
+            .field("top_findings", &self.top_findings)
+            .field("changes", &self.changes)
+            .field("expiries", &self.expiries)
+            .finish()
+    }
+}
+
+/// The numbers at the top of the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Headline {
+    pub users_with_pats: usize,
+    pub pats: usize,
+    pub full_access: usize,
+    pub global: usize,
+    pub expired: usize,
+    pub critical: usize,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
+}
+
+/// One finding about one PAT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeFinding {
+    /// `critical`, `high`, `medium` or `low`.
+    pub severity: String,
+    pub title: String,
+    pub owner: String,
+    pub pat_name: Option<String>,
+    #[serde(default, with = "crate::domain::timestamp::serde::option")]
+    pub valid_to: Option<OffsetDateTime>,
+}
+
+/// What changed since the previous report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeCounts {
+    pub new_pats: usize,
+    pub gone_pats: usize,
+    pub changed_pats: usize,
+    pub new_holders: usize,
+    pub holders_gone: usize,
+}
+
+/// How many valid tokens expire within `within_days`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiryStep {
+    pub within_days: u32,
+    pub pats: usize,
+}
