@@ -203,7 +203,8 @@ impl Changes {
 }
 
 /// The first run of an organization.
-pub const FIRST_RUN: &str = "No earlier report of this organization to compare with: this is the first.";
+pub const FIRST_RUN: &str =
+    "No earlier report of this organization to compare with: this is the first.";
 
 /// Compare `report` with the earlier `baseline`.
 ///
@@ -407,13 +408,18 @@ fn changed_fields(old: &BaselineToken, row: &TokenRow) -> Vec<FieldChange> {
         old.pat_name.clone().unwrap_or_default(),
         row.pat_name.clone().unwrap_or_default(),
     );
-    note("scope", normalize_scope(&old.scope), normalize_scope(&row.scope));
+    note(
+        "scope",
+        normalize_scope(&old.scope),
+        normalize_scope(&row.scope),
+    );
     note(
         "target_accounts",
         sorted(&old.target_accounts),
         sorted(&row.target_accounts),
     );
-    let date = |d: Option<OffsetDateTime>| d.map(crate::domain::timestamp::rfc3339).unwrap_or_default();
+    let date =
+        |d: Option<OffsetDateTime>| d.map(crate::domain::timestamp::rfc3339).unwrap_or_default();
     note("valid_to", date(old.valid_to), date(row.valid_to));
     let revoked = |s: TokenStatus| s == TokenStatus::Invalid;
     if revoked(old.status) != revoked(row.status) {
@@ -466,19 +472,35 @@ mod tests {
     fn new_gone_changed_and_holders_are_keyed_by_authorization_id() {
         let later = NOW + Duration::days(60);
         let before = report_of(vec![
-            (user("a"), vec![pat("keep", Some(later)), pat("rename", Some(later)), pat("revoke", Some(later))]),
+            (
+                user("a"),
+                vec![
+                    pat("keep", Some(later)),
+                    pat("rename", Some(later)),
+                    pat("revoke", Some(later)),
+                ],
+            ),
             (user("b"), vec![pat("b-only", Some(later))]),
-            (user("c"), vec![pat("expiring", Some(NOW - Duration::days(1)))]),
+            (
+                user("c"),
+                vec![pat("expiring", Some(NOW - Duration::days(1)))],
+            ),
         ]);
         let mut renamed = pat("rename", Some(later + Duration::days(30)));
         renamed.display_name = Some("renamed".into());
         renamed.scope = Some("vso.code_write".into());
         let after = report_of(vec![
-            (user("a"), vec![pat("keep", Some(later)), renamed, pat("fresh", Some(later))]),
+            (
+                user("a"),
+                vec![pat("keep", Some(later)), renamed, pat("fresh", Some(later))],
+            ),
             (user("d"), vec![pat("d-new", Some(later))]),
         ]);
         let changes = compare(&baseline_of(&before), &after);
-        assert_eq!(ids(&changes.new_pats, |t| &t.authorization_id), ["fresh", "d-new"]);
+        assert_eq!(
+            ids(&changes.new_pats, |t| &t.authorization_id),
+            ["fresh", "d-new"]
+        );
         let gone: Vec<_> = changes
             .gone_pats
             .iter()
@@ -499,7 +521,10 @@ mod tests {
             .map(|f| f.field.as_str())
             .collect();
         assert_eq!(fields, ["pat_name", "scope", "valid_to"]);
-        assert_eq!(ids(&changes.new_holders, |h| &h.principal_name), ["d@contoso.com"]);
+        assert_eq!(
+            ids(&changes.new_holders, |h| &h.principal_name),
+            ["d@contoso.com"]
+        );
         assert_eq!(
             ids(&changes.holders_gone, |h| &h.principal_name),
             ["b@contoso.com", "c@contoso.com"]
@@ -552,7 +577,9 @@ mod tests {
         let before = report_of(vec![]);
         let mut json = Vec::new();
         write_json(&before, &mut json).unwrap();
-        let text = String::from_utf8(json).unwrap().replace("\"contoso\"", "\"fabrikam\"");
+        let text = String::from_utf8(json)
+            .unwrap()
+            .replace("\"contoso\"", "\"fabrikam\"");
         let baseline = Baseline::read(text.as_bytes(), "other.json").unwrap();
         let changes = compare(&baseline, &report_of(vec![]));
         assert!(changes.previous.is_none());

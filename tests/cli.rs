@@ -91,8 +91,13 @@ fn the_demo_writes_a_workbook_csv_and_json_that_agree() {
 
     let sheets = all_cells(&xlsx[0]);
     let names: Vec<&str> = sheets.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["Summary", "Tokens", "Errors", "Run"]);
-    let tokens = &sheets[1].1;
+    assert_eq!(
+        names,
+        [
+            "Summary", "Findings", "Tokens", "Owners", "Changes", "Errors", "Run"
+        ]
+    );
+    let tokens = &sheets[2].1;
     let token_rows = tokens.len() - 1;
     let csv_rows = csv::Reader::from_path(&csv[0]).unwrap().records().count();
     let report: serde_json::Value =
@@ -103,10 +108,14 @@ fn the_demo_writes_a_workbook_csv_and_json_that_agree() {
     assert_eq!(report["run"]["complete"], true);
     // Valid from / Valid to are real dates, not strings.
     let first = &tokens[1];
+    let valid_to = tokens[0]
+        .iter()
+        .position(|c| c.to_string() == "Valid to (UTC)")
+        .expect("a Valid to (UTC) column");
     assert!(
-        matches!(first[13], Data::DateTime(_)),
+        matches!(first[valid_to], Data::DateTime(_)),
         "Valid to is a date cell: {:?}",
-        first[13]
+        first[valid_to]
     );
 }
 
@@ -219,7 +228,7 @@ async fn unreadable_users_give_exit_code_3_and_an_errors_sheet() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&files_with(dir.path(), "json")[0]).unwrap())
             .unwrap();
-    assert_eq!(json["schema_version"], 2);
+    assert_eq!(json["schema_version"], 3);
     assert_eq!(json["summary"]["users_listed"], listed);
     assert_eq!(json["summary"]["users_read"], listed - 1);
     assert_eq!(json["run"]["stopped_early"], false);

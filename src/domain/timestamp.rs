@@ -36,7 +36,12 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
 /// `YYYY-MM-DD` in UTC (the first ten characters of [`rfc3339`]).
 pub fn date_only(at: OffsetDateTime) -> String {
     let at = to_utc(at);
-    format!("{:04}-{:02}-{:02}", at.year(), u8::from(at.month()), at.day())
+    format!(
+        "{:04}-{:02}-{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day()
+    )
 }
 
 /// `at` without its fraction of a second: the precision every output has, so a report read

@@ -363,7 +363,9 @@ mod tests {
         assert_eq!(findings.labels(), "Full access, Global, Expires soon");
         let json = serde_json::to_string(&findings).unwrap();
         assert_eq!(json, r#"["full_access","global","expires_soon"]"#);
-        let back: Findings = serde_json::from_str(r#"["global","expires_soon","full_access","from_the_future"]"#).unwrap();
+        let back: Findings =
+            serde_json::from_str(r#"["global","expires_soon","full_access","from_the_future"]"#)
+                .unwrap();
         assert_eq!(back, findings);
         assert_eq!(Findings::NONE.severity(), None);
     }
@@ -375,8 +377,15 @@ mod tests {
             [Rule::ExpiresSoon].into_iter().collect(),
             Findings::NONE,
         ]);
-        assert_eq!((counts.critical, counts.high, counts.low, counts.tokens), (1, 0, 1, 2));
-        let rules: Vec<_> = counts.by_rule.iter().map(|r| (r.rule.as_str(), r.tokens)).collect();
+        assert_eq!(
+            (counts.critical, counts.high, counts.low, counts.tokens),
+            (1, 0, 1, 2)
+        );
+        let rules: Vec<_> = counts
+            .by_rule
+            .iter()
+            .map(|r| (r.rule.as_str(), r.tokens))
+            .collect();
         assert_eq!(rules, [("full_access", 1), ("expires_soon", 2)]);
     }
 }

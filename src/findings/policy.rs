@@ -90,9 +90,10 @@ impl Policy {
             format: "JSON",
             detail: e.to_string(),
         })?;
-        policy
-            .validate()
-            .map_err(|detail| PolicyError::Invalid { path: inline, detail })?;
+        policy.validate().map_err(|detail| PolicyError::Invalid {
+            path: inline,
+            detail,
+        })?;
         Ok(policy)
     }
 
@@ -197,10 +198,20 @@ mod tests {
     #[test]
     fn glob_matches_suffixes_and_exact_names() {
         let policy = Policy::default();
-        for broad in ["vso.code_manage", "vso.code_full", "vso.CODE_WRITE", "vso.tokens"] {
+        for broad in [
+            "vso.code_manage",
+            "vso.code_full",
+            "vso.CODE_WRITE",
+            "vso.tokens",
+        ] {
             assert!(policy.is_broad(broad), "{broad}");
         }
-        for narrow in ["vso.code", "vso.code_write_x", "vso.build_execute", "vso.tokens_"] {
+        for narrow in [
+            "vso.code",
+            "vso.code_write_x",
+            "vso.build_execute",
+            "vso.tokens_",
+        ] {
             assert!(!policy.is_broad(narrow), "{narrow}");
         }
         assert!(glob("*", ""));
@@ -212,11 +223,18 @@ mod tests {
     fn a_file_sets_only_what_it_changes_in_toml_or_json() {
         let dir = tempfile::tempdir().unwrap();
         let toml_path = dir.path().join("policy.toml");
-        std::fs::write(&toml_path, "max_lifetime_days = 30\nforbid_global = false\n").unwrap();
+        std::fs::write(
+            &toml_path,
+            "max_lifetime_days = 30\nforbid_global = false\n",
+        )
+        .unwrap();
         let policy = Policy::load(&toml_path).unwrap();
         assert_eq!(policy.max_lifetime_days, 30);
         assert!(!policy.forbid_global);
-        assert_eq!(policy.expiring_soon_days, Policy::default().expiring_soon_days);
+        assert_eq!(
+            policy.expiring_soon_days,
+            Policy::default().expiring_soon_days
+        );
 
         let json_path = dir.path().join("policy.json");
         std::fs::write(&json_path, r#"{"max_active_per_owner": 3}"#).unwrap();
@@ -229,17 +247,26 @@ mod tests {
         let path = dir.path().join("p.toml");
         std::fs::write(&path, "max_lifetime_dayz = 30\n").unwrap();
         let message = Policy::load(&path).unwrap_err().to_string();
-        assert!(message.contains("p.toml") && message.contains("max_lifetime_dayz"), "{message}");
+        assert!(
+            message.contains("p.toml") && message.contains("max_lifetime_dayz"),
+            "{message}"
+        );
 
         std::fs::write(&path, "expiring_urgent_days = 40\nmax_lifetime_days = 0\n").unwrap();
         let message = Policy::load(&path).unwrap_err().to_string();
         assert!(message.contains("expiring_urgent_days (40)"), "{message}");
-        assert!(message.contains("max_lifetime_days must be at least 1"), "{message}");
+        assert!(
+            message.contains("max_lifetime_days must be at least 1"),
+            "{message}"
+        );
 
         let inline = Policy::from_setting(r#" {"forbid_global": false} "#).unwrap();
         assert!(!inline.forbid_global);
         let bad = Policy::from_setting(r#"{"forbid_global": "no"}"#).unwrap_err();
-        assert!(bad.to_string().contains("(inline JSON) is not valid JSON"), "{bad}");
+        assert!(
+            bad.to_string().contains("(inline JSON) is not valid JSON"),
+            "{bad}"
+        );
 
         let missing = Policy::load(&dir.path().join("nope.toml")).unwrap_err();
         assert!(missing.to_string().contains("nope.toml"), "{missing}");

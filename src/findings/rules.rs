@@ -18,7 +18,12 @@ const MARKETPLACE_SCOPE: &str = "vso.gallery";
 ///
 /// A revoked token has none: it can do nothing. An expired one has only "expired, still
 /// listed". The others are judged on what they can reach, for how long, and since when.
-pub fn assess(row: &TokenRow, policy: &Policy, now: OffsetDateTime, owner_active: usize) -> Findings {
+pub fn assess(
+    row: &TokenRow,
+    policy: &Policy,
+    now: OffsetDateTime,
+    owner_active: usize,
+) -> Findings {
     let mut found = Findings::NONE;
     match row.status {
         TokenStatus::Invalid => return found,
@@ -98,7 +103,11 @@ pub fn assess_ssh_key(
 }
 
 /// Expiring within N days means `valid_to` at or before `now` + N days, as in the summary.
-fn expiry_rule(valid_to: Option<OffsetDateTime>, now: OffsetDateTime, policy: &Policy) -> Option<Rule> {
+fn expiry_rule(
+    valid_to: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    policy: &Policy,
+) -> Option<Rule> {
     let left = valid_to? - now;
     if left.is_negative() {
         None
@@ -157,26 +166,59 @@ mod tests {
     fn each_rule_fires_on_its_own() {
         let p = Policy::default();
         assert!(assess(&row("vso.code", false, 60, 80), &p, NOW, 1).is_empty());
-        assert_eq!(codes(assess(&row("app_token", false, 60, 80), &p, NOW, 1)), ["full_access"]);
-        assert_eq!(codes(assess(&row("vso.code", true, 60, 80), &p, NOW, 1)), ["global"]);
         assert_eq!(
-            codes(assess(&row("vso.gallery_publish", true, 60, 80), &p, NOW, 1)),
+            codes(assess(&row("app_token", false, 60, 80), &p, NOW, 1)),
+            ["full_access"]
+        );
+        assert_eq!(
+            codes(assess(&row("vso.code", true, 60, 80), &p, NOW, 1)),
+            ["global"]
+        );
+        assert_eq!(
+            codes(assess(
+                &row("vso.gallery_publish", true, 60, 80),
+                &p,
+                NOW,
+                1
+            )),
             ["global", "marketplace_global"]
         );
-        assert_eq!(codes(assess(&row("vso.code", false, 60, 91), &p, NOW, 1)), ["lifetime_over_max"]);
-        assert_eq!(codes(assess(&row("vso.code_manage", false, 60, 80), &p, NOW, 1)), ["broad_scope"]);
-        assert_eq!(codes(assess(&row("vso.code", false, 6, 80), &p, NOW, 1)), ["expires_urgently"]);
-        assert_eq!(codes(assess(&row("vso.code", false, 7, 80), &p, NOW, 1)), ["expires_soon"]);
+        assert_eq!(
+            codes(assess(&row("vso.code", false, 60, 91), &p, NOW, 1)),
+            ["lifetime_over_max"]
+        );
+        assert_eq!(
+            codes(assess(&row("vso.code_manage", false, 60, 80), &p, NOW, 1)),
+            ["broad_scope"]
+        );
+        assert_eq!(
+            codes(assess(&row("vso.code", false, 6, 80), &p, NOW, 1)),
+            ["expires_urgently"]
+        );
+        assert_eq!(
+            codes(assess(&row("vso.code", false, 7, 80), &p, NOW, 1)),
+            ["expires_soon"]
+        );
         assert!(assess(&row("vso.code", false, 30, 80), &p, NOW, 1).is_empty());
-        assert_eq!(codes(assess(&row("app_token", true, -1, 80), &p, NOW, 1)), ["expired_listed"]);
-        assert_eq!(codes(assess(&row("vso.code", false, 60, 80), &p, NOW, 11)), ["owner_many_tokens"]);
+        assert_eq!(
+            codes(assess(&row("app_token", true, -1, 80), &p, NOW, 1)),
+            ["expired_listed"]
+        );
+        assert_eq!(
+            codes(assess(&row("vso.code", false, 60, 80), &p, NOW, 11)),
+            ["owner_many_tokens"]
+        );
         assert!(assess(&row("vso.code", false, 60, 80), &p, NOW, 10).is_empty());
 
         let mut future = row("vso.code", false, 60, 10);
         future.valid_from = Some(NOW + Duration::days(1));
         assert_eq!(codes(assess(&future, &p, NOW, 1)), ["not_yet_valid"]);
         let mut undated = row("vso.code", false, 60, 10);
-        (undated.valid_to, undated.days_to_expiry, undated.lifetime_days) = (None, None, None);
+        (
+            undated.valid_to,
+            undated.days_to_expiry,
+            undated.lifetime_days,
+        ) = (None, None, None);
         assert_eq!(codes(assess(&undated, &p, NOW, 1)), ["missing_dates"]);
         let mut revoked = row("app_token", true, 60, 400);
         revoked.status = TokenStatus::Invalid;
@@ -189,8 +231,15 @@ mod tests {
         let global = row("vso.code", true, 60, 80);
         let before = assess(&global, &p, GLOBAL_RETIREMENT - Duration::seconds(1), 1);
         let after = assess(&global, &p, GLOBAL_RETIREMENT, 1);
-        assert_eq!((codes(before), codes(after)), (vec!["global"], vec!["global_retired"]));
-        assert!(Rule::Global.action().contains("stop working on 1 December 2026"));
+        assert_eq!(
+            (codes(before), codes(after)),
+            (vec!["global"], vec!["global_retired"])
+        );
+        assert!(
+            Rule::Global
+                .action()
+                .contains("stop working on 1 December 2026")
+        );
         assert!(Rule::GlobalRetired.action().contains("no longer work"));
     }
 
@@ -208,12 +257,20 @@ mod tests {
         let risky = row("app_token vso.code_manage", true, 5, 200);
         assert_eq!(
             codes(assess(&risky, &Policy::default(), NOW, 1)),
-            ["full_access", "global", "lifetime_over_max", "expires_urgently"]
+            [
+                "full_access",
+                "global",
+                "lifetime_over_max",
+                "expires_urgently"
+            ]
         );
         assert!(assess(&risky, &relaxed, NOW, 1).is_empty());
         // Marketplace on a global token needs a migration whatever the policy says.
         let marketplace = row("vso.gallery_manage", true, 60, 80);
-        assert_eq!(codes(assess(&marketplace, &relaxed, NOW, 1)), ["marketplace_global"]);
+        assert_eq!(
+            codes(assess(&marketplace, &relaxed, NOW, 1)),
+            ["marketplace_global"]
+        );
     }
 
     #[test]
@@ -223,9 +280,15 @@ mod tests {
         let key = |to: OffsetDateTime| assess_ssh_key(true, from, Some(to), &p, NOW);
         assert_eq!(codes(key(NOW - Duration::days(1))), ["expired_listed"]);
         assert_eq!(codes(key(NOW + Duration::days(3))), ["expires_urgently"]);
-        assert_eq!(codes(key(NOW + Duration::days(400))), ["ssh_key_long_lived"]);
+        assert_eq!(
+            codes(key(NOW + Duration::days(400))),
+            ["ssh_key_long_lived"]
+        );
         assert!(key(NOW + Duration::days(100)).is_empty());
         assert!(assess_ssh_key(false, from, None, &p, NOW).is_empty());
-        assert_eq!(codes(assess_ssh_key(true, from, None, &p, NOW)), ["missing_dates"]);
+        assert_eq!(
+            codes(assess_ssh_key(true, from, None, &p, NOW)),
+            ["missing_dates"]
+        );
     }
 }

@@ -286,7 +286,11 @@ fn changes_since(
     let previous = match found {
         Ok(Some(previous)) => previous,
         Ok(None) => return Changes::none(changes::FIRST_RUN),
-        Err(e) => return Changes::none(format!("Not compared: could not look for the earlier report ({e}).")),
+        Err(e) => {
+            return Changes::none(format!(
+                "Not compared: could not look for the earlier report ({e})."
+            ));
+        }
     };
     let read = std::fs::File::open(&previous.path)
         .map_err(|e| e.to_string())

@@ -205,7 +205,10 @@ pub fn newest_report(dir: &Path, org: &OrgName) -> Option<PathBuf> {
             // yyyymmdd-hhmmss, then an optional -n.
             let (stamp, n) = match rest.get(15..) {
                 Some("") => (rest.get(..15)?, 1),
-                Some(tail) => (rest.get(..15)?, tail.strip_prefix('-')?.parse::<u32>().ok()?),
+                Some(tail) => (
+                    rest.get(..15)?,
+                    tail.strip_prefix('-')?.parse::<u32>().ok()?,
+                ),
                 None => return None,
             };
             stamp
@@ -346,7 +349,10 @@ mod tests {
             std::fs::write(dir.path().join(name), "{}").unwrap();
         }
         let found = newest_report(dir.path(), &org()).unwrap();
-        assert!(found.ends_with("patreport-fabrikam-20261102-090000-10.json"), "{found:?}");
+        assert!(
+            found.ends_with("patreport-fabrikam-20261102-090000-10.json"),
+            "{found:?}"
+        );
     }
 
     #[test]

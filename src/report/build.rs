@@ -8,9 +8,9 @@ use super::model::{
     ErrorRow, Holder, Owner, OwnerSummary, Report, ReportOptions, RunInfo, ScopeCount,
     StatusCounts, Summary, TokenRow, TokenStatus, WeekCount,
 };
-use crate::findings::{self, FindingCounts, Findings, Severity};
 use super::scope;
 use crate::domain::timestamp::whole_seconds;
+use crate::findings::{self, FindingCounts, Findings, Severity};
 use crate::inventory::{Inventory, Pat, UserTokens};
 use std::sync::Arc;
 

@@ -92,36 +92,51 @@ mod tests {
         assert_eq!(reader.headers().unwrap(), HEADERS.as_slice());
     }
 
-    #[test]
-    fn injection_strings_are_prefixed_with_a_quote() {
-        let rows = records(&hostile_report());
-        for (record, name) in rows.iter().zip(HOSTILE) {
-            assert_eq!(&record[5], csv_safe(name), "{name:?}");
-            assert_eq!(&record[0], "'=1+1");
-        }
-        assert_eq!(&rows[0][5], "'=HYPERLINK(\"http://x\",\"y\")");
-        assert_eq!(&rows[6][5], "<script>alert(1)</script>");
+    /// The position of the column with JSON key `key`.
+    fn at(key: &str) -> usize {
+        usize::from(crate::report::columns::position(key))
     }
 
     #[test]
-    fn values_are_rfc3339_utc_booleans_and_plain_numbers() {
+    fn injection_strings_are_prefixed_with_a_quote() {
+        let rows = records(&hostile_report());
+        let name = at("pat_name");
+        for (record, hostile) in rows.iter().zip(HOSTILE) {
+            assert_eq!(&record[name], csv_safe(hostile), "{hostile:?}");
+            assert_eq!(&record[at("owner_display_name")], "'=1+1");
+        }
+        assert_eq!(&rows[0][name], "'=HYPERLINK(\"http://x\",\"y\")");
+        assert_eq!(&rows[6][name], "<script>alert(1)</script>");
+    }
+
+    #[test]
+    fn values_are_rfc3339_utc_the_workbooks_words_and_plain_numbers() {
         let rows = records(&hostile_report());
         let first = &rows[0];
-        assert_eq!(&first[6], "active");
-        assert_eq!((&first[7], &first[8]), ("false", "false"));
-        assert_eq!(&first[11], "org-guid");
-        assert_eq!(&first[12], "2026-01-01T00:00:00Z");
-        assert_eq!(&first[13], "2026-06-18T12:00:00Z");
-        assert_eq!(&first[14], "100");
-        assert_eq!(&first[16], "id0");
+        assert_eq!(&first[at("status")], "active");
+        assert_eq!(
+            (&first[at("full_access")], &first[at("global")]),
+            ("no", "no")
+        );
+        assert_eq!(&first[at("target_accounts")], "org-guid");
+        assert_eq!(&first[at("valid_from")], "2026-01-01T00:00:00Z");
+        assert_eq!(&first[at("valid_to")], "2026-06-18T12:00:00Z");
+        assert_eq!(&first[at("days_to_expiry")], "100");
+        assert_eq!(&first[at("authorization_id")], "id0");
+        assert_eq!(&first[at("severity")], "medium");
+        assert_eq!(&first[at("findings")], "Lifetime above policy");
 
         let last = &rows[7];
-        assert_eq!(&last[5], "");
-        assert_eq!(&last[6], "expired");
-        assert_eq!((&last[7], &last[8]), ("true", "true"));
-        assert_eq!(&last[11], "");
+        assert_eq!(&last[at("pat_name")], "");
+        assert_eq!(&last[at("status")], "expired");
+        assert_eq!(
+            (&last[at("full_access")], &last[at("global")]),
+            ("yes", "yes")
+        );
+        assert_eq!(&last[at("target_accounts")], "All organizations");
+        assert_eq!(&last[at("findings")], "Expired, still listed");
         // A negative number is a number, not a formula: no quote.
-        assert_eq!(&last[14], "-2");
+        assert_eq!(&last[at("days_to_expiry")], "-2");
     }
 
     #[test]
@@ -130,6 +145,6 @@ mod tests {
         write_csv(&empty_report(), &mut bytes).unwrap();
         let text = String::from_utf8(bytes).unwrap();
         assert_eq!(text.lines().count(), 1);
-        assert!(text.starts_with("Owner,Principal name,"));
+        assert!(text.starts_with("Owner,PAT name,Status,Valid to (UTC),"));
     }
 }

@@ -29,7 +29,7 @@ use super::error::ReportError;
 use super::json::HtmlSafe;
 use super::model::{ErrorRow, Report, RunInfo, Summary, TokenRow};
 use crate::domain::timestamp::rfc3339;
-use crate::findings::Findings;
+use crate::findings::{Findings, Rule};
 
 const TEMPLATE: &str = include_str!("html/view.html");
 const STYLE: &str = include_str!("html/view.css");
@@ -146,6 +146,15 @@ fn write_data<W: Write>(report: &Report, w: &mut W) -> Result<(), serde_json::Er
         errors: &report.errors,
         rows: report.rows.len(),
         columns: Columns(&report.rows),
+        rules: Rule::ALL
+            .iter()
+            .map(|rule| RuleText {
+                code: rule.code(),
+                label: rule.label(),
+                severity: rule.severity().as_str(),
+                action: rule.action(),
+            })
+            .collect(),
     };
     let mut ser = serde_json::Serializer::with_formatter(w, Compact::default());
     data.serialize(&mut ser)
@@ -171,6 +180,15 @@ impl Formatter for Compact {
     }
 }
 
+/// How the page names a finding: the rows carry its code, as the JSON report does.
+#[derive(Serialize)]
+struct RuleText {
+    code: &'static str,
+    label: &'static str,
+    severity: &'static str,
+    action: &'static str,
+}
+
 #[derive(Serialize)]
 struct ViewData<'a> {
     format: &'static str,
@@ -179,6 +197,8 @@ struct ViewData<'a> {
     errors: &'a [ErrorRow],
     rows: usize,
     columns: Columns<'a>,
+    /// Every rule, for the page to name the findings' codes.
+    rules: Vec<RuleText>,
 }
 
 struct Columns<'a>(&'a [TokenRow]);
@@ -378,7 +398,7 @@ impl Serialize for Cell<'_> {
             Cell::Text(text) => text.serialize(s),
             Cell::Targets(targets) => targets.serialize(s),
             Cell::Flag(flag) => s.serialize_u8(u8::from(flag)),
-            Cell::Findings(findings) => s.collect_seq(findings.iter().map(|r| r.label())),
+            Cell::Findings(findings) => s.collect_seq(findings.iter().map(Rule::code)),
             Cell::Date(None) | Cell::Days(None) => s.serialize_none(),
             Cell::Days(Some(days)) => s.serialize_i64(days),
             Cell::Date(Some(at)) => {

@@ -8,8 +8,9 @@
 use std::path::Path;
 
 use rust_xlsxwriter::{
-    Chart, ChartType, Color, ConditionalFormatFormula, DocProperties, ExcelDateTime, Format, FormatBorder, Table,
-    TableColumn, TableStyle, Workbook, Worksheet, XlsxError, column_number_to_name,
+    Chart, ChartType, Color, ConditionalFormatFormula, DocProperties, ExcelDateTime, Format,
+    FormatBorder, Table, TableColumn, TableStyle, Workbook, Worksheet, XlsxError,
+    column_number_to_name,
 };
 use time::OffsetDateTime;
 
@@ -18,8 +19,9 @@ use super::csv::join_into;
 use super::error::ReportError;
 use super::model::{Report, TokenStatus};
 use super::text::excel_text;
-use crate::findings::{Rule, Severity};
+use crate::changes::Changes;
 use crate::domain::timestamp::rfc3339;
+use crate::findings::{Rule, Severity};
 
 // Columns of the Tokens sheet that the highlights and tests refer to.
 const STATUS: u16 = position("status");
@@ -28,6 +30,12 @@ const GLOBAL: u16 = position("global");
 const LAST_COL: u16 = COLUMNS.len() as u16 - 1;
 #[cfg(test)]
 const TARGETS: u16 = position("target_accounts");
+#[cfg(test)]
+const PAT_NAME: u16 = position("pat_name");
+#[cfg(test)]
+const SEVERITY: u16 = position("severity");
+#[cfg(test)]
+const FINDINGS: u16 = position("findings");
 #[cfg(test)]
 const VALID_FROM: u16 = position("valid_from");
 #[cfg(test)]
@@ -40,7 +48,8 @@ const LIFETIME: u16 = position("lifetime_days");
 pub use super::columns::vocabulary::ALL_ORGANIZATIONS;
 
 /// Shown next to the global count after the retirement date.
-const GLOBAL_NOTE_AFTER: &str = "Global PATs no longer work since 1 December 2026: revoke them to tidy the listing.";
+const GLOBAL_NOTE_AFTER: &str =
+    "Global PATs no longer work since 1 December 2026: revoke them to tidy the listing.";
 
 /// Shown next to the global count: the service's retirement date for global PATs.
 const GLOBAL_NOTE: &str = "Global PATs stop working on 1 December 2026 (creating or regenerating them is \
@@ -56,6 +65,7 @@ const SHEET_TOKENS: &str = "Tokens";
 const SHEET_SUMMARY: &str = "Summary";
 const SHEET_FINDINGS: &str = "Findings";
 const SHEET_OWNERS: &str = "Owners";
+const SHEET_CHANGES: &str = "Changes";
 
 // Sheet positions, fixed when the workbook is laid out.
 const SUMMARY_INDEX: usize = 0;
@@ -199,6 +209,12 @@ impl XlsxPlan {
             .map_err(in_sheet(SHEET_SUMMARY))?;
         summary.set_active(true);
         write_summary(summary, report, &order, &styles).map_err(in_sheet(SHEET_SUMMARY))?;
+        if let Some(changes) = &report.changes {
+            let ws = workbook
+                .add_worksheet_with_constant_memory()
+                .map_err(in_sheet(SHEET_CHANGES))?;
+            write_changes(ws, changes, &styles).map_err(in_sheet(SHEET_CHANGES))?;
+        }
         write_errors(workbook.add_worksheet(), report).map_err(in_sheet(SHEET_ERRORS))?;
         write_run(workbook.add_worksheet(), report, &styles).map_err(in_sheet(SHEET_RUN))?;
         Ok(self.workbook)
@@ -365,7 +381,11 @@ fn add_token_highlights(ws: &mut Worksheet, last_row: u32) -> Result<(), XlsxErr
     let invalid = Format::new().set_font_color(Color::RGB(0x80_8080));
 
     for (col, rule, format) in [
-        (FULL_ACCESS, cell_rule(FULL_ACCESS, yes_no(true)), full_access),
+        (
+            FULL_ACCESS,
+            cell_rule(FULL_ACCESS, yes_no(true)),
+            full_access,
+        ),
         (GLOBAL, cell_rule(GLOBAL, yes_no(true)), global),
     ] {
         ws.add_conditional_format(
@@ -473,14 +493,29 @@ fn write_summary(
     let mut row = 4;
     ws.write_string_with_format(row, 0, "What to act on", &styles.title)?;
     row += 1;
-    for (i, header) in ["Most severe finding", "Tokens", "Meaning"].into_iter().enumerate() {
+    for (i, header) in ["Most severe finding", "Tokens", "Meaning"]
+        .into_iter()
+        .enumerate()
+    {
         ws.write_string_with_format(row, i as u16, header, &styles.header)?;
     }
     for (severity, meaning) in [
-        (Severity::Critical, "Can do anything its owner can: replace and revoke first."),
-        (Severity::High, "Reaches every organization, or needs a migration."),
-        (Severity::Medium, "Broader or longer-lived than the policy allows, or ends within days."),
-        (Severity::Low, "Housekeeping: expiring soon, expired, owners with many tokens."),
+        (
+            Severity::Critical,
+            "Can do anything its owner can: replace and revoke first.",
+        ),
+        (
+            Severity::High,
+            "Reaches every organization, or needs a migration.",
+        ),
+        (
+            Severity::Medium,
+            "Broader or longer-lived than the policy allows, or ends within days.",
+        ),
+        (
+            Severity::Low,
+            "Housekeeping: expiring soon, expired, owners with many tokens.",
+        ),
     ] {
         row += 1;
         ws.write_string(row, 0, severity.as_str())?;
@@ -500,9 +535,16 @@ fn write_summary(
         ws.write_string(row, 0, "No token breaks the policy.")?;
         row += 1;
     } else {
-        for (i, header) in ["Owner", "Severity", "Finding", "PAT name", "Valid to (UTC)", "What to do"]
-            .into_iter()
-            .enumerate()
+        for (i, header) in [
+            "Owner",
+            "Severity",
+            "Finding",
+            "PAT name",
+            "Valid to (UTC)",
+            "What to do",
+        ]
+        .into_iter()
+        .enumerate()
         {
             ws.write_string_with_format(row, i as u16, header, &styles.header)?;
         }
@@ -541,7 +583,11 @@ fn write_summary(
                 ""
             },
         ),
-        ("Users holding PATs", s.users_with_pats, "Every one of them on the Owners sheet."),
+        (
+            "Users holding PATs",
+            s.users_with_pats,
+            "Every one of them on the Owners sheet.",
+        ),
         ("PATs listed", s.pats, ""),
         ("Active", s.by_status.active, ""),
         (expiring_label.as_str(), s.by_status.expiring, ""),
@@ -552,7 +598,11 @@ fn write_summary(
             s.full_access,
             "Scope app_token: anything the owner can do.",
         ),
-        ("Global (all organizations)", s.global, global_note(run.generated)),
+        (
+            "Global (all organizations)",
+            s.global,
+            global_note(run.generated),
+        ),
         ("Expiring within 7 days", s.expiring_within_7_days, ""),
         ("Expiring within 30 days", s.expiring_within_30_days, ""),
         ("Expiring within 90 days", s.expiring_within_90_days, ""),
@@ -581,7 +631,11 @@ fn write_summary(
         }
         for count in &s.findings.by_rule {
             row += 1;
-            ws.write_string(row, 0, format!("{} ({})", count.label, count.severity.as_str()))?;
+            ws.write_string(
+                row,
+                0,
+                format!("{} ({})", count.label, count.severity.as_str()),
+            )?;
             ws.write_number(row, 1, count.tokens as f64)?;
             if let Some(rule) = Rule::from_code(&count.rule) {
                 ws.write_string_with_format(row, 2, rule.action(), &styles.note)?;
@@ -648,9 +702,19 @@ fn write_charts(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<
         .map(|c| (c.label.clone(), c.pats))
         .collect();
     let charts = [
-        ("Valid PATs expiring, by week (next 90 days)", "Week of (UTC)", weeks, ChartType::Column),
+        (
+            "Valid PATs expiring, by week (next 90 days)",
+            "Week of (UTC)",
+            weeks,
+            ChartType::Column,
+        ),
         ("PATs by status", "Status", statuses, ChartType::Bar),
-        ("Scopes most valid PATs carry", "Scope", scopes, ChartType::Bar),
+        (
+            "Scopes most valid PATs carry",
+            "Scope",
+            scopes,
+            ChartType::Bar,
+        ),
     ];
     let mut row = 4u32;
     for (title, category, data, kind) in charts {
@@ -671,7 +735,13 @@ fn write_charts(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<
                 .add_series()
                 .set_name(title)
                 .set_categories((SHEET_SUMMARY, first, CHART_DATA_COL, row, CHART_DATA_COL))
-                .set_values((SHEET_SUMMARY, first, CHART_DATA_COL + 1, row, CHART_DATA_COL + 1));
+                .set_values((
+                    SHEET_SUMMARY,
+                    first,
+                    CHART_DATA_COL + 1,
+                    row,
+                    CHART_DATA_COL + 1,
+                ));
             chart.title().set_name(title);
             chart.legend().set_hidden();
             chart.x_axis().set_name(category);
@@ -804,6 +874,172 @@ fn write_findings(
         )?;
     }
     Ok(())
+}
+
+const CHANGES_HEADERS: [&str; 7] = [
+    "Change",
+    "Owner",
+    "Principal name",
+    "PAT name",
+    "Valid to (UTC)",
+    "Detail",
+    "Authorization id",
+];
+
+/// What changed since the previous report: the counts, then one filterable list of every
+/// change (new, gone, changed tokens; new holders and holders gone).
+fn write_changes(ws: &mut Worksheet, changes: &Changes, styles: &Styles) -> Result<(), XlsxError> {
+    ws.set_name(SHEET_CHANGES)?;
+    let heading = match &changes.previous {
+        Some(previous) => format!(
+            "Changes since the report of {} (UTC): {}",
+            crate::domain::timestamp::rfc3339(previous.generated),
+            previous.source
+        ),
+        None => "No comparison".to_owned(),
+    };
+    write_text_with(ws, 0, 0, &heading, &styles.title)?;
+    let mut row = 1;
+    if let Some(note) = &changes.note {
+        write_text_with(ws, row, 0, note, &styles.note)?;
+        row += 1;
+    }
+    if changes.previous.is_none() {
+        return Ok(());
+    }
+    row += 1;
+    let c = &changes.counts;
+    for (label, count) in [
+        ("New PATs", c.new_pats),
+        ("PATs gone", c.gone_pats),
+        ("PATs changed", c.changed_pats),
+        ("New holders", c.new_holders),
+        ("Holders gone", c.holders_gone),
+        ("Not compared (owner not read)", c.not_compared),
+    ] {
+        ws.write_string(row, 0, label)?;
+        ws.write_number(row, 1, count as f64)?;
+        row += 1;
+    }
+    row += 1;
+    let header_row = row;
+    for (col, header) in (0u16..).zip(CHANGES_HEADERS) {
+        ws.write_string_with_format(row, col, header, &styles.banner)?;
+    }
+    let mut widths = CHANGES_HEADERS.map(|h| h.len() + FILTER_BUTTON);
+    widths[4] = DATE_FORMAT.len() + 4;
+    let mut line = |ws: &mut Worksheet,
+                    change: &str,
+                    owner: &str,
+                    principal: &str,
+                    name: Option<&str>,
+                    valid_to: Option<OffsetDateTime>,
+                    detail: &str,
+                    id: &str|
+     -> Result<(), XlsxError> {
+        row += 1;
+        ws.write_string(row, 0, change)?;
+        write_text(ws, row, 1, owner)?;
+        write_text(ws, row, 2, principal)?;
+        write_text(ws, row, 3, name.unwrap_or_default())?;
+        write_date(ws, row, 4, valid_to, &styles.date)?;
+        write_text(ws, row, 5, detail)?;
+        write_text(ws, row, 6, id)?;
+        for (col, text) in [
+            (1, owner),
+            (2, principal),
+            (3, name.unwrap_or_default()),
+            (5, detail),
+            (6, id),
+        ] {
+            widths[col] = widths[col].max(text_width(text));
+        }
+        Ok(())
+    };
+    for t in &changes.new_pats {
+        let detail = t
+            .severity
+            .map(|s| format!("most severe finding: {}", s.as_str()))
+            .unwrap_or_default();
+        line(
+            ws,
+            "new",
+            &t.owner_display_name,
+            &t.owner_principal_name,
+            t.pat_name.as_deref(),
+            t.valid_to,
+            &detail,
+            &t.authorization_id,
+        )?;
+    }
+    for g in &changes.gone_pats {
+        let t = &g.token;
+        line(
+            ws,
+            "gone",
+            &t.owner_display_name,
+            &t.owner_principal_name,
+            t.pat_name.as_deref(),
+            t.valid_to,
+            g.reason.describe(),
+            &t.authorization_id,
+        )?;
+    }
+    for c in &changes.changed_pats {
+        let t = &c.token;
+        let detail = c
+            .fields
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}: {} → {}",
+                    f.field,
+                    empty_as_none(&f.before),
+                    empty_as_none(&f.after)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        line(
+            ws,
+            "changed",
+            &t.owner_display_name,
+            &t.owner_principal_name,
+            t.pat_name.as_deref(),
+            t.valid_to,
+            &detail,
+            &t.authorization_id,
+        )?;
+    }
+    for (change, holders) in [
+        ("new holder", &changes.new_holders),
+        ("holder gone", &changes.holders_gone),
+    ] {
+        for h in holders {
+            let detail = format!("{} PATs", h.pats);
+            line(
+                ws,
+                change,
+                &h.display_name,
+                &h.principal_name,
+                None,
+                None,
+                &detail,
+                "",
+            )?;
+        }
+    }
+    let last = row.max(header_row + 1);
+    ws.autofilter(header_row, 0, last, CHANGES_HEADERS.len() as u16 - 1)?;
+    ws.set_column_width(0, 30)?;
+    for (col, width) in (1u16..).zip(widths.iter().skip(1)) {
+        ws.set_column_width(col, (width + 1).clamp(MIN_WIDTH, MAX_WIDTH) as f64)?;
+    }
+    Ok(())
+}
+
+fn empty_as_none(text: &str) -> &str {
+    if text.is_empty() { "(none)" } else { text }
 }
 
 const OWNERS_HEADERS: [&str; 14] = [
@@ -973,6 +1209,20 @@ fn write_run(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(),
     Ok(())
 }
 
+/// [`write_text`] with a format.
+fn write_text_with(
+    ws: &mut Worksheet,
+    row: u32,
+    col: u16,
+    s: &str,
+    format: &Format,
+) -> Result<(), XlsxError> {
+    if !s.is_empty() {
+        ws.write_string_with_format(row, col, excel_text(s), format)?;
+    }
+    Ok(())
+}
+
 /// Writes untrusted text as a string cell (never a formula); empty text leaves the cell empty.
 fn write_text(ws: &mut Worksheet, row: u32, col: u16, s: &str) -> Result<(), XlsxError> {
     if !s.is_empty() {
@@ -1042,10 +1292,17 @@ mod tests {
     }
 
     #[test]
-    fn sheets_come_in_order_summary_tokens_errors_run_and_the_summary_opens() {
+    fn sheets_come_in_order_summary_findings_tokens_owners_errors_run_and_the_summary_opens() {
         assert_eq!(
             open(&hostile_report()).sheet_names(),
-            [SHEET_SUMMARY, SHEET_TOKENS, SHEET_ERRORS, SHEET_RUN]
+            [
+                SHEET_SUMMARY,
+                SHEET_FINDINGS,
+                SHEET_TOKENS,
+                SHEET_OWNERS,
+                SHEET_ERRORS,
+                SHEET_RUN
+            ]
         );
         let workbook = stored_xml(&hostile_report(), "xl/workbook.xml");
         // The Summary (the first sheet) is the one shown on opening.
@@ -1054,7 +1311,7 @@ mod tests {
         assert!(summary.contains(r#"tabSelected="1""#), "{summary}");
         // The Tokens header row repeats on every printed page.
         assert!(
-            workbook.contains(r#"<definedName name="_xlnm.Print_Titles" localSheetId="1">Tokens!$1:$1</definedName>"#),
+            workbook.contains(r#"<definedName name="_xlnm.Print_Titles" localSheetId="2">Tokens!$1:$1</definedName>"#),
             "{workbook}"
         );
     }
@@ -1089,9 +1346,9 @@ mod tests {
         text
     }
 
-    /// The XML of the Tokens sheet (the second) as stored in the file.
+    /// The XML of the Tokens sheet (the third) as stored in the file.
     fn tokens_xml(report: &Report) -> String {
-        stored_xml(report, "xl/worksheets/sheet2.xml")
+        stored_xml(report, "xl/worksheets/sheet3.xml")
     }
 
     #[test]
@@ -1104,8 +1361,11 @@ mod tests {
         assert_eq!(header, expected);
         assert_eq!(range.height(), 1 + 8, "the header and every row");
         let xml = tokens_xml(&report);
-        assert!(xml.contains(r#"<autoFilter ref="A1:Q9"/>"#), "{xml}");
-        assert!(xml.contains(r#"ySplit="1""#), "the header is frozen: {xml}");
+        assert!(xml.contains(r#"<autoFilter ref="A1:S9"/>"#), "{xml}");
+        assert!(
+            xml.contains(r#"xSplit="1" ySplit="1""#),
+            "the header and the owner are frozen: {xml}"
+        );
     }
 
     #[test]
@@ -1120,7 +1380,7 @@ mod tests {
         );
         for (row, name) in (1u32..).zip(HOSTILE) {
             assert_eq!(
-                cell(&range, row, 5),
+                cell(&range, row, PAT_NAME),
                 Data::String(name.into()),
                 "PAT name {name:?}"
             );
@@ -1157,20 +1417,28 @@ mod tests {
             cell(&range, 1, LIFETIME),
             Data::Float(first.lifetime_days.unwrap() as f64)
         );
-        assert_eq!(cell(&range, 1, STATUS), Data::String("Active".into()));
+        assert_eq!(cell(&range, 1, STATUS), Data::String("active".into()));
+        assert_eq!(cell(&range, 1, SEVERITY), Data::String("medium".into()));
+        assert_eq!(
+            cell(&range, 1, FINDINGS),
+            Data::String("Lifetime above policy".into())
+        );
         assert_eq!(cell(&range, 1, TARGETS), Data::String("org-guid".into()));
         assert_eq!(cell(&range, 1, LAST_COL), Data::String("id0".into()));
 
         // The last row: the unnamed, full-access, global, expired PAT.
-        assert_eq!(cell(&range, 8, 5), Data::Empty);
-        assert_eq!(cell(&range, 8, STATUS), Data::String("Expired".into()));
-        assert_eq!(cell(&range, 8, FULL_ACCESS), Data::String("Yes".into()));
-        assert_eq!(cell(&range, 8, GLOBAL), Data::String("Yes".into()));
+        assert_eq!(cell(&range, 8, PAT_NAME), Data::Empty);
+        assert_eq!(cell(&range, 8, STATUS), Data::String("expired".into()));
+        assert_eq!(cell(&range, 8, FULL_ACCESS), Data::String("yes".into()));
+        assert_eq!(cell(&range, 8, GLOBAL), Data::String("yes".into()));
         assert_eq!(
             cell(&range, 8, TARGETS),
             Data::String(ALL_ORGANIZATIONS.into())
         );
-        assert_eq!(cell(&range, 8, 9), Data::String("Full access".into()));
+        assert_eq!(
+            cell(&range, 8, position("scope_summary")),
+            Data::String("Full access".into())
+        );
         assert_eq!(cell(&range, 8, DAYS_TO_EXPIRY), Data::Float(-2.0));
     }
 
@@ -1191,7 +1459,10 @@ mod tests {
         assert_eq!(figure("PATs listed"), Data::Float(8.0));
         assert_eq!(figure("Expired"), Data::Float(1.0));
         assert_eq!(figure("Global (all organizations)"), Data::Float(1.0));
-        assert_eq!(figure("Owner"), Data::String("Principal name".into()));
+        assert_eq!(figure("Owner"), Data::String("Severity".into()));
+        assert_eq!(figure("medium"), Data::Float(7.0));
+        assert_eq!(figure("low"), Data::Float(1.0));
+        assert_eq!(figure("critical"), Data::Float(0.0));
         assert!(
             summary
                 .used_cells()
@@ -1209,7 +1480,7 @@ mod tests {
         assert_eq!(cell(&run, 4, 1), Data::Float(30.5));
         assert_eq!(cell(&run, 5, 1), Data::Float(12.0));
         assert_eq!(cell(&run, 9, 0), Data::String("Complete".into()));
-        assert_eq!(cell(&run, 9, 1), Data::String("No".into()));
+        assert_eq!(cell(&run, 9, 1), Data::String("no".into()));
         let Data::DateTime(generated) = cell(&run, 12, 1) else {
             panic!("generated is not a date")
         };
@@ -1222,13 +1493,25 @@ mod tests {
         let mut wb = open(&empty_report());
         assert_eq!(
             wb.sheet_names(),
-            [SHEET_SUMMARY, SHEET_TOKENS, SHEET_ERRORS, SHEET_RUN]
+            [
+                SHEET_SUMMARY,
+                SHEET_FINDINGS,
+                SHEET_TOKENS,
+                SHEET_OWNERS,
+                SHEET_ERRORS,
+                SHEET_RUN
+            ]
         );
         let tokens = wb.worksheet_range(SHEET_TOKENS).unwrap();
         assert_eq!(cell(&tokens, 0, 0), Data::String("Owner".into()));
         assert_eq!(cell(&tokens, 1, 0), Data::Empty);
         let xml = tokens_xml(&empty_report());
-        assert!(xml.contains(r#"<autoFilter ref="A1:Q2"/>"#), "{xml}");
+        assert!(xml.contains(r#"<autoFilter ref="A1:S2"/>"#), "{xml}");
+        let findings = wb.worksheet_range(SHEET_FINDINGS).unwrap();
+        assert_eq!(
+            cell(&findings, 1, 0),
+            Data::String("No token breaks the policy.".into())
+        );
         let errors = wb.worksheet_range(SHEET_ERRORS).unwrap();
         assert!(matches!(cell(&errors, 0, 0), Data::String(s) if s.starts_with("No errors")));
     }
@@ -1254,7 +1537,7 @@ mod tests {
         report.rows[0].pat_name = Some(format!("a\u{1}b{}", "x".repeat(40_000)));
         let mut wb = open(&report);
         let range = wb.worksheet_range(SHEET_TOKENS).unwrap();
-        let Data::String(name) = cell(&range, 1, 5) else {
+        let Data::String(name) = cell(&range, 1, PAT_NAME) else {
             panic!("name is not text")
         };
         assert!(name.starts_with("abxxx"));
@@ -1266,8 +1549,12 @@ mod tests {
         let mut report = hostile_report();
         report.rows[0].scope = "s".repeat(500).into();
         let widths = token_widths(&report);
-        assert_eq!(widths[10], MAX_WIDTH);
+        assert_eq!(widths[usize::from(position("scope"))], MAX_WIDTH);
         assert!(widths.iter().all(|w| (MIN_WIDTH..=MAX_WIDTH).contains(w)));
-        assert_eq!(widths[usize::from(VALID_TO)], DATE_FORMAT.len() + 1);
+        // "Valid to (UTC)" and its filter button are wider than a date.
+        assert_eq!(
+            widths[usize::from(VALID_TO)],
+            "Valid to (UTC)".len() + FILTER_BUTTON + 1
+        );
     }
 }

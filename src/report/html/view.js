@@ -66,6 +66,10 @@
     findings: col('findings'),
   };
   const SEVERITIES = ['critical', 'high', 'medium', 'low'];
+  const RULES = new Map((data.rules || []).map(function (r) { return [r.code, r]; }));
+  function findingLabels(i) {
+    return value(C.findings, i).map(function (code) { const r = RULES.get(code); return r ? r.label : code; });
+  }
 
   // Per-row facts the filters read at every keystroke, computed once.
   const statusCode = new Uint8Array(n);
@@ -499,7 +503,7 @@
       const severity = value(C.severity, i);
       if (severity == null) return;
       td.append(make('span', 'badge sev-' + (SEVERITIES.includes(severity) ? severity : 'unknown'), severity));
-      td.setAttribute('title', value(C.findings, i).join('\n'));
+      td.setAttribute('title', findingLabels(i).join('\n'));
     },
     expires: function (td, i) {
       const to = value(C.to, i);
@@ -554,7 +558,10 @@
     box.setAttribute('aria-label', 'Details');
     const dl = make('dl');
     const targets = value(C.targets, i);
-    const findings = value(C.findings, i);
+    const findings = value(C.findings, i).map(function (code) {
+      const r = RULES.get(code);
+      return r ? r.label + ' (' + r.severity + '): ' + r.action : code;
+    });
     detailLine(dl, 'Findings', findings.length ? findings.join('\n') : '(none)');
     detailLine(dl, 'Scope', value(C.scope, i));
     detailLine(dl, 'Target accounts', targets.length ? targets.join('\n') : 'none listed: all organizations (global)');
@@ -671,7 +678,7 @@
       case 'flag': return v === 1 ? 'yes' : 'no';
       case 'targets': return v.length ? guard(v.join('; ')) : 'All organizations';
       case 'severity': return v == null ? '' : v;
-      case 'findings': return v.join(', ');
+      case 'findings': return findingLabels(i).join(', ');
       case 'date': return dateText(v);
       case 'days': return v == null ? '' : String(v);
       default: throw new Error('unknown column kind ' + column.kind);
