@@ -41,6 +41,7 @@ pub const CONCURRENCY: &str = "PATREPORT_CONCURRENCY";
 pub const TIME_BUDGET: &str = "PATREPORT_TIME_BUDGET";
 pub const EXPIRING_DAYS: &str = "PATREPORT_EXPIRING_DAYS";
 pub const INCLUDE_INVALID: &str = "PATREPORT_INCLUDE_INVALID";
+pub const INCLUDE_SSH_KEYS: &str = "PATREPORT_INCLUDE_SSH_KEYS";
 pub const OUT: &str = "PATREPORT_OUT";
 pub const LOG: &str = "PATREPORT_LOG";
 
@@ -162,6 +163,11 @@ pub const SETTINGS: &[Setting] = &[
         INCLUDE_INVALID,
         Both,
         "also list revoked PATs as rows: true or false (default false)",
+    ),
+    setting(
+        INCLUDE_SSH_KEYS,
+        Both,
+        "also list every user's SSH public keys: true or false (default false)",
     ),
     setting(OUT, Cli, "folder for the report files (default reports)"),
     setting(LOG, Both, "log filter, e.g. info or patreport=debug"),
