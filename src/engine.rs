@@ -1,13 +1,14 @@
-//! The scan: page through the users, list every user's PATs with bounded concurrency while
-//! later user pages are still arriving, and turn every failure into a record.
+//! The scan: page through the users, list every user's PATs (and, when asked, SSH keys) with
+//! bounded concurrency while later user pages are still arriving, and turn every failure into a
+//! record.
 //!
 //! One entry point serves the CLI, the demo, the Functions worker and the benchmark.
 
 use crate::ado::error::error_chain;
-use crate::ado::{AdoClient, AdoError};
-use crate::inventory::{Inventory, Pat, RunStats, User, UserFailure, UserTokens};
+use crate::ado::{AdoClient, AdoError, TokenListing};
+use crate::inventory::{Inventory, Pat, RunStats, SshKey, User, UserFailure, UserTokens};
 pub use crate::stop::{Stop, StopReason};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use std::pin::pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,13 +19,16 @@ use tokio::sync::mpsc;
 /// How a scan runs.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
-    /// PAT listings in flight at once.
+    /// Users whose tokens are being listed at once.
     pub concurrency: usize,
     /// Stop starting new work after this long; the report is then partial and says so.
     pub time_budget: Option<Duration>,
     /// Stops the scan from outside (Ctrl-C; tests, at the point they choose). The time budget
     /// requests it too.
     pub stop: Stop,
+    /// Also list each user's SSH public keys: one more Token Admin listing per user
+    /// (`isPublic=true`), after the PATs, in the same slot of the concurrency bound.
+    pub include_ssh_keys: bool,
 }
 
 impl Default for ScanOptions {
@@ -33,6 +37,7 @@ impl Default for ScanOptions {
             concurrency: DEFAULT_CONCURRENCY,
             time_budget: None,
             stop: Stop::default(),
+            include_ssh_keys: false,
         }
     }
 }
@@ -44,9 +49,11 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 pub trait Progress: Send + Sync {
     /// `listed` users have been listed so far.
     fn users_listed(&self, _listed: usize) {}
-    /// One user's PATs were listed (`pats` of them), or the listing failed.
+    /// One user's PATs (and SSH keys, when asked for) were listed (`pats` PATs), or a listing
+    /// failed. Once per user.
     fn user_scanned(&self, _pats: usize, _failed: bool) {}
-    /// One user's tokens, as soon as they are read (the live view shows them).
+    /// One user's PATs, as soon as all of the user's listings are read (the live view shows
+    /// them); never for a user who ends up a failure record.
     fn user_read(&self, _user: &User, _pats: &[Pat]) {}
 }
 
@@ -80,7 +87,7 @@ impl ScanError {
 }
 
 enum Outcome {
-    Listed(Vec<Pat>),
+    Listed(Vec<Pat>, Vec<SshKey>),
     Failed(Option<u16>, String),
 }
 
@@ -105,8 +112,7 @@ pub async fn scan(
     let abort: Mutex<Option<ScanError>> = Mutex::new(None);
     let aborted = AtomicBool::new(false);
     let any_pat_success = AtomicBool::new(false);
-    let pat_pages = AtomicU64::new(0);
-    let duplicate_pats = AtomicU64::new(0);
+    let tally = Tally::default();
     // Users listed but not read because the scan was stopped (not reached, or cut).
     let cut = AtomicU64::new(0);
 
@@ -185,19 +191,13 @@ pub async fn scan(
         (pages, orphans, stopped_early, duplicate_users)
     };
 
-    // Consumers: bounded concurrent PAT listings, started as soon as users arrive.
-    let list_pats = async {
+    // Consumers: bounded concurrent token listings, started as soon as users arrive.
+    let list_tokens = async {
         let users = futures::stream::poll_fn(|cx| rx.poll_recv(cx));
         users
             .map(|(index, user)| {
-                let (abort, aborted, any_ok, pat_pages, duplicate_pats, cut) = (
-                    &abort,
-                    &aborted,
-                    &any_pat_success,
-                    &pat_pages,
-                    &duplicate_pats,
-                    &cut,
-                );
+                let (abort, aborted, any_ok, tally, cut) =
+                    (&abort, &aborted, &any_pat_success, &tally, &cut);
                 async move {
                     if aborted.load(Ordering::Relaxed) {
                         return None;
@@ -211,8 +211,14 @@ pub async fn scan(
                         progress.user_scanned(0, true);
                         return Some((index, user, Outcome::Failed(None, msg)));
                     }
-                    let Some(listed) = stop.or_cut(list_all_pats(client, &user.descriptor)).await
-                    else {
+                    let listing = list_user(
+                        client,
+                        &user.descriptor,
+                        options.include_ssh_keys,
+                        tally,
+                        any_ok,
+                    );
+                    let Some(listed) = stop.or_cut(listing).await else {
                         let reason = stop.reason().unwrap_or(StopReason::TimeBudget);
                         let msg = format!(
                             "not finished: {} while this user's tokens were being listed",
@@ -223,21 +229,17 @@ pub async fn scan(
                         return Some((index, user, Outcome::Failed(None, msg)));
                     };
                     let outcome = match listed {
-                        Ok(Listing {
-                            pats,
-                            pages,
-                            duplicates,
-                        }) => {
-                            any_ok.store(true, Ordering::Relaxed);
-                            pat_pages.fetch_add(pages, Ordering::Relaxed);
-                            duplicate_pats.fetch_add(duplicates, Ordering::Relaxed);
+                        Ok((pats, ssh_keys)) => {
                             progress.user_read(&user, &pats);
                             progress.user_scanned(pats.len(), false);
-                            Outcome::Listed(pats)
+                            Outcome::Listed(pats, ssh_keys)
                         }
-                        // A credential refused before any listing succeeded is refused for
+                        // A credential refused before any PAT listing succeeded is refused for
                         // everyone: stop with one clear error rather than N identical records.
-                        Err(e) if e.is_authentication() && !any_ok.load(Ordering::Relaxed) => {
+                        // (An SSH key listing only starts once the credential has listed PATs.)
+                        Err((TokenListing::Pats, e))
+                            if e.is_authentication() && !any_ok.load(Ordering::Relaxed) =>
+                        {
                             set_abort(
                                 abort,
                                 aborted,
@@ -248,9 +250,20 @@ pub async fn scan(
                             );
                             return None;
                         }
-                        Err(e) => {
+                        Err((TokenListing::Pats, e)) => {
                             progress.user_scanned(0, true);
                             Outcome::Failed(e.status(), error_chain(&e))
+                        }
+                        // The PATs were read, but a user is read whole or is a failure record.
+                        Err((TokenListing::SshKeys, e)) => {
+                            progress.user_scanned(0, true);
+                            Outcome::Failed(
+                                e.status(),
+                                format!(
+                                    "listing this user's SSH keys failed (its PATs were read): {}",
+                                    error_chain(&e)
+                                ),
+                            )
                         }
                     };
                     Some((index, user, outcome))
@@ -262,7 +275,7 @@ pub async fn scan(
             .await
     };
 
-    let work = async { tokio::join!(list_users, list_pats) };
+    let work = async { tokio::join!(list_users, list_tokens) };
     let ((user_pages, orphans, stopped_early, duplicate_users), mut outcomes) = tokio::select! {
         done = work => done,
         never = budget => match never {},
@@ -287,7 +300,11 @@ pub async fn scan(
     let mut failures = Vec::new();
     for (_, user, outcome) in outcomes {
         match outcome {
-            Outcome::Listed(pats) => users.push(UserTokens { user, pats }),
+            Outcome::Listed(pats, ssh_keys) => users.push(UserTokens {
+                user,
+                pats,
+                ssh_keys,
+            }),
             Outcome::Failed(status, message) => failures.push(UserFailure {
                 user,
                 status,
@@ -319,9 +336,11 @@ pub async fn scan(
             throttled: pacing.throttled,
             throttle_wait: pacing.throttle_wait,
             user_pages,
-            pat_pages: pat_pages.into_inner(),
+            pat_pages: tally.pat_pages.into_inner(),
             duplicate_users,
-            duplicate_pats: duplicate_pats.into_inner(),
+            duplicate_pats: tally.duplicate_pats.into_inner(),
+            ssh_key_pages: tally.ssh_key_pages.into_inner(),
+            duplicate_ssh_keys: tally.duplicate_ssh_keys.into_inner(),
         },
     })
 }
@@ -335,32 +354,93 @@ async fn budget_timer(budget: Option<Duration>, stop: &Stop) -> std::convert::In
     std::future::pending().await
 }
 
-/// One user's listing.
-struct Listing {
-    pats: Vec<Pat>,
+/// Pages read and repeated entries dropped, per kind of listing, over the whole scan.
+#[derive(Default)]
+struct Tally {
+    pat_pages: AtomicU64,
+    duplicate_pats: AtomicU64,
+    ssh_key_pages: AtomicU64,
+    duplicate_ssh_keys: AtomicU64,
+}
+
+/// One user's tokens: the PATs, then (when asked) the SSH keys, one listing after the other so
+/// that a user holds one slot of the concurrency bound either way. Each listing's pages are
+/// counted once it completes; an error says which listing it came from.
+async fn list_user(
+    client: &AdoClient,
+    descriptor: &str,
+    include_ssh_keys: bool,
+    tally: &Tally,
+    credential_works: &AtomicBool,
+) -> Result<(Vec<Pat>, Vec<SshKey>), (TokenListing, AdoError)> {
+    let pat_pages = client.pats(descriptor).map(|p| p.map(|p| p.pats));
+    let pats = list_all(pat_pages)
+        .await
+        .map_err(|e| (TokenListing::Pats, e))?;
+    credential_works.store(true, Ordering::Relaxed);
+    tally.pat_pages.fetch_add(pats.pages, Ordering::Relaxed);
+    tally
+        .duplicate_pats
+        .fetch_add(pats.duplicates, Ordering::Relaxed);
+    if !include_ssh_keys {
+        return Ok((pats.entries, Vec::new()));
+    }
+    let key_pages = client.ssh_keys(descriptor).map(|p| p.map(|p| p.keys));
+    let keys = list_all(key_pages)
+        .await
+        .map_err(|e| (TokenListing::SshKeys, e))?;
+    tally.ssh_key_pages.fetch_add(keys.pages, Ordering::Relaxed);
+    tally
+        .duplicate_ssh_keys
+        .fetch_add(keys.duplicates, Ordering::Relaxed);
+    Ok((pats.entries, keys.entries))
+}
+
+/// An entry of a Token Admin listing, known by its authorization id.
+trait Entry {
+    fn authorization_id(&self) -> Option<&str>;
+}
+
+impl Entry for Pat {
+    fn authorization_id(&self) -> Option<&str> {
+        self.authorization_id.as_deref()
+    }
+}
+
+impl Entry for SshKey {
+    fn authorization_id(&self) -> Option<&str> {
+        self.authorization_id.as_deref()
+    }
+}
+
+/// One user's listing of one kind.
+struct Listing<T> {
+    entries: Vec<T>,
     pages: u64,
     /// Entries whose authorization id an earlier page (or entry) already gave.
     duplicates: u64,
 }
 
-/// Every PAT of one user, all pages followed, each authorization id once: a service that
+/// Every entry of one listing, all pages followed, each authorization id once: a service that
 /// repeats an entry on two pages must not inflate the report.
-async fn list_all_pats(client: &AdoClient, descriptor: &str) -> Result<Listing, AdoError> {
+async fn list_all<T: Entry>(
+    pages: impl Stream<Item = Result<Vec<T>, AdoError>>,
+) -> Result<Listing<T>, AdoError> {
     let mut listing = Listing {
-        pats: Vec::new(),
+        entries: Vec::new(),
         pages: 0,
         duplicates: 0,
     };
     let mut ids = std::collections::HashSet::new();
-    let mut stream = pin!(client.pats(descriptor));
-    while let Some(page) = stream.next().await {
-        for pat in page?.pats {
-            let fresh = match &pat.authorization_id {
-                Some(id) => ids.insert(id.clone()),
+    let mut pages = pin!(pages);
+    while let Some(page) = pages.next().await {
+        for entry in page? {
+            let fresh = match entry.authorization_id() {
+                Some(id) => ids.insert(id.to_owned()),
                 None => true,
             };
             if fresh {
-                listing.pats.push(pat);
+                listing.entries.push(entry);
             } else {
                 listing.duplicates += 1;
             }

@@ -35,14 +35,35 @@ pub struct Pat {
     pub is_valid: bool,
 }
 
-/// A user whose PATs were listed completely.
+/// One SSH public key as listed by the Token Admin API (`isPublic=true`). Its own type, not a
+/// [`Pat`]: the same wire shape, but a key reaches no organization list and is no PAT in any
+/// count or finding, so the report cannot mix the two up by accident.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct SshKey {
+    /// The id used to revoke the key; absent only if the service omits it.
+    pub authorization_id: Option<String>,
+    /// The key name the user chose; the service may send `null`.
+    pub display_name: Option<String>,
+    pub scope: Option<String>,
+    pub valid_from: Option<OffsetDateTime>,
+    pub valid_to: Option<OffsetDateTime>,
+    /// `false` for revoked or otherwise invalidated keys.
+    pub is_valid: bool,
+}
+
+/// A user whose PATs (and SSH keys, when asked for) were listed completely.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserTokens {
     pub user: User,
     pub pats: Vec<Pat>,
+    /// Empty when the scan did not list SSH keys; inventories written before they were
+    /// listed read as having none.
+    #[serde(default)]
+    pub ssh_keys: Vec<SshKey>,
 }
 
-/// A user whose PATs could not be listed after retries: reported, never dropped.
+/// A user whose PATs (or SSH keys, when asked for) could not be listed after retries: reported,
+/// never dropped.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserFailure {
     pub user: User,
@@ -71,6 +92,12 @@ pub struct RunStats {
     /// PAT entries the service listed more than once for the same user (kept once).
     #[serde(default)]
     pub duplicate_pats: u64,
+    /// Pages of SSH key listings read (0 when SSH keys were not asked for).
+    #[serde(default)]
+    pub ssh_key_pages: u64,
+    /// SSH key entries the service listed more than once for the same user (kept once).
+    #[serde(default)]
+    pub duplicate_ssh_keys: u64,
 }
 
 /// Everything one scan of one organization found.
@@ -96,6 +123,10 @@ impl Inventory {
 
     pub fn pat_count(&self) -> usize {
         self.users.iter().map(|u| u.pats.len()).sum()
+    }
+
+    pub fn ssh_key_count(&self) -> usize {
+        self.users.iter().map(|u| u.ssh_keys.len()).sum()
     }
 }
 

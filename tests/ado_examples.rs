@@ -118,6 +118,78 @@ async fn token_admin_example_is_read_field_by_field() {
     );
 }
 
+/// An SSH key entry is the same SessionToken shape as the example's, with `isPublic: true` and
+/// the key in `publicData`; `token` is filled here to show it is never kept.
+#[tokio::test]
+async fn ssh_key_pages_are_asked_with_is_public_and_read_like_pat_pages() {
+    use axum::extract::RawQuery;
+    use std::sync::{Arc, Mutex};
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = asked.clone();
+    let base = serve(Router::new().route(
+        "/fabrikam/_apis/tokenadmin/personalaccesstokens/{descriptor}",
+        get(move |RawQuery(query): RawQuery| {
+            let query = query.unwrap_or_default();
+            seen.lock().unwrap().push(query.clone());
+            let next = if query.contains("continuationToken=") {
+                "null"
+            } else {
+                "\"5f0b2a1c-0000-4000-8000-000000000001\""
+            };
+            let body = format!(
+                r#"{{"value":[{{"clientId":"00000000-0000-0000-0000-000000000000",
+                "accessId":"00000000-0000-0000-0000-000000000000",
+                "authorizationId":"4a2b1c3d-0000-4000-8000-00000000000a",
+                "hostAuthorizationId":"00000000-0000-0000-0000-000000000000",
+                "userId":"bb5bb6c8-ef0a-400f-8987-92b3674d2043",
+                "validFrom":"2025-07-19T00:00:00","validTo":"2026-07-19T10:20:30.5233333Z",
+                "displayName":"laptop","scope":"app_token","targetAccounts":null,
+                "token":"SIMULATED-SECRET-ssh","alternateToken":"SIMULATED-SECRET-ssh",
+                "isValid":false,"isPublic":true,
+                "publicData":"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample laptop","source":null}}],
+                "continuationToken":{next}}}"#
+            );
+            async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    ))
+    .await;
+    let client = client(&base);
+    let descriptor = "msa.MjcwYjYwYzMtZThiMy03MGU1LWFjZDYtYzM5Zjk3ZDZmYTRh";
+    let first = client.ssh_keys_page(descriptor, None).await.unwrap();
+    assert_eq!(
+        first.continuation.as_deref(),
+        Some("5f0b2a1c-0000-4000-8000-000000000001")
+    );
+    let key = &first.keys[0];
+    assert_eq!(
+        key.authorization_id.as_deref(),
+        Some("4a2b1c3d-0000-4000-8000-00000000000a")
+    );
+    assert_eq!(key.display_name.as_deref(), Some("laptop"));
+    assert_eq!(key.scope.as_deref(), Some("app_token"));
+    assert_eq!(key.valid_from, Some(datetime!(2025-07-19 0:00 UTC)));
+    assert!(key.valid_to.is_some());
+    assert!(!key.is_valid);
+    assert!(!format!("{first:?}").contains("SIMULATED-SECRET"));
+    let last = client
+        .ssh_keys_page(descriptor, first.continuation.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(last.continuation, None);
+    // The PAT listing of the same client still says isPublic=false.
+    client.pats_page(descriptor, None).await.unwrap();
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    for query in &asked[..2] {
+        assert!(
+            query.contains("isPublic=true") && query.contains("pageSize=20"),
+            "{query}"
+        );
+    }
+    assert!(asked[1].contains("continuationToken=5f0b2a1c-0000-4000-8000-000000000001"));
+    assert!(asked[2].contains("isPublic=false"), "{}", asked[2]);
+}
+
 #[test]
 fn graph_get_user_aad_example_parses() {
     let body = example_body("graph__7.1__Users__GetUserAAD.json");

@@ -8,7 +8,7 @@ use patreport::inventory::Inventory;
 use patreport::secret::Secret;
 use patreport::simulator::{
     AuthConfig, AuthFailureMode, DEMO_PAT, FaultConfig, OrgSpec, Persistence, SimConfig, SimOrg,
-    SimServer, Storm,
+    SimServer, SimUser, Storm,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -100,6 +100,147 @@ async fn every_user_and_pat_arrives_exactly_once_across_uneven_pages() {
     assert!(inv.stats.pat_pages > inv.users.len() as u64);
     assert_eq!(server.stats().bad_requests, 0);
     assert_eq!(server.stats().not_found, 0);
+    // SSH keys were not asked for: not one isPublic=true request, none in the inventory.
+    assert!(truth.ssh_key_count() > 0);
+    assert_eq!(server.stats().ssh_key_requests, 0);
+    assert_eq!((inv.ssh_key_count(), inv.stats.ssh_key_pages), (0, 0));
+}
+
+/// descriptor → SSH key authorization ids, from the simulated truth (people only).
+fn expected_keys(org: &SimOrg) -> BTreeMap<String, Vec<String>> {
+    org.human_users()
+        .map(|u| {
+            let ids = u.ssh_keys.iter().map(|k| k.authorization_id.clone());
+            (u.descriptor.clone(), ids.collect())
+        })
+        .collect()
+}
+
+/// The same map from a scan, in the order the keys were listed.
+fn found_keys(inv: &Inventory) -> BTreeMap<String, Vec<String>> {
+    inv.users
+        .iter()
+        .map(|u| {
+            let ids = u
+                .ssh_keys
+                .iter()
+                .map(|k| k.authorization_id.clone().unwrap());
+            (u.user.descriptor.clone(), ids.collect())
+        })
+        .collect()
+}
+
+/// What the progress callbacks were told.
+#[derive(Default)]
+struct Tally {
+    scanned: AtomicUsize,
+    failed: AtomicUsize,
+    read: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl Progress for Tally {
+    fn user_scanned(&self, _pats: usize, failed: bool) {
+        let counter = if failed { &self.failed } else { &self.scanned };
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+    fn user_read(&self, user: &patreport::inventory::User, _pats: &[patreport::inventory::Pat]) {
+        self.read.lock().unwrap().insert(user.descriptor.clone());
+    }
+}
+
+fn with_ssh_keys() -> ScanOptions {
+    ScanOptions {
+        include_ssh_keys: true,
+        ..ScanOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn ssh_keys_when_asked_arrive_exactly_once_through_the_faults() {
+    let org = org(300);
+    let truth = org.clone();
+    let mut config = frequent_faults(&descriptors(&truth, 4, |u| !u.ssh_keys.is_empty()));
+    config.faults.slow_delay = Duration::from_millis(5);
+    let server = SimServer::start(org, config).await.unwrap();
+    let mut client = client_for(&server, "fabrikam");
+    let mut settings = client.settings().clone();
+    // Small pages: the heavy user's 25 keys take nine, a 3-key user's one full page.
+    settings.pat_page_size = 3;
+    client = AdoClient::new(settings, AdoCredential::Pat(Secret::new(DEMO_PAT))).unwrap();
+    let inv = engine::scan(&client, &with_ssh_keys(), &NoProgress)
+        .await
+        .unwrap();
+    assert_exact(&inv, &truth);
+    assert_eq!(found_keys(&inv), expected_keys(&truth));
+    assert_eq!(inv.ssh_key_count(), truth.ssh_key_count());
+    let sim = server.stats();
+    assert!(
+        sim.throttled_429 > 0 && sim.server_errors_500 > 0 && sim.malformed_bodies > 0,
+        "{sim:?}"
+    );
+    // Every user got one SSH key listing, and its pages are counted.
+    assert!(sim.ssh_key_requests >= truth.human_users().count() as u64);
+    // (A user's first page, the one truncated, is always a PAT page: none was read twice.)
+    assert_eq!(inv.stats.ssh_key_pages, sim.ssh_key_pages);
+    let heavy = inv.users.iter().find(|u| u.ssh_keys.len() == 25).unwrap();
+    let names: Vec<Option<&str>> = heavy
+        .ssh_keys
+        .iter()
+        .map(|k| k.display_name.as_deref())
+        .collect();
+    assert_eq!(names[0], None);
+    assert!(heavy.ssh_keys.iter().any(|k| !k.is_valid));
+    assert_eq!(heavy.ssh_keys[1].valid_from, None, "the no-date sentinel");
+}
+
+#[tokio::test]
+async fn a_user_whose_ssh_keys_cannot_be_read_is_a_failure_record() {
+    let org = org(200);
+    let truth = org.clone();
+    let broken = truth
+        .human_users()
+        .filter(|u| !u.pats.is_empty())
+        .nth(7)
+        .unwrap()
+        .descriptor
+        .clone();
+    let mut config = SimConfig::strict();
+    config.faults.failing_ssh_descriptors.insert(broken.clone());
+    let server = SimServer::start(org, config).await.unwrap();
+    let mut client = client_for(&server, "fabrikam");
+    let mut settings = client.settings().clone();
+    settings.max_retries = 2; // keep the test quick
+    client = AdoClient::new(settings, AdoCredential::Pat(Secret::new(DEMO_PAT))).unwrap();
+    let progress = Tally::default();
+    let inv = engine::scan(&client, &with_ssh_keys(), &progress)
+        .await
+        .unwrap();
+    assert!(!inv.is_complete());
+    assert_eq!(inv.failures.len(), 1, "{:?}", inv.failures);
+    // Progress saw each user once, and the failed one never as read.
+    let read = progress.read.lock().unwrap();
+    assert_eq!(progress.scanned.load(Ordering::SeqCst), inv.users.len());
+    assert_eq!(progress.failed.load(Ordering::SeqCst), 1);
+    assert_eq!(read.len(), inv.users.len());
+    assert!(!read.contains(&broken));
+    let failure = &inv.failures[0];
+    assert_eq!(failure.user.descriptor, broken);
+    assert_eq!(failure.status, Some(500));
+    assert!(
+        failure.message.contains("SSH keys") && failure.message.contains("HTTP 500"),
+        "{}",
+        failure.message
+    );
+    // The user is not also listed as read, and everyone else is exact.
+    assert!(inv.users.iter().all(|u| u.user.descriptor != broken));
+    let mut want = expected(&truth);
+    want.remove(&broken);
+    assert_eq!(found(&inv), want);
+    let mut want_keys = expected_keys(&truth);
+    want_keys.remove(&broken);
+    assert_eq!(found_keys(&inv), want_keys);
+    // Given up only after the retries.
+    assert!(server.stats().server_errors_500 > 1, "{:?}", server.stats());
 }
 
 #[tokio::test]
@@ -145,30 +286,41 @@ async fn values_arrive_unchanged_and_service_identities_are_skipped() {
     );
 }
 
-#[tokio::test]
-async fn throttling_transient_errors_bom_and_malformed_bodies_lose_nothing() {
-    let org = org(700);
-    let truth = org.clone();
-    let some: Vec<String> = truth
-        .human_users()
-        .filter(|u| !u.pats.is_empty())
-        .take(5)
+/// The first `n` people for whom `pick` holds.
+fn descriptors(org: &SimOrg, n: usize, pick: impl Fn(&SimUser) -> bool) -> Vec<String> {
+    org.human_users()
+        .filter(|u| pick(u))
+        .take(n)
         .map(|u| u.descriptor.clone())
-        .collect();
+        .collect()
+}
+
+/// The demo's faults, more of them and without waits, and the first Token Admin page of each
+/// of `truncated_once` truncated once.
+fn frequent_faults(truncated_once: &[String]) -> SimConfig {
     let mut config = SimConfig::demo();
     config.faults.retry_after_secs = 0;
     config.faults.throttle_probability = 0.05;
     config.faults.transient_500_probability = 0.05;
     config.faults.delayed_200_delay = Duration::from_millis(5);
+    config.faults.malformed_json = truncated_once
+        .iter()
+        .map(|d| (d.clone(), Persistence::FirstTimeOnly))
+        .collect();
+    config
+}
+
+#[tokio::test]
+async fn throttling_transient_errors_bom_and_malformed_bodies_lose_nothing() {
+    let org = org(700);
+    let truth = org.clone();
+    let some = descriptors(&truth, 5, |u| !u.pats.is_empty());
+    let mut config = frequent_faults(&some);
     config.faults.storm = Some(Storm {
         start_at: 40,
         count: 6,
     });
     config.faults.bom = true;
-    config.faults.malformed_json = some
-        .iter()
-        .map(|d| (d.clone(), Persistence::FirstTimeOnly))
-        .collect();
     let (result, server) = scan_with(org, config).await;
     let inv = result.unwrap();
     assert_exact(&inv, &truth);

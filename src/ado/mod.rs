@@ -11,7 +11,7 @@ pub mod wire;
 pub use error::AdoError;
 
 use crate::domain::OrgName;
-use crate::inventory::{Pat, User};
+use crate::inventory::{Pat, SshKey, User};
 use crate::scrub::Scrubber;
 use crate::secret::Secret;
 use azure_core::credentials::TokenCredential;
@@ -95,6 +95,13 @@ pub struct UsersPage {
 #[derive(Debug)]
 pub struct PatsPage {
     pub pats: Vec<Pat>,
+    pub continuation: Option<String>,
+}
+
+/// One page of a user's SSH public keys.
+#[derive(Debug)]
+pub struct SshKeysPage {
+    pub keys: Vec<SshKey>,
     pub continuation: Option<String>,
 }
 
@@ -306,40 +313,10 @@ impl AdoClient {
         descriptor: &str,
         continuation: Option<&str>,
     ) -> Result<PatsPage, AdoError> {
-        retry_undecodable(|| self.pats_page_once(descriptor, continuation))
-            .await
-            .map_err(|e| e.scrubbed(&self.scrubber))
-    }
-
-    async fn pats_page_once(
-        &self,
-        descriptor: &str,
-        continuation: Option<&str>,
-    ) -> Result<PatsPage, AdoError> {
-        let page_size = i32::try_from(self.settings.pat_page_size).unwrap_or(i32::MAX);
-        let mut request = self
-            .token_admin
-            .personal_access_tokens_client()
-            .list(self.settings.organization.as_str(), descriptor)
-            .page_size(page_size)
-            .is_public(false);
-        if let Some(token) = continuation {
-            request = request.continuation_token(token);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| AdoError::from_core(e, "Token Admin PAT list"))?;
-        let raw = response.into_raw_response();
-        let page: wire::PatPage =
-            serde_json::from_slice(&wire::replace_lone_surrogates(raw.body())).map_err(|e| {
-                AdoError::Decode {
-                    what: "Token Admin PAT list",
-                    detail: e.to_string(),
-                }
-            })?;
-        let pats = page
-            .value
+        let (tokens, continuation) = self
+            .session_tokens_page(TokenListing::Pats, descriptor, continuation)
+            .await?;
+        let pats = tokens
             .into_iter()
             .map(|t| Pat {
                 authorization_id: t.authorization_id,
@@ -352,10 +329,109 @@ impl AdoClient {
                 is_valid: t.is_valid.unwrap_or(true),
             })
             .collect();
-        Ok(PatsPage {
-            pats,
-            continuation: paging::pat_continuation(page.continuation_token),
-        })
+        Ok(PatsPage { pats, continuation })
+    }
+
+    /// One page of the same listing with `isPublic=true`: the user's SSH public keys.
+    pub async fn ssh_keys_page(
+        &self,
+        descriptor: &str,
+        continuation: Option<&str>,
+    ) -> Result<SshKeysPage, AdoError> {
+        let (tokens, continuation) = self
+            .session_tokens_page(TokenListing::SshKeys, descriptor, continuation)
+            .await?;
+        let keys = tokens
+            .into_iter()
+            .map(|t| SshKey {
+                authorization_id: t.authorization_id,
+                display_name: t.display_name,
+                scope: t.scope,
+                valid_from: t.valid_from,
+                valid_to: t.valid_to,
+                // As for PATs: a missing isValid is not evidence of revocation.
+                is_valid: t.is_valid.unwrap_or(true),
+            })
+            .collect();
+        Ok(SshKeysPage { keys, continuation })
+    }
+
+    /// One page of either Token Admin listing, retried, decoded and scrubbed the same way:
+    /// the entries and the next page's token.
+    async fn session_tokens_page(
+        &self,
+        listing: TokenListing,
+        descriptor: &str,
+        continuation: Option<&str>,
+    ) -> Result<(Vec<wire::SessionToken>, Option<String>), AdoError> {
+        retry_undecodable(|| self.session_tokens_page_once(listing, descriptor, continuation))
+            .await
+            .map_err(|e| e.scrubbed(&self.scrubber))
+    }
+
+    async fn session_tokens_page_once(
+        &self,
+        listing: TokenListing,
+        descriptor: &str,
+        continuation: Option<&str>,
+    ) -> Result<(Vec<wire::SessionToken>, Option<String>), AdoError> {
+        let page_size = i32::try_from(self.settings.pat_page_size).unwrap_or(i32::MAX);
+        let mut request = self
+            .token_admin
+            .personal_access_tokens_client()
+            .list(self.settings.organization.as_str(), descriptor)
+            .page_size(page_size)
+            .is_public(listing.is_public());
+        if let Some(token) = continuation {
+            request = request.continuation_token(token);
+        }
+        let what = listing.what();
+        let response = request
+            .send()
+            .await
+            .map_err(|e| AdoError::from_core(e, what))?;
+        let raw = response.into_raw_response();
+        let page: wire::PatPage =
+            serde_json::from_slice(&wire::replace_lone_surrogates(raw.body())).map_err(|e| {
+                AdoError::Decode {
+                    what,
+                    detail: e.to_string(),
+                }
+            })?;
+        Ok((
+            page.value,
+            paging::pat_continuation(page.continuation_token),
+        ))
+    }
+}
+
+/// The two listings of the Token Admin endpoint, told apart by its `isPublic` parameter
+/// ("false for PAT tokens and true for SSH tokens").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenListing {
+    Pats,
+    SshKeys,
+}
+
+impl TokenListing {
+    fn is_public(self) -> bool {
+        self == TokenListing::SshKeys
+    }
+
+    /// The request, as error texts name it.
+    fn what(self) -> &'static str {
+        match self {
+            TokenListing::Pats => "Token Admin PAT list",
+            TokenListing::SshKeys => "Token Admin SSH key list",
+        }
+    }
+
+    /// The listing, as paging errors and failure records name it.
+    pub fn listing(self) -> &'static str {
+        match self {
+            TokenListing::Pats => "PAT listing",
+            TokenListing::SshKeys => "SSH key listing",
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! Paging of the two listings, offered as page streams ([`AdoClient::users`],
-//! [`AdoClient::pats`]) in the manner of `azure_core`'s pagers: the caller reads pages; the
+//! Paging of the listings, offered as page streams ([`AdoClient::users`], [`AdoClient::pats`],
+//! [`AdoClient::ssh_keys`]) in the manner of `azure_core`'s pagers: the caller reads pages; the
 //! tokens, the end markers and the loop guard stay in here.
 //!
 //! Graph users carry the continuation token in the `X-MS-ContinuationToken` response
@@ -8,7 +8,7 @@
 //! says whether more data follows.
 
 use super::error::AdoError;
-use super::{AdoClient, PatsPage, UsersPage};
+use super::{AdoClient, PatsPage, SshKeysPage, TokenListing, UsersPage};
 use futures::Stream;
 
 /// The next users page token: the header's value; absent or blank means "last page".
@@ -62,6 +62,12 @@ impl Page for UsersPage {
 }
 
 impl Page for PatsPage {
+    fn continuation(&self) -> Option<&str> {
+        self.continuation.as_deref()
+    }
+}
+
+impl Page for SshKeysPage {
     fn continuation(&self) -> Option<&str> {
         self.continuation.as_deref()
     }
@@ -137,9 +143,22 @@ impl AdoClient {
         descriptor: &'a str,
     ) -> impl Stream<Item = Result<PatsPage, AdoError>> + Send + 'a {
         pages(
-            "PAT listing",
+            TokenListing::Pats.listing(),
             self.settings.page_limit,
             move |token| async move { self.pats_page(descriptor, token.as_deref()).await },
+        )
+    }
+
+    /// Every page of one user's SSH public keys (the same listing with `isPublic=true`), in
+    /// order, under the same page limit and loop guard.
+    pub fn ssh_keys<'a>(
+        &'a self,
+        descriptor: &'a str,
+    ) -> impl Stream<Item = Result<SshKeysPage, AdoError>> + Send + 'a {
+        pages(
+            TokenListing::SshKeys.listing(),
+            self.settings.page_limit,
+            move |token| async move { self.ssh_keys_page(descriptor, token.as_deref()).await },
         )
     }
 }

@@ -642,6 +642,7 @@ fn scan_options(args: &BenchArgs) -> ScanOptions {
         concurrency: args.concurrency,
         time_budget: None,
         stop: Default::default(),
+        include_ssh_keys: false,
     }
 }
 

@@ -125,6 +125,9 @@ pub struct ReportArgs {
     /// Do not compare with an earlier report (no Changes sheet or section).
     #[arg(long)]
     pub no_compare: bool,
+    /// Also list every user's SSH public keys (one more Token Admin listing per user).
+    #[arg(long, env = names::INCLUDE_SSH_KEYS)]
+    pub include_ssh_keys: bool,
 
     /// PAT listings in flight at once.
     #[arg(long, env = names::CONCURRENCY, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256).map(usize::from))]
@@ -215,6 +218,7 @@ impl ReportArgs {
             expiring_days: self.expiring_days,
             include_invalid: self.include_invalid,
             policy: self.policy.clone().unwrap_or_default(),
+            include_ssh_keys: self.include_ssh_keys,
         }
     }
 }
@@ -300,5 +304,19 @@ mod tests {
         };
         assert_eq!(args.format, vec![Format::Csv, Format::Json]);
         assert_eq!(args.subject_types, vec!["aad", "msa"]);
+        assert!(!args.include_ssh_keys);
+    }
+
+    #[test]
+    fn include_ssh_keys_reaches_the_scan() {
+        let cli =
+            Cli::try_parse_from(["patreport", "report", "--demo", "--include-ssh-keys"]).unwrap();
+        let Command::Report(args) = cli.command else {
+            panic!("expected report")
+        };
+        let url = Url::parse("http://127.0.0.1:9").unwrap();
+        let org = crate::domain::OrgName::parse("demo").unwrap();
+        let plan = args.scan_settings(url).plan(org, vec![Format::Json]);
+        assert!(plan.scan.include_ssh_keys);
     }
 }

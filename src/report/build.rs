@@ -61,7 +61,7 @@ pub fn build(
     let mut soon = [0usize; 3];
     // Active (valid, unexpired) tokens per owner, for the "holds many tokens" rule.
     let mut active = Vec::with_capacity(users.len());
-    for (index, UserTokens { user, pats }) in users.into_iter().enumerate() {
+    for (index, UserTokens { user, pats, .. }) in users.into_iter().enumerate() {
         let user = Arc::new(Owner {
             display_name: user.display_name,
             principal_name: user.principal_name,
@@ -471,7 +471,11 @@ pub(crate) mod tests {
             finished: datetime!(2026-03-10 11:59:30.5 UTC),
             users: users
                 .into_iter()
-                .map(|(user, pats)| UserTokens { user, pats })
+                .map(|(user, pats)| UserTokens {
+                    user,
+                    pats,
+                    ssh_keys: Vec::new(),
+                })
                 .collect(),
             failures: vec![],
             stopped_early: None,

@@ -63,6 +63,8 @@ pub struct ScanSettings {
     pub include_invalid: bool,
     /// What the findings are judged against.
     pub policy: Policy,
+    /// Also list every user's SSH public keys (one more listing per user).
+    pub include_ssh_keys: bool,
 }
 
 impl ScanSettings {
@@ -80,6 +82,7 @@ impl ScanSettings {
             expiring_days: DEFAULT_EXPIRING_DAYS,
             include_invalid: false,
             policy: Policy::default(),
+            include_ssh_keys: false,
         }
     }
 
@@ -114,6 +117,7 @@ impl ScanSettings {
                     }
                 })
                 .unwrap_or_default(),
+            include_ssh_keys: r.flag(INCLUDE_SSH_KEYS, false),
         }
     }
 
@@ -134,6 +138,7 @@ impl ScanSettings {
                 concurrency: self.concurrency,
                 time_budget: self.time_budget,
                 stop: Default::default(),
+                include_ssh_keys: self.include_ssh_keys,
             },
             report: ReportOptions {
                 expiring_days: self.expiring_days,
@@ -440,6 +445,7 @@ mod tests {
         assert_eq!(c.scan.ado_url.as_str(), "https://vssps.dev.azure.com/");
         assert_eq!(c.scan.time_budget, Some(DEFAULT_SERVICE_TIME_BUDGET));
         assert!(!c.scan.include_invalid);
+        assert!(!c.scan.include_ssh_keys);
         assert_eq!(c.scan.subject_types, ["aad", "msa"]);
         assert_eq!(c.auth, AuthMode::Pat);
         assert!(matches!(c.storage, StorageSetting::ConnectionString(_)));
@@ -632,6 +638,7 @@ mod tests {
             (TIME_BUDGET, "50"),
             (REQUEST_TIMEOUT, "soon"),
             (INCLUDE_INVALID, "maybe"),
+            (INCLUDE_SSH_KEYS, "sometimes"),
             (TENANT_ID, "not a tenant"),
             (AUTHORITY_HOST, "http://login.example"),
             (VAULT_AUTH, "password"),
@@ -642,6 +649,7 @@ mod tests {
             TIME_BUDGET,
             REQUEST_TIMEOUT,
             INCLUDE_INVALID,
+            INCLUDE_SSH_KEYS,
             TENANT_ID,
             AUTHORITY_HOST,
             VAULT_AUTH,
@@ -649,7 +657,7 @@ mod tests {
         ] {
             assert!(e.names(setting), "{setting} missing from: {e}");
         }
-        assert!(e.to_string().starts_with("7 invalid settings"), "{e}");
+        assert!(e.to_string().starts_with("8 invalid settings"), "{e}");
     }
 
     #[test]
@@ -660,6 +668,7 @@ mod tests {
             (SCHEDULE, "0 0 6 * * 1"),
             (TIME_BUDGET, "20m"),
             (INCLUDE_INVALID, "true"),
+            (INCLUDE_SSH_KEYS, "true"),
             (SUBJECT_TYPES, "aad"),
             (PAT_PAGE_SIZE, "50"),
             (REQUEST_TIMEOUT, "90s"),
@@ -669,6 +678,7 @@ mod tests {
         let plan = c.report_plan(c.orgs[0].clone());
         assert_eq!(plan.scan.time_budget, Some(Duration::from_secs(1200)));
         assert!(plan.report.include_invalid);
+        assert!(plan.scan.include_ssh_keys);
         assert_eq!(plan.client.subject_types, ["aad"]);
         assert_eq!(
             (plan.client.pat_page_size, plan.client.max_retries),

@@ -42,6 +42,7 @@ pub const TIME_BUDGET: &str = "PATREPORT_TIME_BUDGET";
 pub const EXPIRING_DAYS: &str = "PATREPORT_EXPIRING_DAYS";
 pub const INCLUDE_INVALID: &str = "PATREPORT_INCLUDE_INVALID";
 pub const POLICY: &str = "PATREPORT_POLICY";
+pub const INCLUDE_SSH_KEYS: &str = "PATREPORT_INCLUDE_SSH_KEYS";
 pub const OUT: &str = "PATREPORT_OUT";
 pub const LOG: &str = "PATREPORT_LOG";
 
@@ -168,6 +169,11 @@ pub const SETTINGS: &[Setting] = &[
         POLICY,
         Both,
         "the findings' policy: a TOML or JSON file, or inline JSON (default: built-in policy)",
+    ),
+    setting(
+        INCLUDE_SSH_KEYS,
+        Both,
+        "also list every user's SSH public keys: true or false (default false)",
     ),
     setting(OUT, Cli, "folder for the report files (default reports)"),
     setting(LOG, Both, "log filter, e.g. info or patreport=debug"),

@@ -1,4 +1,4 @@
-//! The generated organization: users, service identities and their PATs.
+//! The generated organization: users, service identities, their PATs and SSH keys.
 //!
 //! Generation is deterministic for a given [`OrgSpec`] and `now`, and everything time-based
 //! is placed relative to `now`, so a report over the same org always shows the same mix of
@@ -10,8 +10,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::{Duration, OffsetDateTime, UtcOffset};
 
+use super::hash::mix64;
 use super::names::{
     FIRST_NAMES, HOSTILE_PAT_NAMES, HOSTILE_USER_NAMES, LAST_NAMES, PAT_NAMES, PROJECTS, SCOPES,
+    SSH_KEY_NAMES,
 };
 use super::wire::guid_from_u128;
 
@@ -38,6 +40,12 @@ pub struct OrgSpec {
     pub heavy_user_pats: usize,
     /// Share of PATs for which the service fills `token`/`alternateToken` with a fake secret.
     pub secret_share: f64,
+    /// Share of human users with 1 to 3 SSH keys. Keys are drawn from a random stream of
+    /// their own, so they leave the users and PATs of a seed as they were.
+    pub share_with_ssh_keys: f64,
+    /// SSH keys of the heavy user: more than one default page, and the guaranteed edge cases
+    /// (null name, "no date" sentinel, expired, revoked, long-lived, hostile names).
+    pub heavy_user_ssh_keys: usize,
 }
 
 impl OrgSpec {
@@ -57,6 +65,8 @@ impl OrgSpec {
             guest_share: 0.08,
             heavy_user_pats: 45,
             secret_share: 0.02,
+            share_with_ssh_keys: 0.15,
+            heavy_user_ssh_keys: 25,
         }
     }
 }
@@ -115,6 +125,8 @@ pub struct SimUser {
     /// "member" or "guest"; absent for service identities, as in the example.
     pub meta_type: Option<String>,
     pub pats: Vec<SimPat>,
+    /// What the same listing returns with `isPublic=true`.
+    pub ssh_keys: Vec<SimSshKey>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +146,23 @@ pub struct SimPat {
     /// A fake secret the server puts in `token`/`alternateToken`, containing
     /// [`SECRET_MARKER`], so tests can prove a client never keeps or prints it.
     pub token: Option<String>,
+}
+
+/// An SSH public key: a SessionToken with `isPublic: true` and the key in `publicData`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimSshKey {
+    pub authorization_id: String,
+    /// The key name; the service sends `null` for some.
+    pub display_name: Option<String>,
+    /// Which scope the service reports for a key is not documented; the generator says
+    /// `app_token`, as for a full-access PAT.
+    pub scope: String,
+    pub valid_from: OffsetDateTime,
+    pub valid_to: OffsetDateTime,
+    pub is_valid: bool,
+    pub user_id: String,
+    /// The public key, as `ssh-ed25519 AAAA… comment`: public, but no client needs to keep it.
+    pub public_data: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -157,6 +186,11 @@ impl SimOrg {
     /// PATs of human users.
     pub fn pat_count(&self) -> usize {
         self.human_users().map(|u| u.pats.len()).sum()
+    }
+
+    /// SSH keys of human users.
+    pub fn ssh_key_count(&self) -> usize {
+        self.human_users().map(|u| u.ssh_keys.len()).sum()
     }
 
     pub fn user(&self, descriptor: &str) -> Option<&SimUser> {
@@ -205,6 +239,9 @@ struct Generator<'a> {
     /// wire format keeps, so what clients parse equals what the generator made.
     now: OffsetDateTime,
     rng: fastrand::Rng,
+    /// SSH keys only: drawing them from `rng` would shift every user and PAT after the first
+    /// key, and with them the figures tests and benchmarks know a seed by.
+    ssh_rng: fastrand::Rng,
     tenant_id: String,
     account_id: String,
     other_account_id: String,
@@ -224,6 +261,7 @@ impl<'a> Generator<'a> {
             spec,
             now,
             rng,
+            ssh_rng: fastrand::Rng::with_seed(mix64(spec.seed ^ SSH_STREAM)),
             tenant_id,
             account_id,
             other_account_id,
@@ -290,6 +328,12 @@ impl<'a> Generator<'a> {
             pat_total = pat_total.max(1);
         }
         let pats = (0..pat_total).map(|_| self.pat(&user_id)).collect();
+        let ssh_total = if self.ssh_rng.f64() < self.spec.share_with_ssh_keys {
+            self.ssh_rng.usize(1..=3)
+        } else {
+            0
+        };
+        let ssh_keys = (0..ssh_total).map(|_| self.ssh_key(&user_id)).collect();
         SimUser {
             descriptor: descriptor(kind, &id),
             kind,
@@ -305,6 +349,7 @@ impl<'a> Generator<'a> {
             },
             meta_type: Some(if guest { "guest" } else { "member" }.into()),
             pats,
+            ssh_keys,
         }
     }
 
@@ -332,6 +377,37 @@ impl<'a> Generator<'a> {
         }
         for (p, name) in pats.zip(HOSTILE_PAT_NAMES) {
             p.display_name = Some((*name).to_string());
+        }
+        self.make_heavy_ssh_keys(user, &user_id);
+    }
+
+    fn make_heavy_ssh_keys(&mut self, user: &mut SimUser, user_id: &str) {
+        while user.ssh_keys.len() < self.spec.heavy_user_ssh_keys {
+            let key = self.ssh_key(user_id);
+            user.ssh_keys.push(key);
+        }
+        user.ssh_keys.truncate(self.spec.heavy_user_ssh_keys);
+        let now = self.now;
+        let mut keys = user.ssh_keys.iter_mut();
+        if let Some(k) = keys.next() {
+            k.display_name = None;
+        }
+        if let Some(k) = keys.next() {
+            k.valid_from = no_date_sentinel();
+        }
+        if let Some(k) = keys.next() {
+            k.valid_to = now - Duration::DAY * 3;
+            k.valid_from = k.valid_to - Duration::DAY * 365;
+        }
+        if let Some(k) = keys.next() {
+            k.is_valid = false;
+        }
+        if let Some(k) = keys.next() {
+            k.valid_from = now - Duration::DAY * 30;
+            k.valid_to = now + Duration::DAY * (5 * 365);
+        }
+        for (k, name) in keys.zip(HOSTILE_PAT_NAMES) {
+            k.display_name = Some((*name).to_string());
         }
     }
 
@@ -399,6 +475,37 @@ impl<'a> Generator<'a> {
         }
     }
 
+    /// One SSH key, from the SSH stream only. Validity has the PATs' mix (expired, expiring,
+    /// longer than a year) plus some keys made to last years.
+    fn ssh_key(&mut self, user_id: &str) -> SimSshKey {
+        let rng = &mut self.ssh_rng;
+        let display_name = match rng.u32(..100) {
+            0..5 => None,
+            5..12 => Some(HOSTILE_PAT_NAMES[rng.usize(..HOSTILE_PAT_NAMES.len())].to_string()),
+            _ => Some(SSH_KEY_NAMES[rng.usize(..SSH_KEY_NAMES.len())].to_string()),
+        };
+        let (valid_from, mut valid_to) = validity(rng, self.now);
+        if rng.u32(..100) < 10 {
+            valid_to = self.now + Duration::DAY * rng.i32(2 * 365..=10 * 365);
+        }
+        let authorization_id = guid(rng);
+        let public_data = format!(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{} {}",
+            URL_SAFE_NO_PAD.encode(rng.u128(..).to_be_bytes()),
+            display_name.as_deref().unwrap_or("key")
+        );
+        SimSshKey {
+            authorization_id,
+            display_name,
+            scope: "app_token".into(),
+            valid_from,
+            valid_to,
+            is_valid: rng.u32(..100) >= 8,
+            user_id: user_id.to_string(),
+            public_data,
+        }
+    }
+
     fn service_identity(&mut self, j: usize) -> SimUser {
         let org = self.name;
         let (kind, display_name, domain, meta_type) = match j {
@@ -449,9 +556,13 @@ impl<'a> Generator<'a> {
             domain: domain.into(),
             meta_type: meta_type.map(str::to_string),
             pats: Vec::new(),
+            ssh_keys: Vec::new(),
         }
     }
 }
+
+/// Tells the SSH key stream's seed from the org's.
+const SSH_STREAM: u64 = 0x55E4_4B3E_5EED_0001;
 
 fn guid(rng: &mut fastrand::Rng) -> String {
     // Version-4 layout, like the GUIDs the service hands out.
@@ -589,6 +700,75 @@ mod tests {
         assert!(pats.iter().any(|p| p.valid_to.nanosecond() != 0));
         assert!(pats.iter().any(|p| p.valid_to.nanosecond() == 0));
         assert!(pats.iter().all(|p| p.valid_from <= NOW));
+    }
+
+    #[test]
+    fn some_users_hold_ssh_keys_with_the_awkward_cases() {
+        let org = SimOrg::generate("Fabrikam", &OrgSpec::demo(), NOW);
+        let humans: Vec<&SimUser> = org.human_users().collect();
+        let holders: Vec<&&SimUser> = humans.iter().filter(|u| !u.ssh_keys.is_empty()).collect();
+        let share = holders.len() as f64 / humans.len() as f64;
+        assert!(
+            (0.12..0.18).contains(&share),
+            "{share} of users hold SSH keys"
+        );
+        assert!(
+            holders
+                .iter()
+                .filter(|u| u.ssh_keys.len() != 25)
+                .all(|u| (1..=3).contains(&u.ssh_keys.len()))
+        );
+        assert!(
+            org.users
+                .iter()
+                .all(|u| u.kind.is_human() || u.ssh_keys.is_empty())
+        );
+        let keys: Vec<&SimSshKey> = humans.iter().flat_map(|u| &u.ssh_keys).collect();
+        let ids: std::collections::HashSet<&str> =
+            keys.iter().map(|k| k.authorization_id.as_str()).collect();
+        assert_eq!(ids.len(), keys.len(), "authorization ids are unique");
+        let pat_ids: std::collections::HashSet<&str> = humans
+            .iter()
+            .flat_map(|u| &u.pats)
+            .map(|p| p.authorization_id.as_str())
+            .collect();
+        assert!(ids.is_disjoint(&pat_ids));
+        assert!(keys.iter().any(|k| k.display_name.is_none()));
+        for hostile in HOSTILE_PAT_NAMES {
+            assert!(
+                keys.iter()
+                    .any(|k| k.display_name.as_deref() == Some(*hostile)),
+                "{hostile}"
+            );
+        }
+        assert!(keys.iter().any(|k| k.valid_from == no_date_sentinel()));
+        assert!(keys.iter().any(|k| k.valid_to < NOW));
+        assert!(
+            keys.iter()
+                .any(|k| (k.valid_to - NOW).whole_days() > 2 * 365)
+        );
+        assert!(keys.iter().any(|k| !k.is_valid));
+        assert!(
+            keys.iter()
+                .all(|k| k.public_data.starts_with("ssh-ed25519 "))
+        );
+        assert_eq!(org.ssh_key_count(), keys.len());
+    }
+
+    #[test]
+    fn ssh_keys_leave_the_users_and_pats_of_a_seed_as_they_were() {
+        let with = SimOrg::generate("Fabrikam", &OrgSpec::demo(), NOW);
+        let none = OrgSpec {
+            share_with_ssh_keys: 0.0,
+            heavy_user_ssh_keys: 0,
+            ..OrgSpec::demo()
+        };
+        let mut without = SimOrg::generate("Fabrikam", &none, NOW);
+        assert_eq!(without.ssh_key_count(), 0);
+        for (a, b) in without.users.iter_mut().zip(&with.users) {
+            a.ssh_keys.clone_from(&b.ssh_keys);
+        }
+        assert_eq!(without, with);
     }
 
     #[test]

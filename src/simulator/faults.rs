@@ -64,6 +64,9 @@ pub struct FaultConfig {
     /// Descriptors whose Token Admin requests always get 500: the client must report the user
     /// as an error, not drop it.
     pub failing_descriptors: BTreeSet<String>,
+    /// Descriptors whose SSH key listing (`isPublic=true`) always gets 500 while their PAT
+    /// listing works: a user read half is still an error record.
+    pub failing_ssh_descriptors: BTreeSet<String>,
     /// The sliding-window rate-limit model; `None` turns it off.
     pub window: Option<WindowLimit>,
     /// Hostile or broken server behaviour the client must survive (all off by default).
@@ -74,17 +77,17 @@ pub struct FaultConfig {
 /// echo the credential, names the JSON parser chokes on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Hostile {
-    /// Descriptors whose PAT listing never ends: every page carries a new continuation token
-    /// (and the same entries).
+    /// Descriptors whose Token Admin listings (PATs and SSH keys) never end: every page carries
+    /// a new continuation token (and the same entries).
     pub endless_descriptors: BTreeSet<String>,
-    /// Every page after the first, of the users and of each user's PATs, starts again with
-    /// the last entry of the page before.
+    /// Every page after the first, of the users and of each user's PATs and SSH keys, starts
+    /// again with the last entry of the page before.
     pub repeat_entries: bool,
-    /// Descriptors whose PAT listing fails with a 400 that quotes the request's
+    /// Descriptors whose Token Admin listings fail with a 400 that quotes the request's
     /// `Authorization` header, as a careless proxy might.
     pub echo_authorization: BTreeSet<String>,
-    /// Descriptors whose PAT pages name their tokens with an escaped lone UTF-16 surrogate
-    /// (`"\ud800"`), which strict JSON parsers refuse.
+    /// Descriptors whose Token Admin pages name their entries with an escaped lone UTF-16
+    /// surrogate (`"\ud800"`), which strict JSON parsers refuse.
     pub lone_surrogate: BTreeSet<String>,
 }
 
@@ -107,6 +110,7 @@ impl FaultConfig {
             rate_limit_headers: false,
             malformed_json: BTreeMap::new(),
             failing_descriptors: BTreeSet::new(),
+            failing_ssh_descriptors: BTreeSet::new(),
             window: None,
             hostile: Hostile::default(),
         }
@@ -281,6 +285,11 @@ impl Faults {
     /// Whether this descriptor's requests always fail with 500.
     pub fn fails_persistently(&self, descriptor: &str) -> bool {
         self.config.failing_descriptors.contains(descriptor)
+    }
+
+    /// Whether this descriptor's SSH key requests always fail with 500.
+    pub fn ssh_keys_fail_persistently(&self, descriptor: &str) -> bool {
+        self.config.failing_ssh_descriptors.contains(descriptor)
     }
 
     /// Whether this answer for `descriptor` is to be sent truncated.

@@ -37,7 +37,9 @@ mod tests;
 
 pub use auth::{AuthConfig, AuthFailureMode, BearerValidator, DEMO_BEARER, DEMO_PAT};
 pub use config::{Gate, SimConfig};
-pub use data::{OrgSpec, SECRET_MARKER, SimOrg, SimPat, SimUser, SubjectKind, no_date_sentinel};
+pub use data::{
+    OrgSpec, SECRET_MARKER, SimOrg, SimPat, SimSshKey, SimUser, SubjectKind, no_date_sentinel,
+};
 pub use faults::{FaultConfig, Hostile, Persistence, Storm};
 pub use paging::PagingConfig;
 pub use ratelimit::WindowLimit;

@@ -168,6 +168,22 @@ pub(crate) const HOSTILE_PAT_NAMES: &[&str] = &[
     "=HYPERLINK(\"javascript:window.__pwned=1\",\"open\")",
 ];
 
+/// Names people give SSH keys: mostly the machine or the key file.
+pub(crate) const SSH_KEY_NAMES: &[&str] = &[
+    "laptop",
+    "work desktop",
+    "MacBook Pro",
+    "id_ed25519",
+    "id_rsa",
+    "WSL",
+    "build agent",
+    "jenkins@ci-01",
+    "yubikey 5",
+    "deploy key (old)",
+    "home",
+    "devbox",
+];
+
 pub(crate) const PAT_NAMES: &[&str] = &[
     "az cli",
     "azure-pipelines agent",

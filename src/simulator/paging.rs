@@ -147,6 +147,18 @@ pub struct PatCursor {
 
 const PAT_OFFSET_BITS: u32 = 24;
 
+/// The key of one listing's tokens: the same endpoint lists PATs and (`isPublic=true`) SSH
+/// keys, and a token of one must be refused by the other. PAT tokens keep the org's key, so
+/// they are the bytes they always were (faults are decided by hashing the request, token
+/// included).
+pub fn listing_key(key: u64, ssh_keys: bool) -> u64 {
+    if ssh_keys {
+        mix64(key ^ 0x55E4_0C0D_E5EE_D5A1)
+    } else {
+        key
+    }
+}
+
 /// A GUID-shaped token bound to the user's descriptor.
 pub fn encode_pat_token(key: u64, descriptor: &str, cursor: PatCursor) -> String {
     let position = (cursor.offset & ((1 << PAT_OFFSET_BITS) - 1))
@@ -240,6 +252,22 @@ mod tests {
             decode_pat_token(5, "aad.x", "00000000-0000-0000-0000-000000000000"),
             None
         );
+    }
+
+    #[test]
+    fn a_token_of_one_listing_is_refused_by_the_other() {
+        let c = PatCursor {
+            offset: 20,
+            ordinal: 1,
+        };
+        let (pats, keys) = (listing_key(5, false), listing_key(5, true));
+        assert_eq!(pats, 5, "PAT tokens are unchanged");
+        let pat_token = encode_pat_token(pats, "aad.x", c);
+        let key_token = encode_pat_token(keys, "aad.x", c);
+        assert_ne!(pat_token, key_token);
+        assert_eq!(decode_pat_token(keys, "aad.x", &key_token), Some(c));
+        assert_eq!(decode_pat_token(keys, "aad.x", &pat_token), None);
+        assert_eq!(decode_pat_token(pats, "aad.x", &key_token), None);
     }
 
     #[test]

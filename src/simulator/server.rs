@@ -1,5 +1,6 @@
 //! The HTTP side: route matching (case-insensitive, as the service does), the request
-//! pipeline (organization, authentication, faults, `api-version`), the two handlers, and the
+//! pipeline (organization, authentication, faults, `api-version`), the two handlers (Graph users;
+//! Token Admin, which lists PATs or, with `isPublic=true`, SSH keys), and the
 //! [`SimServer`] that runs it all on a loopback port.
 
 use std::collections::HashMap;
@@ -24,11 +25,13 @@ use super::faults::{self, Early, Faults};
 use super::hash::{hash_bytes, mix64};
 use super::paging::{
     GraphCursor, PagingConfig, PatCursor, decode_graph_token, decode_pat_token, encode_graph_token,
-    encode_pat_token, graph_page, pat_page_size, subject_mask,
+    encode_pat_token, graph_page, listing_key, pat_page_size, subject_mask,
 };
 use super::reply::Reply;
 use super::stats::{SimStats, SimStatsSnapshot, add, bump};
-use super::wire::{self, Continuation, ExceptionType, PageEnd, guid_from_u128, parse_guid};
+use super::wire::{
+    self, Continuation, Entries, ExceptionType, PageEnd, guid_from_u128, parse_guid,
+};
 
 /// A router serving `org` under `config`, for in-process use.
 pub fn router(org: Arc<SimOrg>, config: SimConfig) -> Router {
@@ -366,8 +369,15 @@ impl AppState {
             )
             .into();
         }
+        let query = Query::parse(uri.query());
+        // Counted apart, so a test can tell that a scan asked for no SSH keys at all.
+        let ssh_listing = api == Api::TokenAdmin
+            && query
+                .get("isPublic")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         bump(match api {
             Api::GraphUsers => &stats.graph_user_requests,
+            Api::TokenAdmin if ssh_listing => &stats.ssh_key_requests,
             Api::TokenAdmin => &stats.pat_requests,
         });
         let path_and_query = uri.path_and_query().map_or(path, |pq| pq.as_str());
@@ -391,7 +401,6 @@ impl AppState {
                 return faults::server_error(activity).into();
             }
         };
-        let query = Query::parse(uri.query());
         let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
         let version = match negotiate(api, query.get("api-version"), accept) {
             Ok(v) => v,
@@ -420,7 +429,7 @@ impl AppState {
                     ),
                 )
             }
-            Route::Pats { descriptor, .. } => self.pats(descriptor, &query, activity),
+            Route::Pats { descriptor, .. } => self.token_listing(descriptor, &query, activity),
             _ => self.graph_users(org, &query, headers),
         };
         let mut hold = Duration::ZERO;
@@ -514,8 +523,10 @@ impl AppState {
     }
 
     /// `GET {org}/_apis/tokenadmin/personalaccesstokens/{descriptor}`: client-sized pages,
-    /// a GUID token in the body, one of four end markers on the last page.
-    fn pats(&self, descriptor: &str, query: &Query, activity: &str) -> Reply {
+    /// a GUID token in the body, one of four end markers on the last page. The user's PATs,
+    /// or with `isPublic=true` the user's SSH keys, under the same rules and faults; a token
+    /// is good only for the user and the listing that issued it.
+    fn token_listing(&self, descriptor: &str, query: &Query, activity: &str) -> Reply {
         if !well_formed_descriptor(descriptor) {
             return bad_request(
                 ExceptionType::Argument,
@@ -568,13 +579,19 @@ impl AppState {
             }
         };
         let user = &self.org.users[position];
+        let entries = if ssh_keys {
+            Entries::SshKeys(&user.ssh_keys)
+        } else {
+            Entries::Pats(&user.pats)
+        };
+        let key = listing_key(self.token_key, ssh_keys);
         let cursor = match query.get("continuationToken").filter(|t| !t.is_empty()) {
             None => PatCursor {
                 offset: 0,
                 ordinal: 0,
             },
-            Some(token) => match decode_pat_token(self.token_key, descriptor, token) {
-                Some(c) if c.offset as usize <= user.pats.len() && !ssh_keys => c,
+            Some(token) => match decode_pat_token(key, descriptor, token) {
+                Some(c) if c.offset as usize <= entries.count() => c,
                 _ => {
                     return bad_request(
                         ExceptionType::Argument,
@@ -584,27 +601,25 @@ impl AppState {
                 }
             },
         };
-        if self.faults.fails_persistently(descriptor) {
+        if self.faults.fails_persistently(descriptor)
+            || (ssh_keys && self.faults.ssh_keys_fail_persistently(descriptor))
+        {
             return faults::server_error(activity);
         }
         // Users take turns with the four ways of saying "last page".
         let end = Continuation::End(PageEnd::ALL[position % PageEnd::ALL.len()]);
-        if ssh_keys {
-            // This org has no SSH keys; only PATs are simulated.
-            return Reply::json(StatusCode::OK, wire::pat_page(&[], &end));
-        }
         let start = cursor.offset as usize;
         let size = pat_page_size(
-            self.token_key,
+            key,
             descriptor,
             cursor,
             page_size,
             self.paging.pat_uneven_pages,
         );
-        let stop = (start + size).min(user.pats.len());
+        let stop = (start + size).min(entries.count());
         let hostile = &self.faults.config().hostile;
         let endless = hostile.endless_descriptors.contains(descriptor);
-        let continuation = if endless || stop < user.pats.len() {
+        let continuation = if endless || stop < entries.count() {
             let next = PatCursor {
                 // An endless listing serves its first page again and again, each time with a
                 // token never seen before.
@@ -615,15 +630,20 @@ impl AppState {
                 },
                 ordinal: cursor.ordinal.wrapping_add(1),
             };
-            Continuation::Next(encode_pat_token(self.token_key, descriptor, next))
+            Continuation::Next(encode_pat_token(key, descriptor, next))
         } else {
             end
         };
-        bump(&self.stats.pat_pages);
-        add(&self.stats.pats_served, stop - start);
+        let (pages, served) = if ssh_keys {
+            (&self.stats.ssh_key_pages, &self.stats.ssh_keys_served)
+        } else {
+            (&self.stats.pat_pages, &self.stats.pats_served)
+        };
+        bump(pages);
+        add(served, stop - start);
         let repeat = hostile.repeat_entries && start > 0;
         let first = if repeat { start - 1 } else { start };
-        let mut body = wire::pat_page(&user.pats[first..stop], &continuation);
+        let mut body = wire::token_page(entries.slice(first..stop), &continuation);
         if hostile.lone_surrogate.contains(descriptor) {
             body = wire::with_lone_surrogate_names(&body);
         }

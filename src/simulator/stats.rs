@@ -8,7 +8,10 @@ pub struct SimStatsSnapshot {
     /// Every request, whatever its answer.
     pub requests_total: u64,
     pub graph_user_requests: u64,
+    /// Token Admin requests for PATs (`isPublic` absent or not `true`).
     pub pat_requests: u64,
+    /// Token Admin requests for SSH keys (`isPublic=true`).
+    pub ssh_key_requests: u64,
     pub sign_in_requests: u64,
     /// Requests to no known route, or for an unknown organization.
     pub not_found: u64,
@@ -27,9 +30,11 @@ pub struct SimStatsSnapshot {
     /// Graph pages and Token Admin pages answered with 200 (malformed ones included).
     pub user_pages: u64,
     pub pat_pages: u64,
-    /// Users and PATs put on those pages.
+    pub ssh_key_pages: u64,
+    /// Users, PATs and SSH keys put on those pages.
     pub users_served: u64,
     pub pats_served: u64,
+    pub ssh_keys_served: u64,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +42,7 @@ pub(crate) struct SimStats {
     pub requests_total: AtomicU64,
     pub graph_user_requests: AtomicU64,
     pub pat_requests: AtomicU64,
+    pub ssh_key_requests: AtomicU64,
     pub sign_in_requests: AtomicU64,
     pub not_found: AtomicU64,
     pub method_not_allowed: AtomicU64,
@@ -49,8 +55,10 @@ pub(crate) struct SimStats {
     pub malformed_bodies: AtomicU64,
     pub user_pages: AtomicU64,
     pub pat_pages: AtomicU64,
+    pub ssh_key_pages: AtomicU64,
     pub users_served: AtomicU64,
     pub pats_served: AtomicU64,
+    pub ssh_keys_served: AtomicU64,
 }
 
 /// Adds one.
@@ -69,6 +77,7 @@ impl SimStats {
             requests_total: g(&self.requests_total),
             graph_user_requests: g(&self.graph_user_requests),
             pat_requests: g(&self.pat_requests),
+            ssh_key_requests: g(&self.ssh_key_requests),
             sign_in_requests: g(&self.sign_in_requests),
             not_found: g(&self.not_found),
             method_not_allowed: g(&self.method_not_allowed),
@@ -81,8 +90,10 @@ impl SimStats {
             malformed_bodies: g(&self.malformed_bodies),
             user_pages: g(&self.user_pages),
             pat_pages: g(&self.pat_pages),
+            ssh_key_pages: g(&self.ssh_key_pages),
             users_served: g(&self.users_served),
             pats_served: g(&self.pats_served),
+            ssh_keys_served: g(&self.ssh_keys_served),
         }
     }
 }

@@ -111,6 +111,19 @@ async fn list_pats(
     descriptor: &str,
     page_size: Option<u32>,
 ) -> (Vec<String>, Vec<String>) {
+    list_entries(server, descriptor, page_size, "").await
+}
+
+/// The query part that asks the Token Admin listing for SSH keys.
+const SSH_KEYS: &str = "&isPublic=true";
+
+/// One Token Admin listing, as [`list_pats`]; `listing` is the query's `isPublic` part, if any.
+async fn list_entries(
+    server: &SimServer,
+    descriptor: &str,
+    page_size: Option<u32>,
+    listing: &str,
+) -> (Vec<String>, Vec<String>) {
     let mut ids = Vec::new();
     let mut bodies = Vec::new();
     let mut token: Option<String> = None;
@@ -122,7 +135,7 @@ async fn list_pats(
             .as_deref()
             .map(|t| format!("&continuationToken={}", encode(t)))
             .unwrap_or_default();
-        let path = pats_path(descriptor, &format!("{size}{continuation}"));
+        let path = pats_path(descriptor, &format!("{size}{listing}{continuation}"));
         let mut attempts = 0;
         let body = loop {
             attempts += 1;
@@ -566,9 +579,120 @@ async fn pat_listing_refuses_bad_descriptors_and_tokens() {
         .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
-    // SSH keys are a different listing, and this org has none.
-    let ssh = json(get(&server, &pats_path(&heavy.descriptor, "&isPublic=true")).await).await;
-    assert_eq!(ssh["value"].as_array().map(Vec::len), Some(0));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn ssh_keys_are_listed_with_is_public_under_the_same_paging_rules() {
+    let server = start(40, SimConfig::strict()).await;
+    let heavy = heavy_user(&server);
+    assert_eq!(heavy.ssh_keys.len(), 25);
+    let (ids, bodies) = list_entries(&server, &heavy.descriptor, None, SSH_KEYS).await;
+    assert_eq!(bodies.len(), 2, "20 + 5");
+    let expected: Vec<&String> = heavy.ssh_keys.iter().map(|k| &k.authorization_id).collect();
+    assert_eq!(ids.iter().collect::<Vec<_>>(), expected);
+    let first = parse(bodies[0].as_bytes()).expect("json");
+    let entry = &first["value"][0];
+    assert_eq!(entry["isPublic"], true);
+    assert!(entry["displayName"].is_null(), "the first key has no name");
+    assert!(
+        entry["publicData"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("ssh-ed25519 "))
+    );
+    assert!(entry["targetAccounts"].is_null());
+    // The PATs of the same user are untouched by the other listing.
+    let (pat_ids, _) = list_pats(&server, &heavy.descriptor, None).await;
+    assert_eq!(pat_ids.len(), heavy.pats.len());
+    let stats = server.stats();
+    assert_eq!((stats.ssh_key_requests, stats.ssh_key_pages), (2, 2));
+    assert_eq!(stats.ssh_keys_served, 25);
+    assert_eq!((stats.pat_requests, stats.pats_served), (3, 45));
+    // A user without keys gets an empty page that ends the listing.
+    let keyless = server
+        .org()
+        .human_users()
+        .find(|u| u.ssh_keys.is_empty())
+        .expect("a user without SSH keys");
+    let (none, bodies) = list_entries(&server, &keyless.descriptor, None, SSH_KEYS).await;
+    assert!(none.is_empty() && bodies.len() == 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn continuation_tokens_cannot_cross_between_pats_and_ssh_keys() {
+    let server = start(40, SimConfig::strict()).await;
+    let heavy = heavy_user(&server);
+    let token = |extra: &'static str| {
+        let path = pats_path(&heavy.descriptor, extra);
+        let server = &server;
+        async move {
+            json(get(server, &path).await).await["continuationToken"]
+                .as_str()
+                .expect("a next page")
+                .to_string()
+        }
+    };
+    let pat_token = token("").await;
+    let ssh_token = token("&isPublic=true").await;
+    let crossed = [
+        (
+            format!("&isPublic=true&continuationToken={pat_token}"),
+            "PAT token on SSH keys",
+        ),
+        (
+            format!("&continuationToken={ssh_token}"),
+            "SSH token on PATs",
+        ),
+        (
+            format!("&isPublic=false&continuationToken={ssh_token}"),
+            "SSH token on isPublic=false",
+        ),
+    ];
+    for (query, what) in crossed {
+        let response = get(&server, &pats_path(&heavy.descriptor, &query)).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{what}");
+        let body = json(response).await;
+        assert_eq!(body["typeKey"], "ArgumentException", "{what}");
+        assert_eq!(
+            body["message"],
+            "The continuation token is not valid for this subject descriptor.\r\n\
+             Parameter name: continuationToken",
+            "{what}: the text of any other refused token"
+        );
+    }
+    // Each token still works on its own listing.
+    for query in [
+        format!("&isPublic=true&continuationToken={ssh_token}"),
+        format!("&continuationToken={pat_token}"),
+    ] {
+        let response = get(&server, &pats_path(&heavy.descriptor, &query)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{query}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn ssh_key_listings_meet_the_faults_and_a_failing_one_fails_alone() {
+    let users = org(40);
+    let heavy = users
+        .human_users()
+        .find(|u| u.ssh_keys.len() == 25)
+        .expect("heavy")
+        .descriptor
+        .clone();
+    let mut config = SimConfig::strict();
+    config.faults.failing_ssh_descriptors.insert(heavy.clone());
+    config.faults.malformed_json = BTreeMap::from([(heavy.clone(), Persistence::Always)]);
+    let server = SimServer::start(users, config).await.expect("server");
+    let ssh = get(&server, &pats_path(&heavy, "&isPublic=true")).await;
+    assert_eq!(ssh.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let pats = get(&server, &pats_path(&heavy, "")).await;
+    assert_eq!(pats.status(), StatusCode::OK, "only the SSH listing fails");
+    assert!(
+        parse(&pats.bytes().await.expect("body")).is_none(),
+        "but the PAT page meets the descriptor's other faults"
+    );
     server.shutdown().await;
 }
 
@@ -917,6 +1041,7 @@ async fn demo_config_scan_recovers_every_pat_with_retries() {
     config.faults.transient_500_probability = 0.1;
     let server = start(150, config).await;
     let mut found: HashMap<String, Vec<String>> = HashMap::new();
+    let mut found_keys: HashMap<String, Vec<String>> = HashMap::new();
     let humans: Vec<(String, Vec<String>)> = server
         .org()
         .human_users()
@@ -934,6 +1059,23 @@ async fn demo_config_scan_recovers_every_pat_with_retries() {
     }
     for (d, expected) in &humans {
         assert_eq!(&found[d], expected, "{d}");
+    }
+    // SSH keys come through the same faults.
+    let keys = futures::future::join_all(
+        humans
+            .iter()
+            .map(|(d, _)| list_entries(&server, d, Some(2), SSH_KEYS)),
+    )
+    .await;
+    for ((d, _), (ids, _)) in humans.iter().zip(keys) {
+        found_keys.insert(d.clone(), ids);
+    }
+    for user in server.org().human_users() {
+        let expected: Vec<&String> = user.ssh_keys.iter().map(|k| &k.authorization_id).collect();
+        assert_eq!(
+            found_keys[&user.descriptor].iter().collect::<Vec<_>>(),
+            expected
+        );
     }
     let stats = server.stats();
     assert!(

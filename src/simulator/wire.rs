@@ -5,7 +5,7 @@
 use serde::Serialize;
 use time::{OffsetDateTime, UtcOffset};
 
-use super::data::{SimPat, SimUser};
+use super::data::{SimPat, SimSshKey, SimUser};
 use super::hash::hash_bytes;
 
 /// The GUID the service prints for "no value" (`clientId`, `accessId`, ...).
@@ -163,29 +163,109 @@ struct SessionToken<'a> {
     source: Option<&'a str>,
 }
 
+/// The fields a PAT and an SSH key share.
+struct Common<'a> {
+    authorization_id: &'a str,
+    user_id: &'a str,
+    valid_from: OffsetDateTime,
+    valid_to: OffsetDateTime,
+    display_name: Option<&'a str>,
+    scope: &'a str,
+    is_valid: bool,
+}
+
 impl<'a> SessionToken<'a> {
-    fn new(pat: &'a SimPat) -> Self {
-        // Which datetime spelling and which secret field a PAT uses is fixed per PAT, so
+    /// The entry with what a PAT and an SSH key share filled in, and a hash of its id.
+    fn common(c: Common<'a>) -> (Self, u64) {
+        // Which datetime spelling and which secret field an entry uses is fixed per entry, so
         // every client run sees the same bytes.
-        let h = hash_bytes(0x5e55_1011, pat.authorization_id.as_bytes());
-        let token = pat.token.as_deref();
-        SessionToken {
+        let h = hash_bytes(0x5e55_1011, c.authorization_id.as_bytes());
+        let token = SessionToken {
             client_id: ZERO_GUID,
             access_id: ZERO_GUID,
-            authorization_id: &pat.authorization_id,
+            authorization_id: c.authorization_id,
             host_authorization_id: ZERO_GUID,
-            user_id: &pat.user_id,
-            valid_from: format_datetime(pat.valid_from, h & 1 == 0),
-            valid_to: format_datetime(pat.valid_to, h & 2 == 0),
-            display_name: pat.display_name.as_deref(),
-            scope: &pat.scope,
-            target_accounts: pat.target_accounts.as_deref(),
-            token,
-            alternate_token: if h & 4 == 0 { token } else { None },
-            is_valid: pat.is_valid,
+            user_id: c.user_id,
+            valid_from: format_datetime(c.valid_from, h & 1 == 0),
+            valid_to: format_datetime(c.valid_to, h & 2 == 0),
+            display_name: c.display_name,
+            scope: c.scope,
+            target_accounts: None,
+            token: None,
+            alternate_token: None,
+            is_valid: c.is_valid,
             is_public: false,
             public_data: None,
             source: None,
+        };
+        (token, h)
+    }
+
+    fn pat(pat: &'a SimPat) -> Self {
+        let (entry, h) = Self::common(Common {
+            authorization_id: &pat.authorization_id,
+            user_id: &pat.user_id,
+            valid_from: pat.valid_from,
+            valid_to: pat.valid_to,
+            display_name: pat.display_name.as_deref(),
+            scope: &pat.scope,
+            is_valid: pat.is_valid,
+        });
+        let token = pat.token.as_deref();
+        SessionToken {
+            target_accounts: pat.target_accounts.as_deref(),
+            token,
+            alternate_token: if h & 4 == 0 { token } else { None },
+            ..entry
+        }
+    }
+
+    /// An SSH key: `isPublic: true`, the public key in `publicData`, no organizations.
+    fn ssh_key(key: &'a SimSshKey) -> Self {
+        let (entry, _) = Self::common(Common {
+            authorization_id: &key.authorization_id,
+            user_id: &key.user_id,
+            valid_from: key.valid_from,
+            valid_to: key.valid_to,
+            display_name: key.display_name.as_deref(),
+            scope: &key.scope,
+            is_valid: key.is_valid,
+        });
+        SessionToken {
+            is_public: true,
+            public_data: Some(&key.public_data),
+            ..entry
+        }
+    }
+}
+
+/// The entries of one Token Admin page: PATs, or (`isPublic=true`) SSH keys.
+#[derive(Debug, Clone, Copy)]
+pub enum Entries<'a> {
+    Pats(&'a [SimPat]),
+    SshKeys(&'a [SimSshKey]),
+}
+
+impl<'a> Entries<'a> {
+    pub fn count(self) -> usize {
+        match self {
+            Entries::Pats(p) => p.len(),
+            Entries::SshKeys(k) => k.len(),
+        }
+    }
+
+    /// The entries `range` of these (the caller keeps the range in bounds).
+    pub fn slice(self, range: std::ops::Range<usize>) -> Entries<'a> {
+        match self {
+            Entries::Pats(p) => Entries::Pats(&p[range]),
+            Entries::SshKeys(k) => Entries::SshKeys(&k[range]),
+        }
+    }
+
+    fn session_tokens(self) -> Vec<SessionToken<'a>> {
+        match self {
+            Entries::Pats(p) => p.iter().map(SessionToken::pat).collect(),
+            Entries::SshKeys(k) => k.iter().map(SessionToken::ssh_key).collect(),
         }
     }
 }
@@ -230,7 +310,7 @@ struct PagedSessionTokens<'a> {
 }
 
 /// The body of one Token Admin page: `{"value":[SessionToken...],"continuationToken":...}`.
-pub fn pat_page(pats: &[SimPat], continuation: &Continuation) -> Vec<u8> {
+pub fn token_page(entries: Entries<'_>, continuation: &Continuation) -> Vec<u8> {
     let continuation_token = match continuation {
         Continuation::Next(token) => Some(Some(token.as_str())),
         Continuation::End(PageEnd::Null) => Some(None),
@@ -239,7 +319,7 @@ pub fn pat_page(pats: &[SimPat], continuation: &Continuation) -> Vec<u8> {
         Continuation::End(PageEnd::ZeroGuid) => Some(Some(ZERO_GUID)),
     };
     to_json(&PagedSessionTokens {
-        value: pats.iter().map(SessionToken::new).collect(),
+        value: entries.session_tokens(),
         continuation_token,
     })
 }
@@ -395,7 +475,10 @@ mod tests {
 
     #[test]
     fn page_end_markers_serialise_as_the_four_variants() {
-        let text = |end| String::from_utf8(pat_page(&[], &Continuation::End(end))).expect("utf8");
+        let text = |end| {
+            String::from_utf8(token_page(Entries::Pats(&[]), &Continuation::End(end)))
+                .expect("utf8")
+        };
         assert_eq!(
             text(PageEnd::Null),
             r#"{"value":[],"continuationToken":null}"#
