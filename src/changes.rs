@@ -192,7 +192,23 @@ pub struct Changes {
     pub holders_gone: Vec<HolderRef>,
 }
 
+/// The changes without their lists: what a run status, a log line or a notification needs.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChangeSummary {
+    pub previous: Option<Previous>,
+    pub note: Option<String>,
+    pub counts: ChangeCounts,
+}
+
 impl Changes {
+    pub fn summary(&self) -> ChangeSummary {
+        ChangeSummary {
+            previous: self.previous.clone(),
+            note: self.note.clone(),
+            counts: self.counts,
+        }
+    }
+
     /// Nothing to compare with, and why.
     pub fn none(note: impl Into<String>) -> Changes {
         Changes {

@@ -17,8 +17,10 @@
 //! Storage only saves and loads these documents (`storage::runs`); the worker, the poison
 //! handler and the in-process runner move them.
 
+use crate::changes::ChangeCounts;
 use crate::domain::timestamp::{self, rfc3339};
 use crate::domain::{OrgName, RunId};
+use crate::findings::FindingCounts;
 use crate::report::{Format, Report, Summary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -127,14 +129,25 @@ pub struct RunSummary {
     pub invalid: usize,
     pub full_access: usize,
     pub global: usize,
+    /// Tokens by their most severe finding, and per rule.
+    #[serde(default)]
+    pub findings: FindingCounts,
+    /// What changed since the previous report (`None`: a first run, or not compared).
+    #[serde(default)]
+    pub changes: Option<ChangeCounts>,
 }
 
 impl RunSummary {
     pub fn of(report: &Report) -> Self {
-        Self::from_parts(report.run.complete, &report.summary)
+        let changes = report
+            .changes
+            .as_ref()
+            .filter(|c| c.previous.is_some())
+            .map(|c| c.counts);
+        Self::from_parts(report.run.complete, &report.summary, changes)
     }
 
-    pub fn from_parts(complete: bool, summary: &Summary) -> Self {
+    pub fn from_parts(complete: bool, summary: &Summary, changes: Option<ChangeCounts>) -> Self {
         Self {
             complete,
             users_listed: summary.users_listed,
@@ -148,6 +161,8 @@ impl RunSummary {
             invalid: summary.by_status.invalid,
             full_access: summary.full_access,
             global: summary.global,
+            findings: summary.findings.clone(),
+            changes,
         }
     }
 }
@@ -161,6 +176,8 @@ pub struct RunResult {
     pub summary: RunSummary,
     pub progress: RunProgress,
     pub files: ReportFiles,
+    /// What became of each webhook told of the report (none configured: empty).
+    pub notifications: Vec<crate::notify::Outcome>,
 }
 
 /// A move the run's state does not allow.
@@ -208,6 +225,9 @@ pub struct RunStatus {
     summary: Option<RunSummary>,
     #[serde(default)]
     files: Option<ReportFiles>,
+    /// The webhooks told of the report, and what became of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    notifications: Vec<crate::notify::Outcome>,
     /// Why the run failed (final), or why the last attempt failed (while it is retried).
     #[serde(default)]
     error: Option<String>,
@@ -240,6 +260,7 @@ impl RunStatus {
             progress: None,
             summary: None,
             files: None,
+            notifications: Vec::new(),
             error: None,
         }
     }
@@ -273,6 +294,9 @@ impl RunStatus {
     }
     pub fn files(&self) -> Option<&ReportFiles> {
         self.files.as_ref()
+    }
+    pub fn notifications(&self) -> &[crate::notify::Outcome] {
+        &self.notifications
     }
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
@@ -338,6 +362,7 @@ impl RunStatus {
         self.summary = Some(result.summary);
         self.progress = Some(result.progress);
         self.files = Some(result.files);
+        self.notifications = result.notifications;
         self.finished_at = Some(at);
         self.error = None;
         self.touch(at);
@@ -437,6 +462,7 @@ mod tests {
             summary: RunSummary::default(),
             progress: RunProgress::default(),
             files: ReportFiles::from([(Format::Xlsx, "a.xlsx".to_owned())]),
+            notifications: Vec::new(),
         }
     }
 

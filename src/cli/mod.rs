@@ -12,6 +12,7 @@ use crate::ado::{DEFAULT_ADO_URL, DEFAULT_PAGE_LIMIT};
 use crate::credentials::AuthMode;
 use crate::engine::DEFAULT_CONCURRENCY;
 use crate::findings::Policy;
+use crate::notify::Webhook;
 use crate::report::Format;
 use crate::settings::names;
 use crate::settings::{Choice, ScanSettings, parse};
@@ -117,6 +118,12 @@ pub struct ReportArgs {
     #[arg(long, env = names::POLICY, value_name = "FILE", value_parser = parse_policy)]
     pub policy: Option<Policy>,
 
+    /// Tell a webhook about the report: Microsoft Teams (Workflows), Slack, or any JSON
+    /// receiver; `teams:`, `slack:` or `json:` before the URL picks the format. Repeatable.
+    /// The URL is a secret: never printed. Delivery is retried and never fails the report.
+    #[arg(long, value_name = "URL", env = names::NOTIFY, value_delimiter = ',', hide_env_values = true, value_parser = parse_webhook)]
+    pub notify: Vec<Webhook>,
+
     /// Compare with this earlier JSON report (by default: the newest earlier JSON report of
     /// the organization in the output folder).
     #[arg(long, value_name = "FILE", conflicts_with = "no_compare")]
@@ -221,6 +228,11 @@ impl ReportArgs {
             include_ssh_keys: self.include_ssh_keys,
         }
     }
+}
+
+/// Checked when the command line is parsed; the error never repeats the URL.
+fn parse_webhook(text: &str) -> Result<Webhook, String> {
+    Webhook::parse(text).map_err(|e| e.to_string())
 }
 
 /// Read when the command line is parsed, so a bad policy is reported before any scan.

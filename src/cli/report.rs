@@ -80,6 +80,9 @@ pub async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     progress.finish();
     let produced = produced?;
     println!("{}", closing_summary(&produced));
+    if !args.notify.is_empty() {
+        notify(&args.notify, &produced).await;
+    }
     let code = if produced.run.complete {
         exit::OK
     } else {
@@ -97,6 +100,29 @@ pub async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(code)
+}
+
+/// Tell the webhooks; what became of each is said on stderr, and never changes the exit code.
+async fn notify(hooks: &[crate::notify::Webhook], produced: &Produced) {
+    use crate::notify::{RetryPolicy, deliver, http_client};
+    let outcomes = deliver(
+        &http_client(),
+        hooks,
+        &produced.notice,
+        &RetryPolicy::default(),
+    )
+    .await;
+    for o in outcomes {
+        match (o.delivered, &o.error) {
+            (true, _) => eprintln!("notified the {} ({} attempts)", o.target, o.attempts),
+            (false, error) => eprintln!(
+                "warning: could not notify the {} after {} attempts: {}",
+                o.target,
+                o.attempts,
+                error.as_deref().unwrap_or("no reason recorded")
+            ),
+        }
+    }
 }
 
 /// Serve the live page on 127.0.0.1:`port`; returns its address.
@@ -274,6 +300,32 @@ pub fn closing_summary(produced: &Produced) -> String {
                 (false, _) => String::new(),
             }
         ));
+    }
+    let f = &s.findings;
+    text.push_str(&format!(
+        "\nTo act on: {} tokens with findings ({} critical, {} high, {} medium, {} low); the Findings sheet ranks them.",
+        f.tokens, f.critical, f.high, f.medium, f.low
+    ));
+    if let Some(changes) = &produced.changes {
+        match (&changes.previous, &changes.note) {
+            (Some(previous), note) => {
+                let c = &changes.counts;
+                text.push_str(&format!(
+                    "\nSince {}: {} new, {} gone, {} changed PATs; {} new holders, {} holders gone.",
+                    previous.source,
+                    c.new_pats,
+                    c.gone_pats,
+                    c.changed_pats,
+                    c.new_holders,
+                    c.holders_gone
+                ));
+                if let Some(note) = note {
+                    text.push_str(&format!(" {note}"));
+                }
+            }
+            (None, Some(note)) => text.push_str(&format!("\n{note}")),
+            (None, None) => {}
+        }
     }
     for output in &produced.outputs {
         text.push_str(&format!("\n  wrote {}", output.location));

@@ -331,6 +331,29 @@ impl FindingCounts {
     }
 }
 
+/// Indices of the rows with findings, in the order to act on them: most severe first, then the
+/// soonest to expire (no end date last), then the rows' own order (by owner).
+pub fn ranked(rows: &[crate::report::TokenRow]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0u32..)
+        .zip(rows)
+        .filter(|(_, r)| !r.findings.is_empty())
+        .map(|(i, _)| i)
+        .collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&rows[a as usize], &rows[b as usize]);
+        b.findings
+            .severity()
+            .cmp(&a.findings.severity())
+            .then_with(|| match (a.valid_to, b.valid_to) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
+    });
+    order
+}
+
 /// Whether global PATs are retired at `now` (they stopped working on 1 December 2026).
 pub fn global_retired(now: OffsetDateTime) -> bool {
     now >= GLOBAL_RETIREMENT

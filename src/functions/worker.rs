@@ -29,11 +29,13 @@ use super::state::AppState;
 use crate::ado::AdoCredential;
 use crate::credentials::AuthMode;
 use crate::engine::Progress;
+use crate::lifecycle::RunSource;
 use crate::lifecycle::{
     Execution, HEARTBEAT_EVERY, LatestPointer, MAX_ATTEMPTS, ReportFiles, RunProgress, RunResult,
     RunStatus, RunSummary,
 };
 use crate::pipeline::{self, Observer, Produced, Stage};
+use crate::report::Format;
 use crate::storage::{BlobSink, RunStore, StorageError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -164,7 +166,12 @@ async fn run_job(
     let now = OffsetDateTime::now_utc();
     match made {
         Ok((produced, progress)) => {
-            let summary = RunSummary::from_parts(produced.run.complete, &produced.summary);
+            let changes = produced
+                .changes
+                .as_ref()
+                .filter(|c| c.previous.is_some())
+                .map(|c| c.counts);
+            let summary = RunSummary::from_parts(produced.run.complete, &produced.summary, changes);
             let files: ReportFiles = produced
                 .outputs
                 .iter()
@@ -185,10 +192,22 @@ async fn run_job(
                     job.org.key()
                 ));
             }
+            let notifications = match job.source {
+                RunSource::Timer => notify(state, runs, &produced, &files).await,
+                RunSource::Http => Vec::new(),
+            };
+            for o in notifications.iter().filter(|o| !o.delivered) {
+                out.log(format!(
+                    "Warning: the {} was not notified: {}",
+                    o.target,
+                    o.error.as_deref().unwrap_or("no reason recorded")
+                ));
+            }
             let result = RunResult {
                 summary: summary.clone(),
                 progress,
                 files: files.clone(),
+                notifications,
             };
             if let Err(refused) = status.succeed(result, now) {
                 tracing::error!(%refused, "the run could not be marked succeeded");
@@ -282,6 +301,47 @@ struct Failure {
 
 /// The pipeline with the service's plan for this job, uploading to the report container,
 /// while the status document gets progress and heartbeats.
+/// Tell the configured webhooks of a scheduled report, linking to the app's start page when
+/// its host is known, else to the report (a read-only SAS link). Never fails the run: the
+/// outcomes go into its status.
+async fn notify(
+    state: &AppState,
+    runs: &RunStore,
+    produced: &Produced,
+    files: &ReportFiles,
+) -> Vec<crate::notify::Outcome> {
+    let settings = &state.settings;
+    if settings.notify.is_empty() {
+        return Vec::new();
+    }
+    let link = match &settings.public_host {
+        Some(host) => Some(format!("https://{host}/api/PatReport/ui")),
+        None => {
+            let blob = files
+                .get(&Format::Html)
+                .or_else(|| files.get(&Format::Xlsx));
+            match blob {
+                Some(blob) => runs
+                    .link(blob, settings.sas_lifetime)
+                    .await
+                    .map(|link| link.url)
+                    .map_err(|e| tracing::warn!(error = %e, "no link for the notification"))
+                    .ok(),
+                None => None,
+            }
+        }
+    };
+    let mut notice = produced.notice.clone();
+    notice.link = link;
+    crate::notify::deliver(
+        &crate::notify::http_client(),
+        &settings.notify,
+        &notice,
+        &crate::notify::RetryPolicy::default(),
+    )
+    .await
+}
+
 async fn make_report(
     state: &AppState,
     runs: &RunStore,

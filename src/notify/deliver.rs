@@ -74,6 +74,17 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
+/// The HTTP client notifications use: rustls, and no redirects (a webhook that redirects is
+/// refused rather than followed to wherever it points, with the notice).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        // Building fails only if the TLS backend cannot start; a plain client still works.
+        .unwrap_or_default()
+}
+
 /// Post `notice` to every webhook at once, each in its flavor's payload, retrying 408, 429,
 /// 5xx and failed connections within `policy`. One outcome per webhook, in order.
 pub async fn deliver(

@@ -19,7 +19,7 @@ pub mod webhook;
 #[cfg(test)]
 mod tests;
 
-pub use deliver::{Outcome, RetryPolicy, deliver};
+pub use deliver::{Outcome, RetryPolicy, deliver, http_client};
 pub use error::NotifyError;
 pub use notice::{ChangeCounts, ExpiryStep, Headline, Notice, NoticeFinding};
 pub use webhook::{Flavor, Webhook};

@@ -77,18 +77,95 @@ pub struct NoticeFinding {
 }
 
 /// What changed since the previous report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChangeCounts {
-    pub new_pats: usize,
-    pub gone_pats: usize,
-    pub changed_pats: usize,
-    pub new_holders: usize,
-    pub holders_gone: usize,
-}
+/// The change counts of the report (`changes::ChangeCounts`).
+pub use crate::changes::ChangeCounts;
 
 /// How many valid tokens expire within `within_days`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpiryStep {
     pub within_days: u32,
     pub pats: usize,
+}
+
+impl Notice {
+    /// What a notification says about `report`: its headline, its first findings, its
+    /// changes and the expiries coming at each of the policy's steps. The link is the
+    /// caller's to add (the view, or a SAS link).
+    pub fn of(report: &crate::report::Report) -> Notice {
+        use crate::report::TokenStatus;
+        let s = &report.summary;
+        let run = &report.run;
+        let mut reasons = Vec::new();
+        if s.users_failed > 0 {
+            reasons.push(format!("{} users could not be read", s.users_failed));
+        }
+        if run.stopped_early {
+            reasons.push(format!(
+                "the scan stopped early ({})",
+                run.stop_reason.as_deref().unwrap_or("no reason recorded")
+            ));
+        }
+        let top_findings = crate::findings::ranked(&report.rows)
+            .into_iter()
+            .take(MAX_FINDINGS)
+            .filter_map(|i| {
+                let row = &report.rows[i as usize];
+                let first = row.findings.iter().next()?;
+                Some(NoticeFinding {
+                    severity: first.severity().as_str().to_owned(),
+                    title: row.findings.labels(),
+                    owner: row.owner.display_name.clone(),
+                    pat_name: row.pat_name.clone(),
+                    valid_to: row.valid_to,
+                })
+            })
+            .collect();
+        let mut steps = report.policy.notify_expiry_days.clone();
+        steps.sort_unstable();
+        steps.dedup();
+        let expiries = steps
+            .into_iter()
+            .map(|days| {
+                let limit = run
+                    .generated
+                    .checked_add(time::Duration::days(i64::from(days)));
+                let pats = report
+                    .rows
+                    .iter()
+                    .filter(|r| matches!(r.status, TokenStatus::Active | TokenStatus::Expiring))
+                    .filter_map(|r| r.valid_to)
+                    .filter(|to| *to >= run.generated && limit.is_none_or(|limit| *to <= limit))
+                    .count();
+                ExpiryStep {
+                    within_days: days,
+                    pats,
+                }
+            })
+            .collect();
+        Notice {
+            org: run.org.to_string(),
+            generated: run.generated,
+            complete: run.complete,
+            incomplete_reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+            link: None,
+            headline: Headline {
+                users_with_pats: s.users_with_pats,
+                pats: s.pats,
+                full_access: s.full_access,
+                global: s.global,
+                expired: s.by_status.expired,
+                critical: s.findings.critical,
+                high: s.findings.high,
+                medium: s.findings.medium,
+                low: s.findings.low,
+            },
+            top_findings,
+            changes: report
+                .changes
+                .as_ref()
+                .filter(|c| c.previous.is_some())
+                .map(|c| c.counts),
+            expiries,
+        }
+    }
 }

@@ -68,6 +68,7 @@ fn notice() -> Notice {
             changed_pats: 0,
             new_holders: 1,
             holders_gone: 0,
+            not_compared: 0,
         }),
         expiries: [1, 7, 14, 30, 60]
             .into_iter()

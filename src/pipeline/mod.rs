@@ -14,9 +14,10 @@ pub use sink::{Delivered, LocalFiles, Opened, PreviousReport, Sink, SinkError};
 
 use crate::ado::{AdoClient, AdoCredential, AdoError, AdoSettings};
 use crate::bench::Memory;
-use crate::changes::{self, Baseline, Changes};
+use crate::changes::{self, Baseline, ChangeSummary, Changes};
 use crate::domain::OrgName;
 use crate::engine::{self, ScanError, ScanOptions};
+use crate::notify::Notice;
 use crate::report::{self, Format, Report, ReportError, ReportOptions, RunInfo, Summary, XlsxPlan};
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
@@ -82,6 +83,10 @@ impl Observer for Quiet {}
 pub struct Produced {
     pub run: RunInfo,
     pub summary: Summary,
+    /// The comparison with the earlier report, without its lists (`None`: not asked for).
+    pub changes: Option<ChangeSummary>,
+    /// What a notification of this report says (without a link: the caller adds one).
+    pub notice: Notice,
     pub outputs: Vec<Delivered>,
     pub timings: Timings,
 }
@@ -238,10 +243,12 @@ async fn produce(
     let paths: Vec<_> = opened.iter().map(|o| o.path.clone()).collect();
     let written = tokio::task::spawn_blocking(move || {
         let written = write_outputs(&report, layout, opened);
-        (written, report.run, report.summary)
+        let notice = Notice::of(&report);
+        let changes = report.changes.as_ref().map(Changes::summary);
+        (written, report.run, report.summary, notice, changes)
     })
     .await;
-    let (written, run, summary) = match written {
+    let (written, run, summary, notice, changes) = match written {
         Ok(done) => done,
         Err(e) => {
             discard(&paths);
@@ -272,6 +279,8 @@ async fn produce(
     Ok(Produced {
         run,
         summary,
+        changes,
+        notice,
         outputs,
         timings,
     })

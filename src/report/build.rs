@@ -5,13 +5,13 @@ use std::cmp::Ordering;
 use time::{Duration, OffsetDateTime};
 
 use super::model::{
-    ErrorRow, Holder, Owner, OwnerSummary, Report, ReportOptions, RunInfo, ScopeCount,
+    ErrorRow, Holder, Owner, OwnerSummary, Report, ReportOptions, RunInfo, ScopeCount, SshKeyRow,
     StatusCounts, Summary, TokenRow, TokenStatus, WeekCount,
 };
 use super::scope;
 use crate::domain::timestamp::whole_seconds;
 use crate::findings::{self, FindingCounts, Findings, Severity};
-use crate::inventory::{Inventory, Pat, UserTokens};
+use crate::inventory::{Inventory, Pat, SshKey, UserTokens};
 use std::sync::Arc;
 
 /// How many users the "top holders" table lists.
@@ -61,7 +61,16 @@ pub fn build(
     let mut soon = [0usize; 3];
     // Active (valid, unexpired) tokens per owner, for the "holds many tokens" rule.
     let mut active = Vec::with_capacity(users.len());
-    for (index, UserTokens { user, pats, .. }) in users.into_iter().enumerate() {
+    let mut ssh_keys = Vec::new();
+    for (
+        index,
+        UserTokens {
+            user,
+            pats,
+            ssh_keys: keys,
+        },
+    ) in users.into_iter().enumerate()
+    {
         let user = Arc::new(Owner {
             display_name: user.display_name,
             principal_name: user.principal_name,
@@ -94,9 +103,25 @@ pub fn build(
                 keyed.push((index, token_row(&user, pat, status, now, &mut scopes)));
             }
         }
+        for key in keys {
+            ssh_keys.push(ssh_key_row(&user, key, now, horizon, &options.policy));
+        }
         owners.push(user);
         active.push(owner_active);
     }
+    // Keys by owner, then expiry, as the tokens are.
+    ssh_keys.sort_by(|a: &SshKeyRow, b: &SshKeyRow| {
+        (
+            a.owner_principal_name.to_lowercase(),
+            &a.owner_principal_name,
+        )
+            .cmp(&(
+                b.owner_principal_name.to_lowercase(),
+                &b.owner_principal_name,
+            ))
+            .then_with(|| cmp_none_last(a.valid_to, b.valid_to))
+            .then_with(|| a.authorization_id.cmp(&b.authorization_id))
+    });
     for (index, row) in &mut keyed {
         row.findings = findings::assess(row, &options.policy, now, active[*index]);
     }
@@ -137,6 +162,8 @@ pub fn build(
         findings: FindingCounts::tally(rows.iter().map(|r| r.findings)),
         expiries_by_week: expiries_by_week(&rows, now),
         top_scopes: top_scopes(&rows),
+        ssh_keys: ssh_keys.len(),
+        ssh_key_findings: FindingCounts::tally(ssh_keys.iter().map(|k| k.findings)),
     };
 
     let errors = failures
@@ -178,6 +205,7 @@ pub fn build(
         rows,
         owners: owner_summaries,
         errors,
+        ssh_keys: options.ssh_keys_listed.then_some(ssh_keys),
         changes: None,
     }
 }
@@ -256,6 +284,39 @@ fn token_row(
         status,
         authorization_id: pat.authorization_id.unwrap_or_default(),
         findings: Findings::NONE,
+    }
+}
+
+fn ssh_key_row(
+    owner: &Owner,
+    key: SshKey,
+    now: OffsetDateTime,
+    horizon: Option<OffsetDateTime>,
+    policy: &crate::findings::Policy,
+) -> SshKeyRow {
+    let status = match (key.is_valid, key.valid_to) {
+        (false, _) => TokenStatus::Invalid,
+        (true, Some(to)) if to < now => TokenStatus::Expired,
+        (true, Some(to)) if within(to, horizon) => TokenStatus::Expiring,
+        (true, _) => TokenStatus::Active,
+    };
+    let findings =
+        findings::assess_ssh_key(key.is_valid, key.valid_from, key.valid_to, policy, now);
+    SshKeyRow {
+        owner_display_name: owner.display_name.clone(),
+        owner_principal_name: owner.principal_name.clone(),
+        name: key.display_name,
+        status,
+        valid_from: key.valid_from.map(whole_seconds),
+        valid_to: key.valid_to.map(whole_seconds),
+        days_to_expiry: key.valid_to.map(|to| whole_days(now, to)),
+        lifetime_days: key
+            .valid_from
+            .zip(key.valid_to)
+            .map(|(from, to)| whole_days(from, to)),
+        authorization_id: key.authorization_id.unwrap_or_default(),
+        severity: findings.severity(),
+        findings,
     }
 }
 

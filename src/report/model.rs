@@ -79,6 +79,27 @@ pub struct TokenRow {
     pub findings: Findings,
 }
 
+/// One SSH public key of a user (listed with `--include-ssh-keys`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SshKeyRow {
+    pub owner_display_name: String,
+    pub owner_principal_name: String,
+    /// `None` when the service sent a null name.
+    pub name: Option<String>,
+    pub status: TokenStatus,
+    #[serde(default, with = "crate::domain::timestamp::serde::option")]
+    pub valid_from: Option<OffsetDateTime>,
+    #[serde(default, with = "crate::domain::timestamp::serde::option")]
+    pub valid_to: Option<OffsetDateTime>,
+    pub days_to_expiry: Option<i64>,
+    pub lifetime_days: Option<i64>,
+    pub authorization_id: String,
+    #[serde(default)]
+    pub severity: Option<crate::findings::Severity>,
+    #[serde(default)]
+    pub findings: Findings,
+}
+
 /// A user whose tokens could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ErrorRow {
@@ -155,6 +176,11 @@ pub struct Summary {
     /// The scopes most valid, unexpired tokens carry, most first (at most 10).
     #[serde(default)]
     pub top_scopes: Vec<ScopeCount>,
+    /// SSH keys listed (when asked for), and their findings.
+    #[serde(default)]
+    pub ssh_keys: usize,
+    #[serde(default)]
+    pub ssh_key_findings: FindingCounts,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -226,6 +252,9 @@ pub struct Report {
     #[serde(default)]
     pub owners: Vec<OwnerSummary>,
     pub errors: Vec<ErrorRow>,
+    /// Every user's SSH public keys; `None` when the scan did not list them.
+    #[serde(default)]
+    pub ssh_keys: Option<Vec<SshKeyRow>>,
     /// What changed since the previous report; `None` when no comparison was asked for.
     #[serde(default)]
     pub changes: Option<crate::changes::Changes>,
@@ -240,6 +269,8 @@ pub struct ReportOptions {
     pub include_invalid: bool,
     /// What the findings are judged against.
     pub policy: Policy,
+    /// Whether the scan listed SSH keys (so an empty list means "none", not "not asked").
+    pub ssh_keys_listed: bool,
 }
 
 impl Default for ReportOptions {
@@ -248,6 +279,7 @@ impl Default for ReportOptions {
             expiring_days: 30,
             include_invalid: false,
             policy: Policy::default(),
+            ssh_keys_listed: false,
         }
     }
 }

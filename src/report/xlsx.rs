@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::columns::{COLUMNS, HEADERS, Value, position, vocabulary};
 use super::csv::join_into;
 use super::error::ReportError;
-use super::model::{Report, TokenStatus};
+use super::model::{Report, SshKeyRow, TokenStatus};
 use super::text::excel_text;
 use crate::changes::Changes;
 use crate::domain::timestamp::rfc3339;
@@ -66,6 +66,7 @@ const SHEET_SUMMARY: &str = "Summary";
 const SHEET_FINDINGS: &str = "Findings";
 const SHEET_OWNERS: &str = "Owners";
 const SHEET_CHANGES: &str = "Changes";
+const SHEET_SSH_KEYS: &str = "SSH keys";
 
 // Sheet positions, fixed when the workbook is laid out.
 const SUMMARY_INDEX: usize = 0;
@@ -191,7 +192,7 @@ impl XlsxPlan {
                 .set_subject("Personal access tokens of an Azure DevOps organization")
                 .set_comment(format!("Read {} (UTC)", rfc3339(report.run.finished))),
         );
-        let order = findings_order(report);
+        let order = crate::findings::ranked(&report.rows);
         let findings = workbook
             .worksheet_from_index(FINDINGS_INDEX)
             .map_err(in_sheet(SHEET_FINDINGS))?;
@@ -209,6 +210,12 @@ impl XlsxPlan {
             .map_err(in_sheet(SHEET_SUMMARY))?;
         summary.set_active(true);
         write_summary(summary, report, &order, &styles).map_err(in_sheet(SHEET_SUMMARY))?;
+        if let Some(keys) = &report.ssh_keys {
+            let ws = workbook
+                .add_worksheet_with_constant_memory()
+                .map_err(in_sheet(SHEET_SSH_KEYS))?;
+            write_ssh_keys(ws, keys, &styles).map_err(in_sheet(SHEET_SSH_KEYS))?;
+        }
         if let Some(changes) = &report.changes {
             let ws = workbook
                 .add_worksheet_with_constant_memory()
@@ -607,13 +614,20 @@ fn write_summary(
         ("Expiring within 30 days", s.expiring_within_30_days, ""),
         ("Expiring within 90 days", s.expiring_within_90_days, ""),
     ];
+    let ssh_keys = report.ssh_keys.as_ref().map(|_| {
+        (
+            "SSH keys listed",
+            s.ssh_keys,
+            "With their findings on the SSH keys sheet.",
+        )
+    });
     row += 1;
     ws.write_string_with_format(row, 0, "Figures", &styles.title)?;
     row += 1;
     for (i, header) in ["Figure", "Count", "Note"].into_iter().enumerate() {
         ws.write_string_with_format(row, i as u16, header, &styles.header)?;
     }
-    for (label, value, note) in figures {
+    for (label, value, note) in figures.into_iter().chain(ssh_keys) {
         row += 1;
         ws.write_string(row, 0, label)?;
         ws.write_number(row, 1, value as f64)?;
@@ -767,29 +781,6 @@ fn global_note(at: OffsetDateTime) -> &'static str {
     }
 }
 
-/// Indices of the rows with findings: most severe first, then the soonest to expire (no end
-/// date last), then the rows' own order (owner).
-fn findings_order(report: &Report) -> Vec<u32> {
-    let mut order: Vec<u32> = (0u32..)
-        .zip(&report.rows)
-        .filter(|(_, r)| !r.findings.is_empty())
-        .map(|(i, _)| i)
-        .collect();
-    order.sort_by(|&a, &b| {
-        let (a, b) = (&report.rows[a as usize], &report.rows[b as usize]);
-        b.findings
-            .severity()
-            .cmp(&a.findings.severity())
-            .then_with(|| match (a.valid_to, b.valid_to) {
-                (Some(x), Some(y)) => x.cmp(&y),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => std::cmp::Ordering::Equal,
-            })
-    });
-    order
-}
-
 const FINDINGS_HEADERS: [&str; 10] = [
     "Severity",
     "Owner",
@@ -803,7 +794,7 @@ const FINDINGS_HEADERS: [&str; 10] = [
     "Authorization id",
 ];
 
-/// One row per token with findings, in [`findings_order`].
+/// One row per token with findings, in the order of [`crate::findings::ranked`].
 fn write_findings(
     ws: &mut Worksheet,
     report: &Report,
@@ -872,6 +863,72 @@ fn write_findings(
                 .set_rule(rule.as_str())
                 .set_format(format.clone()),
         )?;
+    }
+    Ok(())
+}
+
+const SSH_KEY_HEADERS: [&str; 10] = [
+    "Owner",
+    "Key name",
+    "Status",
+    "Valid to (UTC)",
+    "Days to expiry",
+    "Severity",
+    "Findings",
+    "Principal name",
+    "Valid from (UTC)",
+    "Authorization id",
+];
+
+/// Every user's SSH public keys, by owner.
+fn write_ssh_keys(
+    ws: &mut Worksheet,
+    keys: &[SshKeyRow],
+    styles: &Styles,
+) -> Result<(), XlsxError> {
+    ws.set_name(SHEET_SSH_KEYS)?;
+    for (col, header) in (0u16..).zip(SSH_KEY_HEADERS) {
+        ws.write_string_with_format(0, col, header, &styles.banner)?;
+    }
+    let last_col = SSH_KEY_HEADERS.len() as u16 - 1;
+    let last_row = u32::try_from(keys.len().max(1)).map_err(|_| XlsxError::RowColumnLimitError)?;
+    ws.autofilter(0, 0, last_row, last_col)?;
+    ws.set_freeze_panes(1, 1)?;
+    let mut widths = SSH_KEY_HEADERS.map(|h| h.len() + FILTER_BUTTON);
+    let mut labels = String::new();
+    for (row, key) in (1u32..).zip(keys) {
+        key.findings.write_labels(&mut labels);
+        write_text(ws, row, 0, &key.owner_display_name)?;
+        write_text(ws, row, 1, key.name.as_deref().unwrap_or_default())?;
+        ws.write_string(row, 2, vocabulary::status(key.status))?;
+        write_date(ws, row, 3, key.valid_to, &styles.date)?;
+        if let Some(days) = key.days_to_expiry {
+            ws.write_number(row, 4, days as f64)?;
+        }
+        if let Some(severity) = key.severity {
+            ws.write_string(row, 5, severity.as_str())?;
+        }
+        write_text(ws, row, 6, &labels)?;
+        write_text(ws, row, 7, &key.owner_principal_name)?;
+        write_date(ws, row, 8, key.valid_from, &styles.date)?;
+        write_text(ws, row, 9, &key.authorization_id)?;
+        for (col, text) in [
+            (0, key.owner_display_name.as_str()),
+            (1, key.name.as_deref().unwrap_or_default()),
+            (6, labels.as_str()),
+            (7, key.owner_principal_name.as_str()),
+            (9, key.authorization_id.as_str()),
+        ] {
+            widths[col] = widths[col].max(text_width(text));
+        }
+    }
+    if keys.is_empty() {
+        ws.write_string(1, 0, "No user holds an SSH key.")?;
+    }
+    widths[3] = widths[3].max(DATE_FORMAT.len());
+    widths[8] = widths[8].max(DATE_FORMAT.len());
+    for (col, width) in (0u16..).zip(widths) {
+        ws.set_column_width(col, (width + 1).clamp(MIN_WIDTH, MAX_WIDTH) as f64)?;
     }
     Ok(())
 }

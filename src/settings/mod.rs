@@ -21,6 +21,7 @@ use crate::credentials::{AuthMode, CredentialSettings};
 use crate::domain::OrgName;
 use crate::engine::{DEFAULT_CONCURRENCY, ScanOptions};
 use crate::findings::Policy;
+use crate::notify::Webhook;
 use crate::pipeline::{Compare, ReportPlan};
 use crate::report::{Format, ReportOptions};
 use crate::storage::connection::{KeyedAccount, normalize_endpoint, parse_connection_string};
@@ -144,6 +145,7 @@ impl ScanSettings {
                 expiring_days: self.expiring_days,
                 include_invalid: self.include_invalid,
                 policy: self.policy.clone(),
+                ssh_keys_listed: self.include_ssh_keys,
             },
             formats,
             compare: Compare::default(),
@@ -196,6 +198,10 @@ pub struct ServiceSettings {
     /// Who may call the HTTP functions.
     pub callers: CallerSettings,
     pub http_runs: HttpRuns,
+    /// Webhooks told of each scheduled report.
+    pub notify: Vec<Webhook>,
+    /// The app's host name (`WEBSITE_HOSTNAME`), for links to its start page.
+    pub public_host: Option<String>,
     pub container: String,
     pub sas_lifetime: time::Duration,
     pub storage: StorageSetting,
@@ -260,6 +266,22 @@ impl ServiceSettings {
         let credentials = CredentialSettings::read(&mut r, auth, None);
         let callers = CallerSettings::read(&mut r);
         let http_runs = r.choice(HTTP_RUNS, HttpRuns::Queue);
+        // Secret URLs: a problem names the webhook's position and host, never its URL.
+        let mut notify = Vec::new();
+        let public_host = r.get(WEBSITE_HOSTNAME).filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c))
+        });
+        let hooks = r.get(NOTIFY).unwrap_or_default();
+        let hooks = hooks
+            .split([',', ' ', '\n'])
+            .filter(|h| !h.trim().is_empty());
+        for (i, text) in hooks.enumerate() {
+            match Webhook::parse(text) {
+                Ok(hook) => notify.push(hook),
+                Err(e) => r.fail(NOTIFY, format!("webhook {}: {e}", i + 1)),
+            }
+        }
 
         let container = r
             .get(CONTAINER)
@@ -296,6 +318,8 @@ impl ServiceSettings {
             credentials,
             callers,
             http_runs,
+            notify,
+            public_host,
             container,
             sas_lifetime: time::Duration::minutes(i64::from(sas_minutes)),
             storage,

@@ -42,6 +42,9 @@ pub const TIME_BUDGET: &str = "PATREPORT_TIME_BUDGET";
 pub const EXPIRING_DAYS: &str = "PATREPORT_EXPIRING_DAYS";
 pub const INCLUDE_INVALID: &str = "PATREPORT_INCLUDE_INVALID";
 pub const POLICY: &str = "PATREPORT_POLICY";
+pub const NOTIFY: &str = "PATREPORT_NOTIFY";
+/// The app's host name, set by App Service: notifications link to the start page there.
+pub const WEBSITE_HOSTNAME: &str = "WEBSITE_HOSTNAME";
 pub const INCLUDE_SSH_KEYS: &str = "PATREPORT_INCLUDE_SSH_KEYS";
 pub const OUT: &str = "PATREPORT_OUT";
 pub const LOG: &str = "PATREPORT_LOG";
@@ -169,6 +172,11 @@ pub const SETTINGS: &[Setting] = &[
         POLICY,
         Both,
         "the findings' policy: a TOML or JSON file, or inline JSON (default: built-in policy)",
+    ),
+    secret(
+        NOTIFY,
+        Both,
+        "webhooks told of each scheduled report (Teams, Slack, JSON), comma-separated; secret",
     ),
     setting(
         INCLUDE_SSH_KEYS,
@@ -306,6 +314,11 @@ pub const SETTINGS: &[Setting] = &[
         STORAGE_CLIENT_ID,
         Service,
         "the managed identity for the report storage ('system' for system-assigned)",
+    ),
+    setting(
+        WEBSITE_HOSTNAME,
+        Platform,
+        "the app's host name, set by App Service (notifications link to its start page)",
     ),
     setting(
         PORT,

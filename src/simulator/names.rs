@@ -231,6 +231,8 @@ pub(crate) const SCOPES: &[(&str, u32)] = &[
     ("vso.graph_manage vso.identity_manage", 1),
     ("vso.code_full vso.build_execute", 2),
     ("vso.variablegroups_read vso.serviceendpoint_query", 2),
+    // Visual Studio Marketplace publishing: such tokens had to be global.
+    ("vso.gallery_publish vso.gallery_manage vso.gallery", 2),
 ];
 
 /// Project names for the per-project build service identities.

@@ -12,7 +12,7 @@ use crate::domain::timestamp::stamp;
 use crate::domain::{OrgName, RunId};
 use crate::lifecycle::ReportFiles;
 use crate::pipeline::sink::file_stem;
-use crate::pipeline::{Delivered, Opened, Sink, SinkError};
+use crate::pipeline::{Delivered, Opened, PreviousReport, Sink, SinkError};
 use crate::report::Format;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -100,6 +100,43 @@ impl Sink for BlobSink<'_> {
                     .map_err(|e| scratch_error(e, path))
             })
             .collect()
+    }
+
+    /// The JSON report `latest.json` points to, downloaded into the scratch folder.
+    async fn previous(&self, org: &OrgName) -> Result<Option<PreviousReport>, SinkError> {
+        let Some(latest) = self
+            .runs
+            .load_latest(org)
+            .await
+            .map_err(SinkError::Storage)?
+        else {
+            return Ok(None);
+        };
+        let Some(blob) = latest.files.get(&Format::Json) else {
+            return Ok(None);
+        };
+        let Some(bytes) = self
+            .runs
+            .blobs()
+            .get(blob)
+            .await
+            .map_err(SinkError::Storage)?
+        else {
+            return Ok(None);
+        };
+        let dir = self
+            .scratch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|d| d.path().to_owned())
+            .unwrap_or_else(std::env::temp_dir);
+        let path = dir.join("previous-report.json");
+        std::fs::write(&path, bytes).map_err(|e| scratch_error(e, path.clone()))?;
+        Ok(Some(PreviousReport {
+            name: blob.clone(),
+            path,
+        }))
     }
 
     fn abandon(&self) {
