@@ -110,7 +110,7 @@ fn the_demo_writes_a_workbook_csv_and_json_that_agree() {
     let first = &tokens[1];
     let valid_to = tokens[0]
         .iter()
-        .position(|c| c.to_string() == "Valid to (UTC)")
+        .position(|c| *c == "Valid to (UTC)")
         .expect("a Valid to (UTC) column");
     assert!(
         matches!(first[valid_to], Data::DateTime(_)),
@@ -692,4 +692,334 @@ async fn the_web_page_shows_rows_while_the_scan_runs_then_the_report() {
         .await
         .unwrap();
     assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+/// The JSON report a run says it wrote (two runs in one second get `-2` names, which sort
+/// before the first's, so the folder's order is not the runs' order).
+fn written(output: &Output, ext: &str) -> PathBuf {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("wrote ") && l.ends_with(&format!(".{ext}")))
+        .unwrap_or_else(|| panic!("no .{ext} written: {stdout}"));
+    PathBuf::from(line.trim_start().trim_start_matches("wrote "))
+}
+
+fn json_report(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(written(output, "json")).unwrap()).unwrap()
+}
+
+/// Runs `patreport report` against `server` into `out` with `extra` arguments.
+async fn report_into(server: &SimServer, out: &Path, extra: &[&str]) -> Output {
+    let (url, out) = (server.base_url(), out.to_str().unwrap().to_owned());
+    let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut args = scan_args(&url, &out);
+        args.extend(extra.iter().map(String::as_str));
+        patreport(&args, Some(PAT))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_lists_what_changed_since_the_first() {
+    let now = OffsetDateTime::now_utc();
+    let org = SimOrg::generate("fabrikam", &OrgSpec::with_users(80), now);
+    let dir = tempfile::tempdir().unwrap();
+
+    let server = sim(org.clone(), SimConfig::strict()).await;
+    let first = report_into(&server, dir.path(), &[]).await;
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    server.shutdown().await;
+    let report = json_report(&first);
+    assert_eq!(report["changes"]["previous"], serde_json::Value::Null);
+    assert!(
+        report["changes"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("first"),
+        "{}",
+        report["changes"]
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("No earlier report"));
+
+    // Between the runs: one valid PAT revoked (it drops out of the listing), one renamed, one
+    // created.
+    let mut later = org.clone();
+    let holder = later
+        .users
+        .iter()
+        .position(|u| {
+            u.kind.is_human()
+                && u.pats
+                    .iter()
+                    .filter(|p| p.is_valid && p.valid_to > now)
+                    .count()
+                    >= 2
+        })
+        .expect("a user with two valid PATs");
+    let user = &mut later.users[holder];
+    let valid: Vec<usize> = (0..user.pats.len())
+        .filter(|&i| user.pats[i].is_valid && user.pats[i].valid_to > now)
+        .collect();
+    let gone = user.pats.remove(valid[1]).authorization_id;
+    let renamed = &mut user.pats[valid[0]];
+    renamed.display_name = Some("renamed between runs".into());
+    let renamed_id = renamed.authorization_id.clone();
+    let mut fresh = renamed.clone();
+    fresh.authorization_id = "11111111-2222-4333-8444-555555555555".into();
+    user.pats.push(fresh);
+
+    let server = sim(later, SimConfig::strict()).await;
+    let second = report_into(&server, dir.path(), &[]).await;
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    server.shutdown().await;
+    let report = json_report(&second);
+    let changes = &report["changes"];
+    assert!(
+        changes["previous"]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with(".json")
+    );
+    let counts = &changes["counts"];
+    assert_eq!(
+        (
+            &counts["new_pats"],
+            &counts["gone_pats"],
+            &counts["changed_pats"]
+        ),
+        (&1.into(), &1.into(), &1.into()),
+        "{changes}"
+    );
+    assert_eq!(
+        changes["new_pats"][0]["authorization_id"],
+        "11111111-2222-4333-8444-555555555555"
+    );
+    assert_eq!(changes["gone_pats"][0]["authorization_id"], gone.as_str());
+    assert_eq!(changes["gone_pats"][0]["reason"], "revoked");
+    assert_eq!(
+        changes["changed_pats"][0]["authorization_id"],
+        renamed_id.as_str()
+    );
+    assert_eq!(changes["changed_pats"][0]["fields"][0]["field"], "pat_name");
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(stdout.contains("1 new, 1 gone, 1 changed PATs"), "{stdout}");
+    let sheets = all_cells(&written(&second, "xlsx"));
+    let (_, changes_sheet) = sheets
+        .iter()
+        .find(|(n, _)| n == "Changes")
+        .expect("a Changes sheet");
+    let kinds: Vec<String> = changes_sheet
+        .iter()
+        .filter_map(|r| r.first())
+        .map(|c| c.to_string())
+        .collect();
+    for kind in ["new", "gone", "changed"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_to_compare_with_that_cannot_be_read_is_found_before_the_scan() {
+    let org = SimOrg::generate(
+        "fabrikam",
+        &OrgSpec::with_users(20),
+        OffsetDateTime::now_utc(),
+    );
+    let server = sim(org, SimConfig::strict()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.json");
+    let o = report_into(
+        &server,
+        dir.path(),
+        &["--compare", missing.to_str().unwrap()],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr.contains("cannot read the report to compare with") && stderr.contains("nope.json"),
+        "{stderr}"
+    );
+    assert_eq!(server.stats().pat_requests, 0, "no scan ran");
+    assert!(files_with(dir.path(), "json").is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_file_changes_the_findings() {
+    let org = SimOrg::generate(
+        "fabrikam",
+        &OrgSpec::with_users(60),
+        OffsetDateTime::now_utc(),
+    );
+    let server = sim(org, SimConfig::strict()).await;
+    let strict_dir = tempfile::tempdir().unwrap();
+    let relaxed_dir = tempfile::tempdir().unwrap();
+    let strict = report_into(&server, strict_dir.path(), &["--no-compare"]).await;
+    assert_eq!(strict.status.code(), Some(0));
+    let policy = relaxed_dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "forbid_full_access = false\nforbid_global = false\nmax_lifetime_days = 100000\n",
+    )
+    .unwrap();
+    let relaxed = report_into(
+        &server,
+        relaxed_dir.path(),
+        &["--no-compare", "--policy", policy.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(
+        relaxed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&relaxed.stderr)
+    );
+    let rules = |report: &serde_json::Value| -> Vec<String> {
+        report["summary"]["findings"]["by_rule"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["rule"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (strict, relaxed) = (json_report(&strict), json_report(&relaxed));
+    for rule in ["full_access", "global", "lifetime_over_max"] {
+        assert!(
+            rules(&strict).iter().any(|r| r == rule),
+            "{rule} under the default policy"
+        );
+        assert!(
+            !rules(&relaxed).iter().any(|r| r == rule),
+            "{rule} under the relaxed one"
+        );
+    }
+    assert_eq!(
+        relaxed["policy"]["max_lifetime_days"], 100000,
+        "the policy is recorded"
+    );
+    assert!(
+        strict
+            .get("changes")
+            .is_some_and(serde_json::Value::is_null)
+    );
+
+    // A policy with a mistake stops the command before the scan, naming the file.
+    std::fs::write(&policy, "max_lifetime_dayz = 1\n").unwrap();
+    let before = server.stats().pat_requests;
+    let o = report_into(
+        &server,
+        relaxed_dir.path(),
+        &["--policy", policy.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("policy.toml") && stderr.contains("max_lifetime_dayz"),
+        "{stderr}"
+    );
+    assert_eq!(server.stats().pat_requests, before);
+    server.shutdown().await;
+}
+
+/// A local webhook receiver: records each body by path; `/busy` answers 429 once first.
+async fn webhook_receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+) {
+    use axum::{extract::State, http::StatusCode, http::Uri, response::IntoResponse};
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>;
+    let seen: Seen = Default::default();
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let app = axum::Router::new().fallback(
+        move |State(seen): State<Seen>, uri: Uri, body: axum::body::Bytes| {
+            let busy = busy.clone();
+            async move {
+                if uri.path() == "/busy" && busy.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response();
+                }
+                let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                seen.lock().unwrap().push((uri.path().to_owned(), value));
+                StatusCode::OK.into_response()
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = app.with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_teams_slack_and_json_receivers_and_never_print_the_url() {
+    let org = SimOrg::generate(
+        "fabrikam",
+        &OrgSpec::with_users(40),
+        OffsetDateTime::now_utc(),
+    );
+    let server = sim(org, SimConfig::strict()).await;
+    let (receiver, seen) = webhook_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = [
+        format!("teams:{receiver}/teams-secret-sig"),
+        format!("slack:{receiver}/slack-secret-sig"),
+        format!("json:{receiver}/busy"),
+    ];
+    let mut args = vec!["--no-compare"];
+    for hook in &hooks {
+        args.extend(["--notify", hook.as_str()]);
+    }
+    let o = report_into(&server, dir.path(), &args).await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stdout.contains("secret-sig") && !stderr.contains("secret-sig"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("notified the").count(), 3, "{stderr}");
+    let seen = seen.lock().unwrap().clone();
+    let body = |path: &str| {
+        seen.iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("nothing posted to {path}: {seen:?}"))
+    };
+    let teams = body("/teams-secret-sig");
+    assert_eq!(teams["type"], "message");
+    assert_eq!(
+        teams["attachments"][0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    assert_eq!(teams["attachments"][0]["content"]["type"], "AdaptiveCard");
+    let slack = body("/slack-secret-sig");
+    assert!(slack["text"].as_str().unwrap().contains("fabrikam"));
+    assert!(slack["blocks"].as_array().is_some_and(|b| !b.is_empty()));
+    // Answered 429 once, then taken: the JSON receiver holds the report's own figures.
+    let generic = body("/busy");
+    let report = json_report(&o);
+    assert_eq!(generic["schema"], "patreport.notice/1");
+    assert_eq!(generic["headline"]["pats"], report["summary"]["pats"]);
+    assert_eq!(
+        generic["headline"]["critical"],
+        report["summary"]["findings"]["critical"]
+    );
+    server.shutdown().await;
 }

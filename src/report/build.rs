@@ -923,4 +923,87 @@ pub(crate) mod tests {
         assert_eq!(r.run.tool_version, "9.9.9");
         assert!(r.rows.is_empty());
     }
+
+    #[test]
+    fn ssh_keys_become_rows_with_findings_only_when_listed() {
+        let key = |id: &str, to: OffsetDateTime| crate::inventory::SshKey {
+            authorization_id: Some(id.into()),
+            display_name: Some(format!("key {id}")),
+            scope: None,
+            valid_from: Some(NOW - Duration::days(10)),
+            valid_to: Some(to),
+            is_valid: true,
+        };
+        let mut inv = inventory(vec![(user("b"), vec![]), (user("a"), vec![])]);
+        inv.users[0].ssh_keys = vec![key("b1", NOW + Duration::days(500))];
+        inv.users[1].ssh_keys = vec![
+            key("a2", NOW + Duration::days(3)),
+            key("a1", NOW - Duration::days(1)),
+        ];
+        let listed = ReportOptions {
+            ssh_keys_listed: true,
+            ..ReportOptions::default()
+        };
+        let report = build(inv.clone(), NOW, &listed, "1");
+        let keys = report.ssh_keys.expect("listed");
+        let got: Vec<(&str, TokenStatus, Vec<&str>)> = keys
+            .iter()
+            .map(|k| {
+                (
+                    k.authorization_id.as_str(),
+                    k.status,
+                    k.findings.iter().map(crate::findings::Rule::code).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a1", TokenStatus::Expired, vec!["expired_listed"]),
+                ("a2", TokenStatus::Expiring, vec!["expires_urgently"]),
+                ("b1", TokenStatus::Active, vec!["ssh_key_long_lived"]),
+            ]
+        );
+        assert_eq!(report.summary.ssh_keys, 3);
+        assert_eq!(report.summary.ssh_key_findings.tokens, 3);
+        // Keys are never PATs.
+        assert_eq!(report.summary.pats, 0);
+        assert!(
+            build(inv, NOW, &ReportOptions::default(), "1")
+                .ssh_keys
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn owners_list_every_holder_with_the_most_to_act_on_first() {
+        let later = Some(NOW + Duration::days(60));
+        let mut full = pat("full", later);
+        full.scope = Some("app_token".into());
+        let report = build(
+            inventory(vec![
+                (user("a"), vec![pat("a1", later), pat("a2", later)]),
+                (user("b"), vec![full]),
+                (user("c"), vec![]),
+            ]),
+            NOW,
+            &ReportOptions::default(),
+            "1",
+        );
+        let owners: Vec<(&str, usize, usize)> = report
+            .owners
+            .iter()
+            .map(|o| (o.principal_name.as_str(), o.pats, o.critical))
+            .collect();
+        assert_eq!(owners, [("b@contoso.com", 1, 1), ("a@contoso.com", 2, 0)]);
+        assert_eq!(report.owners[1].next_expiry, later);
+        assert_eq!(report.summary.findings.critical, 1);
+        assert_eq!(report.summary.expiries_by_week.len(), 13);
+        assert_eq!(
+            report.summary.expiries_by_week[8].pats, 3,
+            "60 days ahead is week 8"
+        );
+        assert_eq!(report.summary.top_scopes[0].scope, "vso.code");
+        assert_eq!(report.summary.top_scopes[0].pats, 2);
+    }
 }

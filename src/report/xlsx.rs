@@ -1614,4 +1614,78 @@ mod tests {
             "Valid to (UTC)".len() + FILTER_BUTTON + 1
         );
     }
+
+    #[test]
+    fn findings_come_most_severe_first_and_the_summary_has_its_charts() {
+        let mut report = hostile_report();
+        // The last row becomes the one critical finding.
+        report.rows[7].status = TokenStatus::Active;
+        report.rows[7].findings = [Rule::FullAccess, Rule::Global].into_iter().collect();
+        let mut wb = open(&report);
+        let findings = wb.worksheet_range(SHEET_FINDINGS).unwrap();
+        assert_eq!(cell(&findings, 0, 0), Data::String("Severity".into()));
+        assert_eq!(cell(&findings, 1, 0), Data::String("critical".into()));
+        assert_eq!(
+            cell(&findings, 1, 6),
+            Data::String("Full access, Global".into())
+        );
+        assert_eq!(cell(&findings, 2, 0), Data::String("medium".into()));
+        assert_eq!(findings.height(), 1 + 8);
+        let owners = wb.worksheet_range(SHEET_OWNERS).unwrap();
+        // The owners as the report built them (the rows were changed after).
+        assert_eq!(owners.height(), 1 + report.owners.len());
+        assert_eq!(
+            cell(&owners, 1, 1),
+            Data::String(report.owners[0].principal_name.clone())
+        );
+        assert_eq!(cell(&owners, 0, 9), Data::String("Critical".into()));
+        for chart in [
+            "xl/charts/chart1.xml",
+            "xl/charts/chart2.xml",
+            "xl/charts/chart3.xml",
+        ] {
+            assert!(stored_xml(&report, chart).contains("<c:chart>"), "{chart}");
+        }
+    }
+
+    #[test]
+    fn ssh_keys_and_changes_have_their_sheets_when_the_report_has_them() {
+        let mut report = hostile_report();
+        report.ssh_keys = Some(vec![SshKeyRow {
+            owner_display_name: "=1+1".into(),
+            owner_principal_name: "evil@contoso.com".into(),
+            name: Some("@laptop".into()),
+            status: TokenStatus::Active,
+            valid_from: None,
+            valid_to: None,
+            days_to_expiry: None,
+            lifetime_days: None,
+            authorization_id: "k1".into(),
+            severity: Some(Severity::Medium),
+            findings: [Rule::MissingDates].into_iter().collect(),
+        }]);
+        report.changes = Some(Changes::none(crate::changes::FIRST_RUN));
+        let mut wb = open(&report);
+        assert_eq!(
+            wb.sheet_names(),
+            [
+                SHEET_SUMMARY,
+                SHEET_FINDINGS,
+                SHEET_TOKENS,
+                SHEET_OWNERS,
+                SHEET_SSH_KEYS,
+                SHEET_CHANGES,
+                SHEET_ERRORS,
+                SHEET_RUN
+            ]
+        );
+        let keys = wb.worksheet_range(SHEET_SSH_KEYS).unwrap();
+        assert_eq!(cell(&keys, 1, 1), Data::String("@laptop".into()));
+        assert_eq!(cell(&keys, 1, 6), Data::String("Missing dates".into()));
+        let changes = wb.worksheet_range(SHEET_CHANGES).unwrap();
+        assert_eq!(
+            cell(&changes, 1, 0),
+            Data::String(crate::changes::FIRST_RUN.into())
+        );
+    }
 }
