@@ -362,3 +362,25 @@ test('a screenshot of the view is saved', async ({ page }, testInfo) => {
   await testInfo.attach('view', { path: file, contentType: 'image/png' });
   expect(fs.statSync(file).size).toBeGreaterThan(10_000);
 });
+
+test('severity sorts the tokens to act on first, and a row names its findings in words', async ({ page }) => {
+  await page.locator('#head th button', { hasText: 'Severity' }).click();
+  await expect(page.locator('#head th', { hasText: 'Severity' })).toHaveAttribute('aria-sort', 'ascending');
+  const rank = { critical: 0, high: 1, medium: 2, low: 3 };
+  const first = page.locator('#rows tr.row').first();
+  const worst = Math.min(...rows.map((r) => (r.severity == null ? 9 : rank[r.severity])));
+  await expect(first.locator('.c-severity')).toHaveText(Object.keys(rank)[worst]);
+  const id = await first.locator('.id').textContent();
+  const row = rows.find((r) => r.authorization_id === id);
+  expect(row.severity).toBe(Object.keys(rank)[worst]);
+  await first.locator('button[data-action="detail"]').click();
+  const detail = page.locator('#rows tr.detail');
+  // The JSON names findings by code; the page says them in words (the labels the summary
+  // gives each rule), with their severity and what to do.
+  const label = new Map(report.summary.findings.by_rule.map((r) => [r.rule, r]));
+  expect(row.findings.length).toBeGreaterThan(0);
+  for (const code of row.findings) {
+    const rule = label.get(code);
+    await expect(detail).toContainText(`${rule.label} (${rule.severity}):`);
+  }
+});
