@@ -119,6 +119,9 @@ param patSecretName string = 'azure-devops-pat'
 @description('Create the Key Vault in every auth mode (it is always created for pat and refresh-token).')
 param deployKeyVault bool = false
 
+@description('Key Vault secret holding the webhook URLs told of each scheduled report (PATREPORT_NOTIFY, comma-separated); empty: no notifications. Store the secret after the first deployment (docs/notifications.md).')
+param notifySecretName string = ''
+
 // The service name in azure.yaml; azd deploy finds the function app by this tag.
 var serviceName = 'api'
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -164,6 +167,7 @@ module app 'resources.bicep' = {
     refreshTokenSecretName: refreshTokenSecretName
     patSecretName: patSecretName
     deployKeyVault: deployKeyVault
+    notifySecretName: notifySecretName
   }
 }
 

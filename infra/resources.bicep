@@ -111,6 +111,9 @@ param patSecretName string
 @description('Create the Key Vault even when the auth mode does not need it (it is always created for pat and refresh-token).')
 param deployKeyVault bool
 
+@description('Key Vault secret holding the notification webhook URLs (PATREPORT_NOTIFY); empty: none.')
+param notifySecretName string
+
 // ---- Names and built-in role ids -----------------------------------------------------------
 
 var functionAppName = 'func-patreport-${resourceToken}'
@@ -119,7 +122,7 @@ var deploymentContainerName = 'app-package-${resourceToken}'
 var jobsQueueName = 'patreport-jobs'
 var poisonQueueName = 'patreport-jobs-poison'
 
-var keyVaultEnabled = deployKeyVault || authMode == 'pat' || authMode == 'refresh-token'
+var keyVaultEnabled = deployKeyVault || authMode == 'pat' || authMode == 'refresh-token' || !empty(notifySecretName)
 var vaultName = 'kv-${resourceToken}'
 
 var roles = {
@@ -539,12 +542,17 @@ var refreshTokenSettings = {
   PATREPORT_VAULT_AUTH: 'managed-identity'
 }
 
+// Webhook URLs carry their signature: a secret, so a Key Vault reference, never a value.
+var notifySetting = empty(notifySecretName) ? {} : {
+  PATREPORT_NOTIFY: '@Microsoft.KeyVault(SecretUri=${vaultUri}secrets/${notifySecretName}/)'
+}
+
 var authSettings = authMode == 'pat' ? patSetting : (authMode == 'refresh-token' ? refreshTokenSettings : {})
 
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: functionApp
   name: 'appsettings'
-  properties: union(hostSettings, appSettings, apiClientIdSetting, allowedRolesSetting, allowedGroupsSetting, authSettings)
+  properties: union(hostSettings, appSettings, apiClientIdSetting, allowedRolesSetting, allowedGroupsSetting, authSettings, notifySetting)
   dependsOn: [
     // Telemetry, reports and Key Vault references work from the first start.
     telemetryPublisher

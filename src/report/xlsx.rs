@@ -192,19 +192,33 @@ impl XlsxPlan {
                 .set_subject("Personal access tokens of an Azure DevOps organization")
                 .set_comment(format!("Read {} (UTC)", rfc3339(report.run.finished))),
         );
+        // Excel's own level: about 30% faster to save than the default 6, files ~5% larger.
+        workbook.set_zip_compression_level(3);
         let order = crate::findings::ranked(&report.rows);
-        let findings = workbook
-            .worksheet_from_index(FINDINGS_INDEX)
-            .map_err(in_sheet(SHEET_FINDINGS))?;
-        write_findings(findings, report, &order, &styles).map_err(in_sheet(SHEET_FINDINGS))?;
-        let tokens = workbook
-            .worksheet_from_index(TOKENS_INDEX)
-            .map_err(in_sheet(SHEET_TOKENS))?;
-        write_tokens(tokens, report, &styles).map_err(in_sheet(SHEET_TOKENS))?;
-        let owners = workbook
-            .worksheet_from_index(OWNERS_INDEX)
-            .map_err(in_sheet(SHEET_OWNERS))?;
-        write_owners(owners, report, &styles).map_err(in_sheet(SHEET_OWNERS))?;
+        // The three large sheets are independent: Tokens on this thread, Findings and Owners
+        // on another (a run has two cores; the rows are only read).
+        let sheets = workbook.worksheets_mut();
+        let (front, back) = sheets.split_at_mut(TOKENS_INDEX);
+        let (tokens, back) = back.split_first_mut().ok_or_else(missing(SHEET_TOKENS))?;
+        let findings = front.get_mut(FINDINGS_INDEX).ok_or_else(missing(SHEET_FINDINGS))?;
+        let owners = back
+            .get_mut(OWNERS_INDEX - TOKENS_INDEX - 1)
+            .ok_or_else(missing(SHEET_OWNERS))?;
+        std::thread::scope(|scope| {
+            let others = scope.spawn(|| {
+                write_findings(findings, report, &order, &styles)
+                    .map_err(in_sheet(SHEET_FINDINGS))?;
+                write_owners(owners, report, &styles).map_err(in_sheet(SHEET_OWNERS))
+            });
+            let tokens = write_tokens(tokens, report, &styles).map_err(in_sheet(SHEET_TOKENS));
+            let others = others.join().unwrap_or_else(|_| {
+                Err(ReportError::Xlsx {
+                    sheet: SHEET_FINDINGS,
+                    source: XlsxError::ParameterError("the sheet writer panicked".into()),
+                })
+            });
+            tokens.and(others)
+        })?;
         let summary = workbook
             .worksheet_from_index(SUMMARY_INDEX)
             .map_err(in_sheet(SHEET_SUMMARY))?;
@@ -225,6 +239,14 @@ impl XlsxPlan {
         write_errors(workbook.add_worksheet(), report).map_err(in_sheet(SHEET_ERRORS))?;
         write_run(workbook.add_worksheet(), report, &styles).map_err(in_sheet(SHEET_RUN))?;
         Ok(self.workbook)
+    }
+}
+
+/// A sheet [`XlsxPlan::new`] laid out is not where it was put.
+fn missing(sheet: &'static str) -> impl Fn() -> ReportError {
+    move || ReportError::Xlsx {
+        sheet,
+        source: XlsxError::ParameterError("the sheet is missing from the workbook".into()),
     }
 }
 
