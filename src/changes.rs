@@ -357,18 +357,21 @@ pub fn compare(baseline: &Baseline, report: &Report) -> Changes {
         holders_gone: changes.holders_gone.len(),
         not_compared: changes.counts.not_compared,
     };
+    let mut notes = Vec::new();
     if changes.counts.not_compared > 0 {
-        changes.note = Some(format!(
+        notes.push(format!(
             "{} earlier tokens belong to owners this run could not read: not compared.",
             changes.counts.not_compared
         ));
-    } else if !baseline.complete {
-        changes.note = Some(
+    }
+    if !baseline.complete {
+        notes.push(
             "The earlier report was incomplete: some tokens listed as new may only have been \
              missed then."
                 .to_owned(),
         );
     }
+    changes.note = (!notes.is_empty()).then(|| notes.join(" "));
     changes
 }
 
@@ -456,9 +459,11 @@ fn normalize_scope(scope: &str) -> String {
     scopes.join(" ")
 }
 
+/// Target accounts compared as a set, as scopes are.
 fn sorted(list: &[String]) -> String {
     let mut list: Vec<&str> = list.iter().map(String::as_str).collect();
     list.sort_unstable();
+    list.dedup();
     list.join("; ")
 }
 

@@ -369,6 +369,16 @@ impl RunStatus {
         Ok(())
     }
 
+    /// The webhooks told of a succeeded run, and what became of each.
+    pub fn record_notifications(
+        &mut self,
+        outcomes: Vec<crate::notify::Outcome>,
+        at: OffsetDateTime,
+    ) {
+        self.notifications = outcomes;
+        self.touch(at);
+    }
+
     /// This attempt failed in a way a later one may not: back to the queue, saying why.
     pub fn requeue(&mut self, reason: String, at: OffsetDateTime) -> Result<(), IllegalMove> {
         if self.state != RunState::Running {

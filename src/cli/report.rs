@@ -264,7 +264,7 @@ pub fn closing_summary(produced: &Produced) -> String {
     let r = &produced.run;
     let mut text = format!(
         "Read the tokens of {} of the {} users listed in '{}' in {:.1}s: {} PATs held by {} users ({} active, {} expiring within {} days, {} expired); \
-         {} full access, {} global (global PATs stop working on 1 December 2026). \
+         {} full access, {} global ({}). \
          {} API calls, {} retries, throttled {} times.",
         s.users_read,
         s.users_listed,
@@ -278,6 +278,11 @@ pub fn closing_summary(produced: &Produced) -> String {
         s.by_status.expired,
         s.full_access,
         s.global,
+        if crate::findings::global_retired(r.generated) {
+            "global PATs stopped working on 1 December 2026"
+        } else {
+            "global PATs stop working on 1 December 2026"
+        },
         r.api_calls,
         r.retries,
         r.throttled,
@@ -303,8 +308,16 @@ pub fn closing_summary(produced: &Produced) -> String {
     }
     let f = &s.findings;
     text.push_str(&format!(
-        "\nTo act on: {} tokens with findings ({} critical, {} high, {} medium, {} low); the Findings sheet ranks them.",
-        f.tokens, f.critical, f.high, f.medium, f.low
+        "\nTo act on: {} tokens with findings ({} critical, {} high, {} medium, {} low){}.",
+        f.tokens,
+        f.critical,
+        f.high,
+        f.medium,
+        f.low,
+        match produced.outputs.iter().any(|o| o.format == Format::Xlsx) {
+            true => "; the workbook's Findings sheet ranks them",
+            false => "",
+        }
     ));
     if let Some(changes) = &produced.changes {
         match (&changes.previous, &changes.note) {

@@ -192,22 +192,11 @@ async fn run_job(
                     job.org.key()
                 ));
             }
-            let notifications = match job.source {
-                RunSource::Timer => notify(state, runs, &produced, &files).await,
-                RunSource::Http => Vec::new(),
-            };
-            for o in notifications.iter().filter(|o| !o.delivered) {
-                out.log(format!(
-                    "Warning: the {} was not notified: {}",
-                    o.target,
-                    o.error.as_deref().unwrap_or("no reason recorded")
-                ));
-            }
             let result = RunResult {
                 summary: summary.clone(),
                 progress,
                 files: files.clone(),
-                notifications,
+                notifications: Vec::new(),
             };
             if let Err(refused) = status.succeed(result, now) {
                 tracing::error!(%refused, "the run could not be marked succeeded");
@@ -216,6 +205,22 @@ async fn run_job(
                 return Outcome::Retry(format!(
                     "the report was uploaded but its status could not be saved: {e}"
                 ));
+            }
+            // Told only once the run is recorded as succeeded, so a retried delivery of the
+            // job finds it done and tells no one twice.
+            if job.source == RunSource::Timer && !state.settings.notify.is_empty() {
+                let outcomes = notify(state, runs, &produced, &files).await;
+                for o in outcomes.iter().filter(|o| !o.delivered) {
+                    out.log(format!(
+                        "Warning: the {} was not notified: {}",
+                        o.target,
+                        o.error.as_deref().unwrap_or("no reason recorded")
+                    ));
+                }
+                status.record_notifications(outcomes, OffsetDateTime::now_utc());
+                if let Err(e) = runs.save_status(&status).await {
+                    tracing::warn!(error = %e, "the notifications' outcome was not recorded");
+                }
             }
             let s = &summary;
             let line = format!(
@@ -299,11 +304,9 @@ struct Failure {
     transient: bool,
 }
 
-/// The pipeline with the service's plan for this job, uploading to the report container,
-/// while the status document gets progress and heartbeats.
-/// Tell the configured webhooks of a scheduled report, linking to the app's start page when
-/// its host is known, else to the report (a read-only SAS link). Never fails the run: the
-/// outcomes go into its status.
+/// Tell the configured webhooks of a scheduled report, with a read-only link to its page (the
+/// HTML report; the workbook when there is none) that lives `PATREPORT_SAS_MINUTES`. Never
+/// fails the run: the outcomes go into its status.
 async fn notify(
     state: &AppState,
     runs: &RunStore,
@@ -311,25 +314,17 @@ async fn notify(
     files: &ReportFiles,
 ) -> Vec<crate::notify::Outcome> {
     let settings = &state.settings;
-    if settings.notify.is_empty() {
-        return Vec::new();
-    }
-    let link = match &settings.public_host {
-        Some(host) => Some(format!("https://{host}/api/PatReport/ui")),
-        None => {
-            let blob = files
-                .get(&Format::Html)
-                .or_else(|| files.get(&Format::Xlsx));
-            match blob {
-                Some(blob) => runs
-                    .link(blob, settings.sas_lifetime)
-                    .await
-                    .map(|link| link.url)
-                    .map_err(|e| tracing::warn!(error = %e, "no link for the notification"))
-                    .ok(),
-                None => None,
-            }
-        }
+    let blob = files
+        .get(&Format::Html)
+        .or_else(|| files.get(&Format::Xlsx));
+    let link = match blob {
+        Some(blob) => runs
+            .link(blob, settings.sas_lifetime)
+            .await
+            .map(|link| link.url)
+            .map_err(|e| tracing::warn!(error = %e, "no link for the notification"))
+            .ok(),
+        None => None,
     };
     let mut notice = produced.notice.clone();
     notice.link = link;
@@ -342,6 +337,8 @@ async fn notify(
     .await
 }
 
+/// The pipeline with the service's plan for this job, uploading to the report container,
+/// while the status document gets progress and heartbeats.
 async fn make_report(
     state: &AppState,
     runs: &RunStore,

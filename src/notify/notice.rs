@@ -21,7 +21,7 @@ pub struct Notice {
     pub headline: Headline,
     /// Already ranked, most severe first. Renderers show at most [`MAX_FINDINGS`].
     pub top_findings: Vec<NoticeFinding>,
-    /// `None`: the first run, nothing to compare with.
+    /// `None`: nothing was compared (a first run, `--no-compare`, or no usable earlier report).
     pub changes: Option<ChangeCounts>,
     /// Valid tokens expiring within each step (e.g. 1, 7, 14, 30, 60 days).
     pub expiries: Vec<ExpiryStep>,
@@ -120,7 +120,11 @@ impl Notice {
                 })
             })
             .collect();
-        let mut steps = report.policy.notify_expiry_days.clone();
+        let mut steps = report
+            .policy
+            .as_ref()
+            .map(|p| p.notify_expiry_days.clone())
+            .unwrap_or_else(|| crate::findings::Policy::default().notify_expiry_days);
         steps.sort_unstable();
         steps.dedup();
         let expiries = steps

@@ -470,7 +470,7 @@ fn a_first_run_and_an_empty_report_say_so() {
     let s = format::slack(&n)["blocks"].to_string();
     for text in [t, s] {
         assert!(
-            text.contains("First run: nothing to compare with."),
+            text.contains("No comparison with an earlier report."),
             "{text}"
         );
         assert!(text.contains("No findings."), "{text}");

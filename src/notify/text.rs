@@ -147,7 +147,7 @@ pub struct Digest {
     pub findings: Vec<FindingLine>,
     /// Findings in the notice beyond those shown.
     pub more_findings: usize,
-    /// `None`: the first run.
+    /// `None`: nothing was compared.
     pub changes: Option<Vec<(&'static str, String)>>,
     pub expiries: Vec<(String, String)>,
     pub link: Option<String>,
@@ -165,7 +165,7 @@ pub struct FindingLine {
     pub expiry: String,
 }
 
-pub const FIRST_RUN: &str = "First run: nothing to compare with.";
+pub const FIRST_RUN: &str = "No comparison with an earlier report.";
 pub const INCOMPLETE: &str = "Incomplete report:";
 pub const NO_FINDINGS: &str = "No findings.";
 pub const OPEN_REPORT: &str = "Open the report";

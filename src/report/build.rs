@@ -201,7 +201,7 @@ pub fn build(
         schema_version: super::model::SCHEMA_VERSION,
         run,
         summary,
-        policy: options.policy.clone(),
+        policy: Some(options.policy.clone()),
         rows,
         owners: owner_summaries,
         errors,

@@ -233,8 +233,9 @@ pub struct RunInfo {
 
 /// The version of the report's JSON shape. 2: `summary.users_listed` / `users_read` (was
 /// `users_scanned`), `run.stopped_early` a boolean with `run.stop_reason`. 3: rows carry
-/// `findings` and `severity`; `policy`, `owners`, `summary.findings` and `changes` added (all
-/// read as empty from earlier versions).
+/// `findings` and `severity`; `policy`, `owners`, `ssh_keys`, `changes` and the summary's
+/// `findings`, `expiries_by_week`, `top_scopes`, `ssh_keys`, `ssh_key_findings` added (all read
+/// as absent or empty from earlier versions).
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// The whole report.
@@ -244,9 +245,10 @@ pub struct Report {
     pub schema_version: u32,
     pub run: RunInfo,
     pub summary: Summary,
-    /// The thresholds the findings were judged against.
+    /// The thresholds the findings were judged against (`None` in a report written before
+    /// there were findings).
     #[serde(default)]
-    pub policy: Policy,
+    pub policy: Option<Policy>,
     pub rows: Vec<TokenRow>,
     /// Every holder, most to act on first.
     #[serde(default)]

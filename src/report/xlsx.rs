@@ -1,9 +1,10 @@
-//! The Excel workbook: sheets Summary (shown on opening), Tokens, Errors and Run, in that order.
+//! The Excel workbook: sheets Summary (shown on opening), Findings, Tokens, Owners, then SSH
+//! keys and Changes when the report has them, Errors and Run, in that order.
 //!
 //! Untrusted text (names, messages) goes through [`excel_text`] and is always written
 //! with `write_string`, so Excel stores it as a string cell and never parses it as a
-//! formula. Tokens is a constant-memory sheet: it may hold 100,000 rows, so its rows are
-//! written strictly in order and its column widths are computed up front.
+//! formula. Findings, Tokens, Owners, SSH keys and Changes are constant-memory sheets: each may
+//! hold 100,000 rows, so their rows are written strictly in order.
 
 use std::path::Path;
 
@@ -96,8 +97,8 @@ fn xlsx_bytes(report: &Report) -> Result<Vec<u8>, ReportError> {
 /// memory is at its lowest.
 ///
 /// The Tokens sheet is a header row with filters, not an Excel table: rust_xlsxwriter records
-/// every cell of a table's range in a hash map (to refuse overlapping tables), 1.7 million
-/// entries at 100,000 rows × 17 columns, 36 MB, and 53 MB while the map grows: the largest
+/// every cell of a table's range in a hash map (to refuse overlapping tables), 1.9 million
+/// entries at 100,000 rows × 19 columns, 36 MB, and 53 MB while the map grows: the largest
 /// allocation of a whole run, for no feature an admin uses that filters do not give.
 pub struct XlsxPlan {
     workbook: Workbook,
@@ -200,7 +201,9 @@ impl XlsxPlan {
         let sheets = workbook.worksheets_mut();
         let (front, back) = sheets.split_at_mut(TOKENS_INDEX);
         let (tokens, back) = back.split_first_mut().ok_or_else(missing(SHEET_TOKENS))?;
-        let findings = front.get_mut(FINDINGS_INDEX).ok_or_else(missing(SHEET_FINDINGS))?;
+        let findings = front
+            .get_mut(FINDINGS_INDEX)
+            .ok_or_else(missing(SHEET_FINDINGS))?;
         let owners = back
             .get_mut(OWNERS_INDEX - TOKENS_INDEX - 1)
             .ok_or_else(missing(SHEET_OWNERS))?;
@@ -1274,10 +1277,10 @@ fn write_run(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(),
     match (&run.stop_reason, run.stopped_early) {
         (Some(reason), true) => write_text(ws, 10, 1, reason)?,
         (None, true) => {
-            ws.write_string(10, 1, "Yes")?;
+            ws.write_string(10, 1, yes_no(true))?;
         }
         (_, false) => {
-            ws.write_string(10, 1, "No")?;
+            ws.write_string(10, 1, yes_no(false))?;
         }
     }
     ws.write_number(11, 1, f64::from(run.expiring_days))?;

@@ -200,8 +200,6 @@ pub struct ServiceSettings {
     pub http_runs: HttpRuns,
     /// Webhooks told of each scheduled report.
     pub notify: Vec<Webhook>,
-    /// The app's host name (`WEBSITE_HOSTNAME`), for links to its start page.
-    pub public_host: Option<String>,
     pub container: String,
     pub sas_lifetime: time::Duration,
     pub storage: StorageSetting,
@@ -266,20 +264,16 @@ impl ServiceSettings {
         let credentials = CredentialSettings::read(&mut r, auth, None);
         let callers = CallerSettings::read(&mut r);
         let http_runs = r.choice(HTTP_RUNS, HttpRuns::Queue);
-        // Secret URLs: a problem names the webhook's position and host, never its URL.
+        // Secret URLs: a problem names the webhook's position and host, never its URL. A
+        // webhook that cannot be used is a warning, not a reason to serve no reports (an
+        // unresolved Key Vault reference arrives as its own text).
         let mut notify = Vec::new();
-        let public_host = r.get(WEBSITE_HOSTNAME).filter(|h| {
-            h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c))
-        });
         let hooks = r.get(NOTIFY).unwrap_or_default();
-        let hooks = hooks
-            .split([',', ' ', '\n'])
-            .filter(|h| !h.trim().is_empty());
+        let hooks = hooks.split(',').map(str::trim).filter(|h| !h.is_empty());
         for (i, text) in hooks.enumerate() {
             match Webhook::parse(text) {
                 Ok(hook) => notify.push(hook),
-                Err(e) => r.fail(NOTIFY, format!("webhook {}: {e}", i + 1)),
+                Err(e) => r.warn(format!("{NOTIFY}: webhook {} is not used: {e}", i + 1)),
             }
         }
 
@@ -319,7 +313,6 @@ impl ServiceSettings {
             callers,
             http_runs,
             notify,
-            public_host,
             container,
             sas_lifetime: time::Duration::minutes(i64::from(sas_minutes)),
             storage,

@@ -43,8 +43,6 @@ pub const EXPIRING_DAYS: &str = "PATREPORT_EXPIRING_DAYS";
 pub const INCLUDE_INVALID: &str = "PATREPORT_INCLUDE_INVALID";
 pub const POLICY: &str = "PATREPORT_POLICY";
 pub const NOTIFY: &str = "PATREPORT_NOTIFY";
-/// The app's host name, set by App Service: notifications link to the start page there.
-pub const WEBSITE_HOSTNAME: &str = "WEBSITE_HOSTNAME";
 pub const INCLUDE_SSH_KEYS: &str = "PATREPORT_INCLUDE_SSH_KEYS";
 pub const OUT: &str = "PATREPORT_OUT";
 pub const LOG: &str = "PATREPORT_LOG";
@@ -314,11 +312,6 @@ pub const SETTINGS: &[Setting] = &[
         STORAGE_CLIENT_ID,
         Service,
         "the managed identity for the report storage ('system' for system-assigned)",
-    ),
-    setting(
-        WEBSITE_HOSTNAME,
-        Platform,
-        "the app's host name, set by App Service (notifications link to its start page)",
     ),
     setting(
         PORT,
