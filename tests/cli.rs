@@ -2,6 +2,8 @@
 //! or active content in anything it writes.
 
 use calamine::{Data, Reader, Xlsx, open_workbook};
+
+mod support;
 use patreport::simulator::{AuthConfig, OrgSpec, SECRET_MARKER, SimConfig, SimOrg, SimServer};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -936,35 +938,6 @@ async fn a_policy_file_changes_the_findings() {
     server.shutdown().await;
 }
 
-/// A local webhook receiver: records each body by path; `/busy` answers 429 once first.
-async fn webhook_receiver() -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
-) {
-    use axum::{extract::State, http::StatusCode, http::Uri, response::IntoResponse};
-    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>;
-    let seen: Seen = Default::default();
-    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let app = axum::Router::new().fallback(
-        move |State(seen): State<Seen>, uri: Uri, body: axum::body::Bytes| {
-            let busy = busy.clone();
-            async move {
-                if uri.path() == "/busy" && busy.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                    return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response();
-                }
-                let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                seen.lock().unwrap().push((uri.path().to_owned(), value));
-                StatusCode::OK.into_response()
-            }
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = app.with_state(seen.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_reach_teams_slack_and_json_receivers_and_never_print_the_url() {
     let org = SimOrg::generate(
@@ -973,12 +946,12 @@ async fn notifications_reach_teams_slack_and_json_receivers_and_never_print_the_
         OffsetDateTime::now_utc(),
     );
     let server = sim(org, SimConfig::strict()).await;
-    let (receiver, seen) = webhook_receiver().await;
+    let receiver = support::webhook::Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
     let hooks = [
-        format!("teams:{receiver}/teams-secret-sig"),
-        format!("slack:{receiver}/slack-secret-sig"),
-        format!("json:{receiver}/busy"),
+        format!("teams:{}/teams-secret-sig", receiver.url),
+        format!("slack:{}/slack-secret-sig", receiver.url),
+        format!("json:{}/busy", receiver.url),
     ];
     let mut args = vec!["--no-compare"];
     for hook in &hooks {
@@ -995,13 +968,7 @@ async fn notifications_reach_teams_slack_and_json_receivers_and_never_print_the_
         "{stderr}"
     );
     assert_eq!(stderr.matches("notified the").count(), 3, "{stderr}");
-    let seen = seen.lock().unwrap().clone();
-    let body = |path: &str| {
-        seen.iter()
-            .find(|(p, _)| p == path)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("nothing posted to {path}: {seen:?}"))
-    };
+    let body = |path: &str| receiver.body(path);
     let teams = body("/teams-secret-sig");
     assert_eq!(teams["type"], "message");
     assert_eq!(

@@ -1147,3 +1147,83 @@ async fn a_finished_run_is_served_as_a_page_with_a_strict_policy() {
         .await;
     assert_eq!(r.status, 404, "{}", r.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_runs_notify_record_what_became_of_each_webhook_and_compare_with_the_last() {
+    let receiver = support::webhook::Receiver::start().await;
+    let hooks = format!(
+        "json:{url}/hook-secret-sig, slack:{url}/refuse",
+        url = receiver.url
+    );
+    let w = world_with(
+        "fabrikam",
+        None,
+        SimConfig::strict(),
+        &[("PATREPORT_NOTIFY", &hooks)],
+    )
+    .await;
+    let host = &w.host;
+    let timer =
+        json!({ "Schedule": { "AdjustForDST": true }, "ScheduleStatus": null, "IsPastDue": false });
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let outputs = host.fire_timer("PatReportTimer", timer.clone()).await;
+        let job: Value = serde_json::from_str(outputs["jobs"][0].as_str().unwrap()).unwrap();
+        let run = host.run_queues(Duration::from_secs(120)).await;
+        assert_eq!((run.completed, run.poisoned), (1, 0), "{run:?}");
+        statuses.push(status(host, job["runId"].as_str().unwrap()).await);
+    }
+
+    // First run: told, nothing to compare with.
+    let first = &statuses[0];
+    assert_eq!(first["state"], "succeeded", "{first}");
+    let told = first["notifications"].as_array().expect("notifications");
+    assert_eq!(told.len(), 2, "{first}");
+    assert_eq!(told[0]["delivered"], true);
+    assert_eq!(told[0]["flavor"], "generic");
+    assert_eq!(
+        (
+            &told[1]["delivered"],
+            &told[1]["last_status"],
+            &told[1]["attempts"]
+        ),
+        (&json!(false), &json!(400), &json!(1))
+    );
+    assert_eq!(first["summary"]["changes"], Value::Null);
+    assert!(first["summary"]["findings"]["tokens"].as_u64().unwrap() > 0);
+
+    // The message is the report's, with a read-only link to its page.
+    let bodies: Vec<Value> = receiver
+        .seen()
+        .into_iter()
+        .filter(|(p, _)| p == "/hook-secret-sig")
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(bodies.len(), 2, "one message per scheduled run");
+    let message = &bodies[0];
+    assert_eq!(message["schema"], "patreport.notice/1");
+    assert_eq!(message["org"], "fabrikam");
+    assert_eq!(message["headline"]["pats"], first["summary"]["pats"]);
+    let link = message["link"].as_str().expect("a link");
+    assert!(link.contains(".html?") && link.contains("sp=r"), "{link}");
+
+    // Second run: compared with the report latest.json pointed to; the org did not change.
+    let second = &statuses[1];
+    assert_eq!(
+        second["summary"]["changes"],
+        json!({ "new_pats": 0, "gone_pats": 0, "changed_pats": 0, "new_holders": 0, "holders_gone": 0, "not_compared": 0 }),
+        "{second}"
+    );
+    assert_eq!(bodies[1]["changes"]["new_pats"], 0);
+    let worker = host.logs_of("PatReportWorker").join("\n");
+    for log in [host.log_text(), worker.clone()] {
+        assert!(
+            !log.contains("hook-secret-sig"),
+            "a webhook URL reached a log"
+        );
+    }
+    assert!(
+        worker.contains("slack webhook at 127.0.0.1 was not notified"),
+        "the refused webhook is in the run's log: {worker}"
+    );
+}

@@ -470,6 +470,43 @@ mod tests {
     }
 
     #[test]
+    fn webhooks_and_a_policy_are_read_and_an_unusable_webhook_only_warns() {
+        let c = config(&[
+            (ORGS, "fabrikam"),
+            (STORAGE_CONNECTION, "UseDevelopmentStorage=true"),
+            (
+                NOTIFY,
+                "teams:https://x.logic.azure.com/wf/secret-sig, @Microsoft.KeyVault(SecretUri=https://kv/)",
+            ),
+            (POLICY, r#"{"max_lifetime_days": 30}"#),
+        ])
+        .unwrap();
+        assert_eq!(c.notify.len(), 1);
+        assert_eq!(c.scan.policy.max_lifetime_days, 30);
+        let warnings = c.warnings.join("\n");
+        assert!(
+            warnings.contains("PATREPORT_NOTIFY: webhook 2 is not used"),
+            "{warnings}"
+        );
+        assert!(
+            !format!("{c:?}").contains("secret-sig"),
+            "the URL is never shown"
+        );
+
+        let e = config(&[
+            (ORGS, "fabrikam"),
+            (STORAGE_CONNECTION, "UseDevelopmentStorage=true"),
+            (POLICY, r#"{"max_lifetime_days": 0}"#),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("PATREPORT_POLICY") && e.contains("at least 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_and_names_its_setting() {
         let e = config(&[
             (ORGS, "fab/rikam"),

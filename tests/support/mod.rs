@@ -10,6 +10,7 @@ pub mod host;
 pub mod proxy;
 pub mod queue;
 pub mod tls;
+pub mod webhook;
 
 use std::path::PathBuf;
 
