@@ -237,7 +237,13 @@ async fn start_demo(args: &ReportArgs) -> anyhow::Result<(SimServer, AdoCredenti
         seed: args.demo_seed,
         ..OrgSpec::demo()
     };
-    let org = SimOrg::generate("demo", &spec, OffsetDateTime::now_utc());
+    // The organization as of the start of the day (UTC), then one small change per minute
+    // since: reports minutes apart differ by a few tokens, as a real organization's do.
+    let now = OffsetDateTime::now_utc();
+    let midnight = now.replace_time(time::Time::MIDNIGHT);
+    let mut org = SimOrg::generate("demo", &spec, midnight);
+    let minutes = (now - midnight).whole_minutes().max(0) as u64;
+    org.evolve(args.demo_seed, 0..minutes, midnight);
     // A throwaway PAT known only to this process and the simulator.
     let pat = format!("demo-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     let mut config = if args.demo_no_faults {

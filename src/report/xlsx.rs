@@ -490,11 +490,12 @@ fn write_summary(
 ) -> Result<(), XlsxError> {
     let s = &report.summary;
     let run = &report.run;
+    // Owner or figure, count (or a date, or a principal name), then the text columns.
     ws.set_column_width(0, 34)?;
-    ws.set_column_width(1, 12)?;
-    ws.set_column_width(2, 40)?;
-    ws.set_column_width(3, 30)?;
-    ws.set_column_width(4, 16)?;
+    ws.set_column_width(1, 28)?;
+    ws.set_column_width(2, 44)?;
+    ws.set_column_width(3, 28)?;
+    ws.set_column_width(4, 18)?;
     ws.set_column_width(5, 60)?;
     ws.set_landscape().set_print_fit_to_pages(1, 0);
 
@@ -710,20 +711,24 @@ fn write_summary(
             ws.write_number(row, 3, holder.full_access as f64)?;
         }
     }
-    write_charts(ws, report, styles)
+    write_charts(ws, report, styles, row + 2)
 }
 
-/// Where the charts' figures start on the Summary (column H), beside the tables.
-const CHART_DATA_COL: u16 = 7;
-/// Where the charts sit (column K).
-const CHART_COL: u16 = 10;
+/// Where the charts' figures are (columns A and B, under the tables: the sheet stays one
+/// page wide when printed).
+const CHART_DATA_COL: u16 = 0;
+/// Where the charts sit (column C), beside their figures.
+const CHART_COL: u16 = 2;
 
 /// Three charts, each beside the figures it draws: expiries by week over the next 90 days,
 /// tokens by status, and the scopes most tokens carry.
-fn write_charts(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(), XlsxError> {
+fn write_charts(
+    ws: &mut Worksheet,
+    report: &Report,
+    styles: &Styles,
+    start: u32,
+) -> Result<(), XlsxError> {
     let s = &report.summary;
-    ws.set_column_width(CHART_DATA_COL, 34)?;
-    ws.set_column_width(CHART_DATA_COL + 1, 10)?;
     let weeks: Vec<(String, usize)> = s
         .expiries_by_week
         .iter()
@@ -755,7 +760,7 @@ fn write_charts(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<
             ChartType::Bar,
         ),
     ];
-    let mut row = 4u32;
+    let mut row = start;
     for (title, category, data, kind) in charts {
         ws.write_string_with_format(row, CHART_DATA_COL, title, &styles.header)?;
         ws.write_string_with_format(row, CHART_DATA_COL + 1, "PATs", &styles.header)?;

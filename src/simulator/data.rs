@@ -178,6 +178,59 @@ impl SimOrg {
         Generator::new(name, spec, now).run()
     }
 
+    /// The organization as time goes by: each step, one minute after `start` and the step
+    /// before it, one valid
+    /// PAT is revoked (it drops out of the listing, as the service drops revoked ones), one is
+    /// renamed and one is created, each for a person drawn from `(seed, step)`. The same steps
+    /// always make the same changes, so a second demo report minutes later has changes to show.
+    pub fn evolve(&mut self, seed: u64, steps: std::ops::Range<u64>, start: OffsetDateTime) {
+        let people: Vec<usize> = (0..self.users.len())
+            .filter(|&i| self.users[i].kind.is_human())
+            .collect();
+        if people.is_empty() {
+            return;
+        }
+        for step in steps {
+            let now = start + Duration::minutes(i64::try_from(step).unwrap_or(i64::MAX / 120));
+            let mut rng = fastrand::Rng::with_seed(mix64(seed ^ EVOLVE_STREAM ^ mix64(step)));
+            let mut person = || people[rng.usize(..people.len())];
+            let valid = |u: &SimUser| -> Vec<usize> {
+                (0..u.pats.len())
+                    .filter(|&i| u.pats[i].is_valid && u.pats[i].valid_to > now)
+                    .collect()
+            };
+            // People holding a valid PAT (drawn until one is found; most orgs have many).
+            let mut holder = |users: &[SimUser]| {
+                (0..64)
+                    .map(|_| person())
+                    .find(|&i| !valid(&users[i]).is_empty())
+            };
+            if let Some(revoked) = holder(&self.users) {
+                let pats = valid(&self.users[revoked]);
+                self.users[revoked].pats.remove(pats[step as usize % pats.len()]);
+            }
+            if let Some(renamed) = holder(&self.users) {
+                let first = valid(&self.users[renamed])[0];
+                self.users[renamed].pats[first].display_name =
+                    Some(format!("renamed at step {step}"));
+            }
+            let creator = holder(&self.users).unwrap_or_else(&mut person);
+            let mut rng = fastrand::Rng::with_seed(mix64(seed ^ EVOLVE_STREAM ^ mix64(!step)));
+            if let Some(model) = self.users[creator].pats.first().cloned() {
+                let from = now;
+                self.users[creator].pats.push(SimPat {
+                    authorization_id: guid(&mut rng),
+                    display_name: Some(format!("created at step {step}")),
+                    valid_from: from,
+                    valid_to: from + Duration::DAY * rng.i32(7..=90),
+                    is_valid: true,
+                    token: Some(secret(&mut rng)),
+                    ..model
+                });
+            }
+        }
+    }
+
     /// Users of kind `aad` or `msa`.
     pub fn human_users(&self) -> impl Iterator<Item = &SimUser> {
         self.users.iter().filter(|u| u.kind.is_human())
@@ -561,6 +614,9 @@ impl<'a> Generator<'a> {
     }
 }
 
+/// Tells the stream of [`SimOrg::evolve`] from the org's.
+const EVOLVE_STREAM: u64 = 0xE7_01E0_5EED_0002;
+
 /// Tells the SSH key stream's seed from the org's.
 const SSH_STREAM: u64 = 0x55E4_4B3E_5EED_0001;
 
@@ -629,6 +685,31 @@ mod tests {
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
+
+    #[test]
+    fn evolving_revokes_renames_and_creates_the_same_way_every_time() {
+        let now = time::macros::datetime!(2026-11-29 00:00 UTC);
+        let org = SimOrg::generate("fabrikam", &OrgSpec::with_users(200), now);
+        let ids = |o: &SimOrg| -> std::collections::BTreeSet<String> {
+            o.users.iter().flat_map(|u| &u.pats).map(|p| p.authorization_id.clone()).collect()
+        };
+        let mut later = org.clone();
+        later.evolve(7, 0..10, now);
+        let mut again = org.clone();
+        again.evolve(7, 0..4, now);
+        again.evolve(7, 4..10, now);
+        assert_eq!(later, again, "steps add up");
+        let (before, after) = (ids(&org), ids(&later));
+        assert_eq!(before.difference(&after).count(), 10, "one revoked per step");
+        assert_eq!(after.difference(&before).count(), 10, "one created per step");
+        let renamed = later
+            .users
+            .iter()
+            .flat_map(|u| &u.pats)
+            .filter(|p| p.display_name.as_deref().is_some_and(|n| n.starts_with("renamed")))
+            .count();
+        assert!(renamed > 0);
+    }
 
     #[test]
     fn generation_is_deterministic() {
