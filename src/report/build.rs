@@ -228,10 +228,20 @@ fn listed(pat: &Pat, options: &ReportOptions) -> bool {
 
 /// The status of a PAT at `now`; invalid wins over expired.
 fn status_of(pat: &Pat, now: OffsetDateTime, horizon: Option<OffsetDateTime>) -> TokenStatus {
-    if !pat.is_valid {
+    status_at(pat.is_valid, pat.valid_to, now, horizon)
+}
+
+/// The status of a token (PAT or SSH key) valid or not, ending at `valid_to`.
+fn status_at(
+    is_valid: bool,
+    valid_to: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    horizon: Option<OffsetDateTime>,
+) -> TokenStatus {
+    if !is_valid {
         return TokenStatus::Invalid;
     }
-    match pat.valid_to {
+    match valid_to {
         Some(to) if to < now => TokenStatus::Expired,
         Some(to) if within(to, horizon) => TokenStatus::Expiring,
         _ => TokenStatus::Active,
@@ -265,6 +275,7 @@ fn token_row(
     scopes: &mut Scopes,
 ) -> TokenRow {
     let (scope, scope_summary) = scopes.get(pat.scope.unwrap_or_default());
+    let dates = Dates::of(pat.valid_from, pat.valid_to, now);
     let target_accounts = pat.target_accounts.unwrap_or_default();
     TokenRow {
         owner: Arc::clone(owner),
@@ -274,16 +285,32 @@ fn token_row(
         global: target_accounts.is_empty(),
         target_accounts,
         scope,
-        valid_from: pat.valid_from.map(whole_seconds),
-        valid_to: pat.valid_to.map(whole_seconds),
-        days_to_expiry: pat.valid_to.map(|to| whole_days(now, to)),
-        lifetime_days: pat
-            .valid_from
-            .zip(pat.valid_to)
-            .map(|(from, to)| whole_days(from, to)),
+        valid_from: dates.valid_from,
+        valid_to: dates.valid_to,
+        days_to_expiry: dates.days_to_expiry,
+        lifetime_days: dates.lifetime_days,
         status,
         authorization_id: pat.authorization_id.unwrap_or_default(),
         findings: Findings::NONE,
+    }
+}
+
+/// A token's dates as a row keeps them: whole seconds, and the days they make.
+struct Dates {
+    valid_from: Option<OffsetDateTime>,
+    valid_to: Option<OffsetDateTime>,
+    days_to_expiry: Option<i64>,
+    lifetime_days: Option<i64>,
+}
+
+impl Dates {
+    fn of(from: Option<OffsetDateTime>, to: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
+        Dates {
+            valid_from: from.map(whole_seconds),
+            valid_to: to.map(whole_seconds),
+            days_to_expiry: to.map(|to| whole_days(now, to)),
+            lifetime_days: from.zip(to).map(|(from, to)| whole_days(from, to)),
+        }
     }
 }
 
@@ -294,12 +321,8 @@ fn ssh_key_row(
     horizon: Option<OffsetDateTime>,
     policy: &crate::findings::Policy,
 ) -> SshKeyRow {
-    let status = match (key.is_valid, key.valid_to) {
-        (false, _) => TokenStatus::Invalid,
-        (true, Some(to)) if to < now => TokenStatus::Expired,
-        (true, Some(to)) if within(to, horizon) => TokenStatus::Expiring,
-        (true, _) => TokenStatus::Active,
-    };
+    let status = status_at(key.is_valid, key.valid_to, now, horizon);
+    let dates = Dates::of(key.valid_from, key.valid_to, now);
     let findings =
         findings::assess_ssh_key(key.is_valid, key.valid_from, key.valid_to, policy, now);
     SshKeyRow {
@@ -307,13 +330,10 @@ fn ssh_key_row(
         owner_principal_name: owner.principal_name.clone(),
         name: key.display_name,
         status,
-        valid_from: key.valid_from.map(whole_seconds),
-        valid_to: key.valid_to.map(whole_seconds),
-        days_to_expiry: key.valid_to.map(|to| whole_days(now, to)),
-        lifetime_days: key
-            .valid_from
-            .zip(key.valid_to)
-            .map(|(from, to)| whole_days(from, to)),
+        valid_from: dates.valid_from,
+        valid_to: dates.valid_to,
+        days_to_expiry: dates.days_to_expiry,
+        lifetime_days: dates.lifetime_days,
         authorization_id: key.authorization_id.unwrap_or_default(),
         severity: findings.severity(),
         findings,

@@ -207,7 +207,9 @@ impl SimOrg {
             };
             if let Some(revoked) = holder(&self.users) {
                 let pats = valid(&self.users[revoked]);
-                self.users[revoked].pats.remove(pats[step as usize % pats.len()]);
+                self.users[revoked]
+                    .pats
+                    .remove(pats[step as usize % pats.len()]);
             }
             if let Some(renamed) = holder(&self.users) {
                 let first = valid(&self.users[renamed])[0];
@@ -691,7 +693,11 @@ mod tests {
         let now = time::macros::datetime!(2026-11-29 00:00 UTC);
         let org = SimOrg::generate("fabrikam", &OrgSpec::with_users(200), now);
         let ids = |o: &SimOrg| -> std::collections::BTreeSet<String> {
-            o.users.iter().flat_map(|u| &u.pats).map(|p| p.authorization_id.clone()).collect()
+            o.users
+                .iter()
+                .flat_map(|u| &u.pats)
+                .map(|p| p.authorization_id.clone())
+                .collect()
         };
         let mut later = org.clone();
         later.evolve(7, 0..10, now);
@@ -700,13 +706,25 @@ mod tests {
         again.evolve(7, 4..10, now);
         assert_eq!(later, again, "steps add up");
         let (before, after) = (ids(&org), ids(&later));
-        assert_eq!(before.difference(&after).count(), 10, "one revoked per step");
-        assert_eq!(after.difference(&before).count(), 10, "one created per step");
+        assert_eq!(
+            before.difference(&after).count(),
+            10,
+            "one revoked per step"
+        );
+        assert_eq!(
+            after.difference(&before).count(),
+            10,
+            "one created per step"
+        );
         let renamed = later
             .users
             .iter()
             .flat_map(|u| &u.pats)
-            .filter(|p| p.display_name.as_deref().is_some_and(|n| n.starts_with("renamed")))
+            .filter(|p| {
+                p.display_name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("renamed"))
+            })
             .count();
         assert!(renamed > 0);
     }
