@@ -2,9 +2,10 @@
 //! tokens changed (expiry, scope, name, targets, revoked), new holders and holders gone, keyed
 //! by authorization id.
 //!
-//! Plain data and functions. The earlier report is read as a [`Baseline`]: only the fields a
-//! comparison needs, from any schema version of the JSON report (the row keys these fields use
-//! have not changed since version 1), streamed from the file without holding its text.
+//! Plain data and functions. The earlier report is streamed ([`compare_with`]): one row at a
+//! time, only the fields a comparison needs, from any schema version of the JSON report (the
+//! row keys these fields use have not changed since version 1). Neither its text nor its rows
+//! are held: at 100,000 rows, holding them cost more than the rest of the run's peak allowed.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -14,18 +15,7 @@ use time::OffsetDateTime;
 use crate::findings::Severity;
 use crate::report::{Report, ReportError, TokenRow, TokenStatus};
 
-/// The earlier report, as far as a comparison needs it.
-#[derive(Debug, Clone)]
-pub struct Baseline {
-    /// Where it came from (a file name or a blob name), for the reader of the report.
-    pub source: String,
-    pub org: String,
-    pub generated: OffsetDateTime,
-    pub schema_version: u32,
-    pub complete: bool,
-    tokens: Vec<BaselineToken>,
-}
-
+/// One row of the earlier report, as far as a comparison needs it.
 #[derive(Debug, Clone, serde::Deserialize)]
 struct BaselineToken {
     #[serde(default)]
@@ -48,13 +38,6 @@ struct BaselineToken {
 }
 
 #[derive(serde::Deserialize)]
-struct BaselineFile {
-    schema_version: Option<u32>,
-    run: BaselineRun,
-    rows: Vec<BaselineToken>,
-}
-
-#[derive(serde::Deserialize)]
 struct BaselineRun {
     org: String,
     #[serde(with = "crate::domain::timestamp::serde")]
@@ -67,26 +50,102 @@ fn yes() -> bool {
     true
 }
 
-impl Baseline {
-    /// Read a JSON report written by this or an earlier version.
-    pub fn read(reader: impl Read, source: impl Into<String>) -> Result<Baseline, ReportError> {
-        let file: BaselineFile = serde_json::from_reader(std::io::BufReader::new(reader))?;
-        Ok(Baseline {
-            source: source.into(),
-            org: file.run.org,
-            generated: file.run.generated,
-            schema_version: file.schema_version.unwrap_or(1),
-            complete: file.run.complete,
-            tokens: file.rows,
-        })
+/// Compare `report` with the earlier JSON report `reader` holds (`source` names it).
+pub fn compare_with(
+    reader: impl Read,
+    source: &str,
+    report: &Report,
+) -> Result<Changes, ReportError> {
+    use serde::de::Deserializer as _;
+    let mut comparer = Comparer::new(report);
+    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
+    let header = de.deserialize_map(FileVisitor {
+        on_row: &mut |old| comparer.take(old),
+    })?;
+    de.end()?;
+    let Some(run) = header.run else {
+        use serde::de::Error as _;
+        return Err(serde_json::Error::custom("not a patreport JSON report (no run)").into());
+    };
+    if !run.org.eq_ignore_ascii_case(report.run.org.as_str()) {
+        return Ok(Changes::none(format!(
+            "Not compared: {source} is a report of organization {}, not {}.",
+            run.org,
+            report.run.org.as_str()
+        )));
+    }
+    Ok(comparer.finish(Previous {
+        source: source.to_owned(),
+        generated: run.generated,
+        schema_version: header.schema_version.unwrap_or(1),
+        complete: run.complete,
+    }))
+}
+
+/// What the top level of the file gives besides its rows.
+struct Header {
+    schema_version: Option<u32>,
+    run: Option<BaselineRun>,
+}
+
+/// Walks the report's top-level object, handing each row to `on_row` as it is read.
+struct FileVisitor<'a> {
+    on_row: &'a mut dyn FnMut(BaselineToken),
+}
+
+impl<'de> serde::de::Visitor<'de> for FileVisitor<'_> {
+    type Value = Header;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a patreport JSON report")
     }
 
-    pub fn len(&self) -> usize {
-        self.tokens.len()
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
+        let mut header = Header {
+            schema_version: None,
+            run: None,
+        };
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "schema_version" => header.schema_version = map.next_value()?,
+                "run" => header.run = Some(map.next_value()?),
+                "rows" => map.next_value_seed(Rows {
+                    on_row: &mut *self.on_row,
+                })?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(header)
+    }
+}
+
+/// The `rows` array, one element at a time.
+struct Rows<'a> {
+    on_row: &'a mut dyn FnMut(BaselineToken),
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Rows<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Rows<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("the report's rows")
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.tokens.is_empty()
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(row) = seq.next_element::<BaselineToken>()? {
+            (self.on_row)(row);
+        }
+        Ok(())
     }
 }
 
@@ -222,157 +281,183 @@ impl Changes {
 pub const FIRST_RUN: &str =
     "No earlier report of this organization to compare with: this is the first.";
 
-/// Compare `report` with the earlier `baseline`.
+/// The comparison as the earlier rows stream past.
 ///
 /// Tokens of owners this run could not read (the Errors sheet), or of owners a partial scan
 /// never reached, are neither new nor gone: they are counted as not compared. Status moves
 /// that only the clock makes (active → expiring → expired) are not changes; a token becoming
 /// invalid (revoked) is.
-pub fn compare(baseline: &Baseline, report: &Report) -> Changes {
-    if !baseline.org.eq_ignore_ascii_case(report.run.org.as_str()) {
-        return Changes::none(format!(
-            "Not compared: {} is a report of organization {}, not {}.",
-            baseline.source,
-            baseline.org,
-            report.run.org.as_str()
-        ));
-    }
-    let now: HashMap<&str, &TokenRow> = report
-        .rows
-        .iter()
-        .filter(|r| !r.authorization_id.is_empty())
-        .map(|r| (r.authorization_id.as_str(), r))
-        .collect();
-    let before: HashMap<&str, &BaselineToken> = baseline
-        .tokens
-        .iter()
-        .filter(|t| !t.authorization_id.is_empty())
-        .map(|t| (t.authorization_id.as_str(), t))
-        .collect();
-    let unread: HashSet<&str> = report
-        .errors
-        .iter()
-        .map(|e| e.user_descriptor.as_str())
-        .collect();
-    let holders_now = holders(report.rows.iter().map(|r| {
-        (
-            r.owner.descriptor.as_str(),
-            r.owner.display_name.as_str(),
-            r.owner.principal_name.as_str(),
-        )
-    }));
-    let holders_before = holders(baseline.tokens.iter().map(|t| {
-        (
-            t.owner_descriptor.as_str(),
-            t.owner_display_name.as_str(),
-            t.owner_principal_name.as_str(),
-        )
-    }));
-    // A partial scan did not reach every owner: a token of an owner it did not see is unknown.
-    let partial = report.run.stopped_early;
-    let reached = |descriptor: &str| {
-        !unread.contains(descriptor) && (!partial || holders_now.contains_key(descriptor))
-    };
+struct Comparer<'r> {
+    report: &'r Report,
+    /// The report's rows by authorization id, and whether the earlier report had each.
+    now: HashMap<&'r str, usize>,
+    seen: Vec<bool>,
+    unread: HashSet<&'r str>,
+    holders_now: HashMap<&'r str, HolderRef>,
+    /// Earlier holders by descriptor (owned: the rows they came from are gone).
+    holders_before: HashMap<String, HolderRef>,
+    changed: Vec<ChangedToken>,
+    gone: Vec<GoneToken>,
+    not_compared: usize,
+}
 
-    let mut changes = Changes {
-        previous: Some(Previous {
-            source: baseline.source.clone(),
-            generated: baseline.generated,
-            schema_version: baseline.schema_version,
-            complete: baseline.complete,
-        }),
-        ..Changes::default()
-    };
-    for row in &report.rows {
-        let Some(old) = before.get(row.authorization_id.as_str()) else {
-            if !row.authorization_id.is_empty() {
-                changes.new_pats.push(token_ref(row));
-            }
-            continue;
-        };
-        let fields = changed_fields(old, row);
-        if !fields.is_empty() {
-            changes.changed_pats.push(ChangedToken {
-                token: token_ref(row),
-                fields,
-            });
+impl<'r> Comparer<'r> {
+    fn new(report: &'r Report) -> Self {
+        let now = (0..report.rows.len())
+            .filter(|&i| !report.rows[i].authorization_id.is_empty())
+            .map(|i| (report.rows[i].authorization_id.as_str(), i))
+            .collect();
+        let mut holders_now: HashMap<&str, HolderRef> = HashMap::new();
+        for row in &report.rows {
+            holders_now
+                .entry(row.owner.descriptor.as_str())
+                .or_insert_with(|| HolderRef {
+                    display_name: row.owner.display_name.clone(),
+                    principal_name: row.owner.principal_name.clone(),
+                    pats: 0,
+                })
+                .pats += 1;
+        }
+        Comparer {
+            report,
+            now,
+            seen: vec![false; report.rows.len()],
+            unread: report
+                .errors
+                .iter()
+                .map(|e| e.user_descriptor.as_str())
+                .collect(),
+            holders_now,
+            holders_before: HashMap::new(),
+            changed: Vec::new(),
+            gone: Vec::new(),
+            not_compared: 0,
         }
     }
-    for old in &baseline.tokens {
-        if old.authorization_id.is_empty() || now.contains_key(old.authorization_id.as_str()) {
-            continue;
+
+    /// Whether this run read the owner with `descriptor` (a partial scan reached only some).
+    fn reached(&self, descriptor: &str) -> bool {
+        !self.unread.contains(descriptor)
+            && (!self.report.run.stopped_early || self.holders_now.contains_key(descriptor))
+    }
+
+    fn take(&mut self, old: BaselineToken) {
+        self.holders_before
+            .entry(old.owner_descriptor.clone())
+            .or_insert_with(|| HolderRef {
+                display_name: old.owner_display_name.clone(),
+                principal_name: old.owner_principal_name.clone(),
+                pats: 0,
+            })
+            .pats += 1;
+        if old.authorization_id.is_empty() {
+            return;
+        }
+        if let Some(&i) = self.now.get(old.authorization_id.as_str()) {
+            self.seen[i] = true;
+            let row = &self.report.rows[i];
+            let fields = changed_fields(&old, row);
+            if !fields.is_empty() {
+                self.changed.push(ChangedToken {
+                    token: token_ref(row),
+                    fields,
+                });
+            }
+            return;
         }
         // Revoked tokens are rows only with --include-invalid: one that was already invalid
         // and is now not listed has not changed.
         if old.status == TokenStatus::Invalid {
-            continue;
+            return;
         }
-        if !reached(&old.owner_descriptor) {
-            changes.counts.not_compared += 1;
-            continue;
+        if !self.reached(&old.owner_descriptor) {
+            self.not_compared += 1;
+            return;
         }
-        let reason = if old.valid_to.is_some_and(|to| to < report.run.generated) {
+        let reason = if old
+            .valid_to
+            .is_some_and(|to| to < self.report.run.generated)
+        {
             GoneReason::ExpiredOut
-        } else if !holders_now.contains_key(old.owner_descriptor.as_str()) {
+        } else if !self.holders_now.contains_key(old.owner_descriptor.as_str()) {
             GoneReason::OwnerGone
         } else {
             GoneReason::Revoked
         };
-        changes.gone_pats.push(GoneToken {
+        self.gone.push(GoneToken {
             token: TokenRef {
-                authorization_id: old.authorization_id.clone(),
-                owner_display_name: old.owner_display_name.clone(),
-                owner_principal_name: old.owner_principal_name.clone(),
-                pat_name: old.pat_name.clone(),
+                authorization_id: old.authorization_id,
+                owner_display_name: old.owner_display_name,
+                owner_principal_name: old.owner_principal_name,
+                pat_name: old.pat_name,
                 valid_to: old.valid_to,
                 severity: None,
             },
             reason,
         });
     }
-    for (descriptor, holder) in &holders_now {
-        if !holders_before.contains_key(descriptor) {
-            changes.new_holders.push(holder.clone());
+
+    fn finish(self, previous: Previous) -> Changes {
+        let report = self.report;
+        let new_pats: Vec<TokenRef> = (0..report.rows.len())
+            .filter(|&i| !self.seen[i] && !report.rows[i].authorization_id.is_empty())
+            .map(|i| token_ref(&report.rows[i]))
+            .collect();
+        let mut new_holders: Vec<HolderRef> = self
+            .holders_now
+            .iter()
+            .filter(|(descriptor, _)| !self.holders_before.contains_key(**descriptor))
+            .map(|(_, holder)| holder.clone())
+            .collect();
+        let mut holders_gone: Vec<HolderRef> = self
+            .holders_before
+            .iter()
+            .filter(|(descriptor, _)| {
+                !self.holders_now.contains_key(descriptor.as_str()) && self.reached(descriptor)
+            })
+            .map(|(_, holder)| holder.clone())
+            .collect();
+        for list in [&mut new_holders, &mut holders_gone] {
+            list.sort_by(|a, b| {
+                (a.principal_name.to_lowercase(), &a.principal_name)
+                    .cmp(&(b.principal_name.to_lowercase(), &b.principal_name))
+            });
+        }
+        let mut gone_pats = self.gone;
+        gone_pats.sort_by(|a, b| by_owner(&a.token, &b.token));
+        let counts = ChangeCounts {
+            new_pats: new_pats.len(),
+            gone_pats: gone_pats.len(),
+            changed_pats: self.changed.len(),
+            new_holders: new_holders.len(),
+            holders_gone: holders_gone.len(),
+            not_compared: self.not_compared,
+        };
+        let mut notes = Vec::new();
+        if counts.not_compared > 0 {
+            notes.push(format!(
+                "{} earlier tokens belong to owners this run could not read: not compared.",
+                counts.not_compared
+            ));
+        }
+        if !previous.complete {
+            notes.push(
+                "The earlier report was incomplete: some tokens listed as new may only have \
+                 been missed then."
+                    .to_owned(),
+            );
+        }
+        Changes {
+            previous: Some(previous),
+            note: (!notes.is_empty()).then(|| notes.join(" ")),
+            counts,
+            new_pats,
+            gone_pats,
+            changed_pats: self.changed,
+            new_holders,
+            holders_gone,
         }
     }
-    for (descriptor, holder) in &holders_before {
-        if !holders_now.contains_key(descriptor) && reached(descriptor) {
-            changes.holders_gone.push(holder.clone());
-        }
-    }
-    for list in [&mut changes.new_holders, &mut changes.holders_gone] {
-        list.sort_by(|a, b| {
-            (a.principal_name.to_lowercase(), &a.principal_name)
-                .cmp(&(b.principal_name.to_lowercase(), &b.principal_name))
-        });
-    }
-    changes
-        .gone_pats
-        .sort_by(|a, b| by_owner(&a.token, &b.token));
-    changes.counts = ChangeCounts {
-        new_pats: changes.new_pats.len(),
-        gone_pats: changes.gone_pats.len(),
-        changed_pats: changes.changed_pats.len(),
-        new_holders: changes.new_holders.len(),
-        holders_gone: changes.holders_gone.len(),
-        not_compared: changes.counts.not_compared,
-    };
-    let mut notes = Vec::new();
-    if changes.counts.not_compared > 0 {
-        notes.push(format!(
-            "{} earlier tokens belong to owners this run could not read: not compared.",
-            changes.counts.not_compared
-        ));
-    }
-    if !baseline.complete {
-        notes.push(
-            "The earlier report was incomplete: some tokens listed as new may only have been \
-             missed then."
-                .to_owned(),
-        );
-    }
-    changes.note = (!notes.is_empty()).then(|| notes.join(" "));
-    changes
 }
 
 fn by_owner(a: &TokenRef, b: &TokenRef) -> std::cmp::Ordering {
@@ -380,24 +465,6 @@ fn by_owner(a: &TokenRef, b: &TokenRef) -> std::cmp::Ordering {
         .to_lowercase()
         .cmp(&b.owner_principal_name.to_lowercase())
         .then_with(|| a.authorization_id.cmp(&b.authorization_id))
-}
-
-/// Holders by descriptor, with their token counts.
-fn holders<'a>(
-    owners: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
-) -> HashMap<&'a str, HolderRef> {
-    let mut holders: HashMap<&str, HolderRef> = HashMap::new();
-    for (descriptor, display_name, principal_name) in owners {
-        holders
-            .entry(descriptor)
-            .or_insert_with(|| HolderRef {
-                display_name: display_name.to_owned(),
-                principal_name: principal_name.to_owned(),
-                pats: 0,
-            })
-            .pats += 1;
-    }
-    holders
 }
 
 fn token_ref(row: &TokenRow) -> TokenRef {
@@ -479,10 +546,11 @@ mod tests {
         build(inventory(users), NOW, &ReportOptions::default(), "1")
     }
 
-    fn baseline_of(report: &Report) -> Baseline {
+    /// `after` compared with `before` as written to JSON.
+    fn compare(before: &Report, after: &Report) -> Changes {
         let mut json = Vec::new();
-        write_json(report, &mut json).unwrap();
-        Baseline::read(json.as_slice(), "earlier.json").unwrap()
+        write_json(before, &mut json).unwrap();
+        compare_with(json.as_slice(), "earlier.json", after).unwrap()
     }
 
     fn ids<T>(list: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
@@ -517,7 +585,7 @@ mod tests {
             ),
             (user("d"), vec![pat("d-new", Some(later))]),
         ]);
-        let changes = compare(&baseline_of(&before), &after);
+        let changes = compare(&before, &after);
         assert_eq!(
             ids(&changes.new_pats, |t| &t.authorization_id),
             ["fresh", "d-new"]
@@ -571,7 +639,7 @@ mod tests {
         let before = report_of(vec![(user("a"), vec![p.clone()])]);
         p.scope = Some("vso.build  vso.code".into());
         let after = report_of(vec![(user("a"), vec![p])]);
-        let changes = compare(&baseline_of(&before), &after);
+        let changes = compare(&before, &after);
         assert_eq!(changes.counts, ChangeCounts::default());
         assert!(changes.previous.is_some() && changes.note.is_none());
     }
@@ -587,7 +655,7 @@ mod tests {
             message: "boom".into(),
         });
         let after = build(inv, NOW, &ReportOptions::default(), "1");
-        let changes = compare(&baseline_of(&before), &after);
+        let changes = compare(&before, &after);
         assert!(changes.gone_pats.is_empty() && changes.holders_gone.is_empty());
         assert_eq!(changes.counts.not_compared, 1);
         assert!(changes.note.unwrap().contains("could not read"));
@@ -601,8 +669,7 @@ mod tests {
         let text = String::from_utf8(json)
             .unwrap()
             .replace("\"contoso\"", "\"fabrikam\"");
-        let baseline = Baseline::read(text.as_bytes(), "other.json").unwrap();
-        let changes = compare(&baseline, &report_of(vec![]));
+        let changes = compare_with(text.as_bytes(), "other.json", &report_of(vec![])).unwrap();
         assert!(changes.previous.is_none());
         assert!(changes.note.unwrap().contains("fabrikam"));
     }
@@ -616,9 +683,16 @@ mod tests {
             "global":false,"scope_summary":"","scope":"vso.code","target_accounts":["org"],
             "valid_from":null,"valid_to":"2026-04-01T00:00:00Z","days_to_expiry":null,
             "lifetime_days":null,"authorization_id":"v1-id"}],"errors":[]}"#;
-        let baseline = Baseline::read(v1.as_bytes(), "v1.json").unwrap();
-        assert_eq!((baseline.schema_version, baseline.len()), (1, 1));
-        let changes = compare(&baseline, &report_of(vec![(user("a"), vec![])]));
+        let changes = compare_with(
+            v1.as_bytes(),
+            "v1.json",
+            &report_of(vec![(user("a"), vec![])]),
+        )
+        .unwrap();
+        assert_eq!(changes.previous.unwrap().schema_version, 1);
         assert_eq!(changes.counts.gone_pats, 1);
+        // Not a report: an error, not a comparison.
+        assert!(compare_with(&b"{\"rows\": []}"[..], "x.json", &report_of(vec![])).is_err());
+        assert!(compare_with(&b"[1, 2]"[..], "x.json", &report_of(vec![])).is_err());
     }
 }

@@ -253,13 +253,20 @@ struct ProbeFigures {
     /// path: the stages are the pipeline's own).
     #[serde(default)]
     stages: Vec<(String, u64, u64)>,
+    /// Whether the report was compared with an earlier one.
+    #[serde(default)]
+    compared: bool,
 }
 
 /// 100,000 PATs through the whole pipeline, by the command line's path and the worker's.
 async fn memory_case(args: &BenchArgs, users: usize) -> anyhow::Result<Vec<Verdict>> {
     println!("\n[memory] {users} people, no added latency; each path in a process of its own");
     let sim = Simulator::start(users, Duration::ZERO, None)?;
-    let cli = probe(&sim, ProbePath::Cli, None)?;
+    // The second command-line report goes into the first's folder, as a daily run does: it
+    // reads the first (100,000 rows of JSON) to count the changes.
+    let folder = tempfile::tempdir().context("a folder for the reports")?;
+    let cli = probe(&sim, ProbePath::Cli, None, Some(folder.path()))?;
+    let compared = probe(&sim, ProbePath::Cli, None, Some(folder.path()))?;
     let storage = match &args.storage {
         Some(connection) => Some((connection.clone(), None)),
         None => match AzuriteProcess::start() {
@@ -271,7 +278,7 @@ async fn memory_case(args: &BenchArgs, users: usize) -> anyhow::Result<Vec<Verdi
         },
     };
     let worker = match &storage {
-        Some((connection, _)) => Some(probe(&sim, ProbePath::Worker, Some(connection))?),
+        Some((connection, _)) => Some(probe(&sim, ProbePath::Worker, Some(connection), None)?),
         None => None,
     };
     drop(sim);
@@ -279,7 +286,11 @@ async fn memory_case(args: &BenchArgs, users: usize) -> anyhow::Result<Vec<Verdi
         "  {:<8} {:>8} {:>9} {:>10} {:>11}",
         "path", "rows", "time", "workbook", "peak RSS"
     );
-    for (name, f) in [("cli", Some(&cli)), ("worker", worker.as_ref())] {
+    for (name, f) in [
+        ("cli", Some(&cli)),
+        ("cli+cmp", Some(&compared)),
+        ("worker", worker.as_ref()),
+    ] {
         match f {
             Some(f) => println!(
                 "  {name:<8} {:>8} {:>8.2}s {:>10} {:>11}",
@@ -305,6 +316,10 @@ async fn memory_case(args: &BenchArgs, users: usize) -> anyhow::Result<Vec<Verdi
     }
     let full = |f: &ProbeFigures| f.rows >= MEMORY_CASE_ROWS;
     let cli_peak = Verdict::of(full(&cli), cli.peak_rss < PEAK_TARGET);
+    let compared_peak = Verdict::of(
+        full(&compared) && compared.compared,
+        compared.peak_rss < PEAK_TARGET,
+    );
     let workbook = Verdict::of(full(&cli), cli.workbook_seconds.is_some_and(|s| s < 2.0));
     let (worker_peak, worker_ratio) = match &worker {
         Some(w) => (
@@ -321,6 +336,10 @@ async fn memory_case(args: &BenchArgs, users: usize) -> anyhow::Result<Vec<Verdi
         cli_peak.text()
     );
     println!(
+        "  target: peak RSS < 150 MB for 100,000 PATs, command line comparing with the last report: {}",
+        compared_peak.text()
+    );
+    println!(
         "  target: peak RSS < 150 MB for 100,000 PATs, Functions worker: {}",
         worker_peak.text()
     );
@@ -335,7 +354,13 @@ async fn memory_case(args: &BenchArgs, users: usize) -> anyhow::Result<Vec<Verdi
         worker_ratio.text()
     );
     println!("  target: 100,000-row workbook < 2 s: {}", workbook.text());
-    Ok(vec![cli_peak, worker_peak, worker_ratio, workbook])
+    Ok(vec![
+        cli_peak,
+        compared_peak,
+        worker_peak,
+        worker_ratio,
+        workbook,
+    ])
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -347,7 +372,12 @@ pub enum ProbePath {
 }
 
 /// Run one path of the memory case in a child process and read its figures.
-fn probe(sim: &Simulator, path: ProbePath, storage: Option<&str>) -> anyhow::Result<ProbeFigures> {
+fn probe(
+    sim: &Simulator,
+    path: ProbePath,
+    storage: Option<&str>,
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<ProbeFigures> {
     let exe = std::env::current_exe().context("locating the patreport binary")?;
     let mut cmd = Command::new(exe);
     cmd.args(["bench-probe", "--ado-url", &sim.url])
@@ -360,6 +390,9 @@ fn probe(sim: &Simulator, path: ProbePath, storage: Option<&str>) -> anyhow::Res
         .stderr(Stdio::inherit());
     if let Some(storage) = storage {
         cmd.env(names::STORAGE_CONNECTION, storage);
+    }
+    if let Some(dir) = dir {
+        cmd.arg("--dir").arg(dir);
     }
     let output = cmd.output().context("running a bench probe")?;
     let text = String::from_utf8_lossy(&output.stdout);
@@ -379,6 +412,10 @@ pub struct ProbeArgs {
     /// The simulator to scan.
     #[arg(long)]
     pub ado_url: url::Url,
+    /// The folder of the command line's report (an earlier report there is compared with);
+    /// a new temporary one when not given.
+    #[arg(long)]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// One report of the simulated organization into `dir`, the way `patreport report` makes it
@@ -403,11 +440,17 @@ pub async fn probe_run(args: &ProbeArgs) -> anyhow::Result<u8> {
     let org = OrgName::parse("demo")?;
     let started = Instant::now();
     let mut stages = Vec::new();
+    let mut compared = false;
     let (rows, users, workbook) = match args.path {
         ProbePath::Cli => {
-            let dir = tempfile::tempdir().context("a folder for the report")?;
+            let temporary = tempfile::tempdir().context("a folder for the report")?;
+            let dir = args.dir.as_deref().unwrap_or(temporary.path());
             let produced =
-                local_report(args.ado_url.clone(), org, Format::ALL.to_vec(), dir.path()).await?;
+                local_report(args.ado_url.clone(), org, Format::ALL.to_vec(), dir).await?;
+            compared = produced
+                .changes
+                .as_ref()
+                .is_some_and(|c| c.previous.is_some());
             stages = produced
                 .timings
                 .memory
@@ -431,6 +474,7 @@ pub async fn probe_run(args: &ProbeArgs) -> anyhow::Result<u8> {
         workbook_seconds: workbook.map(|d| d.as_secs_f64()),
         peak_rss: memory.peak,
         stages,
+        compared,
     };
     println!("{}", serde_json::to_string(&figures)?);
     Ok(super::exit::OK)

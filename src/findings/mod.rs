@@ -116,7 +116,7 @@ impl Rule {
         Rule::ALL.into_iter().find(|r| r.code() == code)
     }
 
-    pub fn severity(self) -> Severity {
+    pub const fn severity(self) -> Severity {
         match self {
             Rule::FullAccess => Severity::Critical,
             Rule::Global | Rule::MarketplaceGlobal => Severity::High,
@@ -210,16 +210,15 @@ impl Findings {
 
     /// The rules, most severe first (then in rule order).
     pub fn iter(self) -> impl Iterator<Item = Rule> {
-        Severity::DESCENDING.into_iter().flat_map(move |severity| {
-            Rule::ALL
-                .into_iter()
-                .filter(move |r| r.severity() == severity && self.contains(*r))
-        })
+        BY_SEVERITY.into_iter().filter(move |r| self.contains(*r))
     }
 
-    /// The most severe finding's severity; `None` without findings.
+    /// The most severe finding's severity; `None` without findings. Called per row by every
+    /// writer and by the ranking, so it is a few mask tests, not a walk over the rules.
     pub fn severity(self) -> Option<Severity> {
-        self.iter().next().map(Rule::severity)
+        Severity::DESCENDING
+            .into_iter()
+            .find(|&severity| self.0 & severity_mask(severity) != 0)
     }
 
     /// The labels, most severe first, joined with ", ".
@@ -239,6 +238,38 @@ impl Findings {
             buffer.push_str(rule.label());
         }
     }
+}
+
+/// Every rule, most severe first, then in rule order.
+const BY_SEVERITY: [Rule; Rule::ALL.len()] = {
+    let mut order = [Rule::FullAccess; Rule::ALL.len()];
+    let mut n = 0;
+    let mut s = 0;
+    while s < Severity::DESCENDING.len() {
+        let mut i = 0;
+        while i < Rule::ALL.len() {
+            if Rule::ALL[i].severity() as u8 == Severity::DESCENDING[s] as u8 {
+                order[n] = Rule::ALL[i];
+                n += 1;
+            }
+            i += 1;
+        }
+        s += 1;
+    }
+    order
+};
+
+/// The bits of [`Findings`] whose rule has `severity`.
+const fn severity_mask(severity: Severity) -> u16 {
+    let mut mask = 0;
+    let mut i = 0;
+    while i < Rule::ALL.len() {
+        if Rule::ALL[i].severity() as u8 == severity as u8 {
+            mask |= 1 << (Rule::ALL[i] as u8);
+        }
+        i += 1;
+    }
+    mask
 }
 
 impl FromIterator<Rule> for Findings {
@@ -334,24 +365,22 @@ impl FindingCounts {
 /// Indices of the rows with findings, in the order to act on them: most severe first, then the
 /// soonest to expire (no end date last), then the rows' own order (by owner).
 pub fn ranked(rows: &[crate::report::TokenRow]) -> Vec<u32> {
-    let mut order: Vec<u32> = (0u32..)
+    // Keys computed once per row: (most severe first, no end date last, soonest, row).
+    let mut keyed: Vec<(std::cmp::Reverse<Severity>, bool, i64, u32)> = (0u32..)
         .zip(rows)
-        .filter(|(_, r)| !r.findings.is_empty())
-        .map(|(i, _)| i)
+        .filter_map(|(i, r)| {
+            let severity = r.findings.severity()?;
+            let end = r.valid_to.map(|t| t.unix_timestamp());
+            Some((
+                std::cmp::Reverse(severity),
+                end.is_none(),
+                end.unwrap_or(0),
+                i,
+            ))
+        })
         .collect();
-    order.sort_by(|&a, &b| {
-        let (a, b) = (&rows[a as usize], &rows[b as usize]);
-        b.findings
-            .severity()
-            .cmp(&a.findings.severity())
-            .then_with(|| match (a.valid_to, b.valid_to) {
-                (Some(x), Some(y)) => x.cmp(&y),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => std::cmp::Ordering::Equal,
-            })
-    });
-    order
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(.., i)| i).collect()
 }
 
 /// Whether global PATs are retired at `now` (they stopped working on 1 December 2026).

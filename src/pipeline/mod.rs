@@ -14,7 +14,7 @@ pub use sink::{Delivered, LocalFiles, Opened, PreviousReport, Sink, SinkError};
 
 use crate::ado::{AdoClient, AdoCredential, AdoError, AdoSettings};
 use crate::bench::Memory;
-use crate::changes::{self, Baseline, ChangeSummary, Changes};
+use crate::changes::{self, ChangeSummary, Changes};
 use crate::domain::OrgName;
 use crate::engine::{self, ScanError, ScanOptions};
 use crate::notify::Notice;
@@ -301,11 +301,13 @@ fn changes_since(
             ));
         }
     };
-    let read = std::fs::File::open(&previous.path)
+    let compared = std::fs::File::open(&previous.path)
         .map_err(|e| e.to_string())
-        .and_then(|file| Baseline::read(file, previous.name.clone()).map_err(|e| e.to_string()));
-    match read {
-        Ok(baseline) => changes::compare(&baseline, report),
+        .and_then(|file| {
+            changes::compare_with(file, &previous.name, report).map_err(|e| e.to_string())
+        });
+    match compared {
+        Ok(changes) => changes,
         Err(e) => Changes::none(format!(
             "Not compared: could not read the earlier report {}: {e}",
             previous.name

@@ -193,8 +193,9 @@ impl XlsxPlan {
                 .set_subject("Personal access tokens of an Azure DevOps organization")
                 .set_comment(format!("Read {} (UTC)", rfc3339(report.run.finished))),
         );
-        // Excel's own level: about 30% faster to save than the default 6, files ~5% larger.
-        workbook.set_zip_compression_level(3);
+        // About 40% faster to save than the default level 6, files ~10% larger (rust_xlsxwriter
+        // measures 0.57x the time, 1.11x the size; Excel itself writes level 3).
+        workbook.set_zip_compression_level(2);
         let order = crate::findings::ranked(&report.rows);
         // The three large sheets are independent: Tokens on this thread, Findings and Owners
         // on another (a run has two cores; the rows are only read).
