@@ -420,6 +420,38 @@ impl BlobStore {
         Ok(Some(bytes.to_vec()))
     }
 
+    /// Copy a blob into the file at `path`, a chunk at a time (a report's JSON may be 100 MB);
+    /// `false` when the blob does not exist.
+    pub async fn get_to_file(
+        &self,
+        blob: &str,
+        path: &std::path::Path,
+    ) -> Result<bool, StorageError> {
+        use futures::TryStreamExt;
+        use tokio::io::AsyncWriteExt;
+        let action = || format!("read {blob}");
+        let response = match self.blob_client(blob)?.download(None).await {
+            Ok(r) => r,
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(false),
+            Err(e) => return Err(StorageError::from_sdk(&e, action())),
+        };
+        let local = |e: std::io::Error| StorageError::Corrupt {
+            what: path.display().to_string(),
+            detail: e.to_string(),
+        };
+        let mut file = tokio::fs::File::create(path).await.map_err(local)?;
+        let mut body = response.body;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| StorageError::from_sdk(&e, action()))?
+        {
+            file.write_all(&chunk).await.map_err(local)?;
+        }
+        file.flush().await.map_err(local)?;
+        Ok(true)
+    }
+
     /// The names of the blobs whose names start with `prefix`, in name order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         use futures::TryStreamExt;

@@ -115,15 +115,6 @@ impl Sink for BlobSink<'_> {
         let Some(blob) = latest.files.get(&Format::Json) else {
             return Ok(None);
         };
-        let Some(bytes) = self
-            .runs
-            .blobs()
-            .get(blob)
-            .await
-            .map_err(SinkError::Storage)?
-        else {
-            return Ok(None);
-        };
         let dir = self
             .scratch
             .lock()
@@ -132,7 +123,15 @@ impl Sink for BlobSink<'_> {
             .map(|d| d.path().to_owned())
             .unwrap_or_else(std::env::temp_dir);
         let path = dir.join("previous-report.json");
-        std::fs::write(&path, bytes).map_err(|e| scratch_error(e, path.clone()))?;
+        let found = self
+            .runs
+            .blobs()
+            .get_to_file(blob, &path)
+            .await
+            .map_err(SinkError::Storage)?;
+        if !found {
+            return Ok(None);
+        }
         Ok(Some(PreviousReport {
             name: blob.clone(),
             path,
