@@ -24,6 +24,7 @@ pub mod lifecycle;
 pub mod notify;
 pub mod pipeline;
 pub mod report;
+pub mod revoke;
 pub mod scrub;
 pub mod secret;
 pub mod settings;

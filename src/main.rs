@@ -33,6 +33,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match &cli.command {
             Command::Report(args) => cli::report::run(args).await,
+            Command::Revoke(args) => cli::revoke::run(args).await,
             Command::Simulate(args) => cli::simulate::run(args).await,
             Command::Login(args) => cli::login::run(args).await,
             Command::Bench(args) => cli::bench::run(args).await,
@@ -42,6 +43,10 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => ExitCode::from(code),
+        Err(e) if e.downcast_ref::<cli::revoke::Usage>().is_some() => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::USAGE)
+        }
         Err(e) => {
             // One line: the message, then only the causes that add to it (most errors already
             // carry their cause's text). No panic, no backtrace.

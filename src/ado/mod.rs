@@ -332,6 +332,38 @@ impl AdoClient {
         Ok(PatsPage { pats, continuation })
     }
 
+    /// Revoke these authorizations (PATs, or SSH keys with [`TokenListing::SshKeys`]): one
+    /// `POST {org}/_apis/tokenadmin/revocations`, through the same pacing, retries and error
+    /// rules as the listings (revoking twice is harmless, so a retry is safe). Only a 204 is
+    /// success; a 203 or a redirect is an authentication failure (see `policy`).
+    pub async fn revoke(&self, listing: TokenListing, ids: &[String]) -> Result<(), AdoError> {
+        let body: Vec<token_admin::models::TokenAdminRevocation> = ids
+            .iter()
+            .map(|id| token_admin::models::TokenAdminRevocation {
+                authorization_id: Some(id.clone()),
+            })
+            .collect();
+        let response = self
+            .token_admin
+            .revocations_client()
+            .revoke_authorizations(self.settings.organization.as_str(), body)
+            .is_public(listing == TokenListing::SshKeys)
+            .send()
+            .await
+            .map_err(|e| {
+                AdoError::from_core(e, "Token Admin revocations").scrubbed(&self.scrubber)
+            })?;
+        let status = u16::from(response.into_raw_response().status());
+        match status {
+            204 => Ok(()),
+            status => Err(AdoError::Service {
+                status,
+                type_key: None,
+                message: format!("revocations answered {status}, not 204 No Content"),
+            }),
+        }
+    }
+
     /// One page of the same listing with `isPublic=true`: the user's SSH public keys.
     pub async fn ssh_keys_page(
         &self,

@@ -7,8 +7,8 @@
 //!   (`7.1-preview.1` for Graph, `7.1` for Token Admin);
 //! - `X-TFS-FedAuthRedirect: Suppress` and `Accept: application/json`, so a bad credential
 //!   answers 401 rather than a sign-in page;
-//! - 203, any 3xx, and any 2xx that is not JSON are authentication failures (the crate would
-//!   hand the HTML sign-in page to its JSON parser);
+//! - 203, any 3xx, and any 2xx that is not JSON (but an empty 204) are authentication failures
+//!   (the crate would hand the HTML sign-in page to its JSON parser);
 //! - a UTF-8 BOM at the start of a body is removed;
 //! - error bodies (`WrappedException`: `message`, `typeKey`) become readable errors.
 
@@ -131,6 +131,10 @@ async fn check_response(response: AsyncRawResponse, scrubber: &Scrubber) -> Poli
     let (status_code, headers, body) = response.deconstruct();
     let bytes = body.collect().await?;
 
+    // 204 No Content is how revocations succeed: no body to be a sign-in page.
+    if status == 204 && bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(AsyncRawResponse::from_bytes(status_code, headers, bytes));
+    }
     if (200..300).contains(&status) {
         if !content_type.contains("json") {
             let shown = if content_type.is_empty() {

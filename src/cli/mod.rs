@@ -4,6 +4,7 @@ pub mod bench;
 pub mod login;
 pub mod progress;
 pub mod report;
+pub mod revoke;
 pub mod serve;
 pub mod simulate;
 pub mod web;
@@ -60,6 +61,8 @@ pub enum Command {
     Login(login::LoginArgs),
     /// Measure scan speed, throttling behaviour, memory and workbook time against the simulator.
     Bench(bench::BenchArgs),
+    /// Revoke tokens chosen from a report: a dry run unless --yes; every run is audited.
+    Revoke(Box<revoke::RevokeArgs>),
     /// Run as the Azure Functions custom handler (started by the Functions host; see docs/functions.md).
     Serve(serve::ServeArgs),
     /// One path of the benchmark's memory case, in a process of its own (used by `bench`).
@@ -245,7 +248,7 @@ fn parse_format(text: &str) -> Result<Format, String> {
 }
 
 /// The credential modes a command line can use (on-behalf-of needs an HTTP caller).
-fn auth_mode_parser() -> impl TypedValueParser<Value = AuthMode> {
+pub(crate) fn auth_mode_parser() -> impl TypedValueParser<Value = AuthMode> {
     let names: Vec<&'static str> = AuthMode::ALL
         .iter()
         .filter(|m| **m != AuthMode::OnBehalfOf)
