@@ -226,7 +226,7 @@ mod tests {
         assert_eq!(s(|s| s.full_access = true), ["full"]);
         assert_eq!(
             s(|s| s.owners = vec!["B@CONTOSO.COM".into()]),
-            ["soon", "gone-by"]
+            ["gone-by", "soon"]
         );
         assert_eq!(
             s(|s| s.owners = vec!["A".into()]),
