@@ -4,7 +4,8 @@
 
 use super::wire::ExceptionType;
 
-/// The two resources the simulator serves.
+/// The two API areas the simulator serves. Token Admin covers both of its resources the
+/// simulator has, the PAT listing and revocations: one spec file per version holds both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
     GraphUsers,
@@ -95,9 +96,10 @@ fn from_accept(accept: &str) -> Option<&str> {
 
 /// Picks the version from the query (preferred) or the `Accept` header and checks it
 /// against what `api` supports. Returns the version text as sent, for the response
-/// `Content-Type`.
+/// `Content-Type`. `method` only words the "no api-version" message.
 pub fn negotiate(
     api: Api,
+    method: &str,
     query: Option<&str>,
     accept: Option<&str>,
 ) -> Result<String, VersionError> {
@@ -107,10 +109,11 @@ pub fn negotiate(
         .or_else(|| accept.and_then(from_accept))
         .ok_or_else(|| VersionError {
             kind: ExceptionType::VersionNotSpecified,
-            message: "No api-version was supplied for the \"GET\" request. The version must be \
-                      supplied either as part of the Accept header (e.g. \"application/json; \
-                      api-version=1.0\") or as a query parameter (e.g. '?api-version=1.0')."
-                .into(),
+            message: format!(
+                "No api-version was supplied for the \"{method}\" request. The version must be \
+                 supplied either as part of the Accept header (e.g. \"application/json; \
+                 api-version=1.0\") or as a query parameter (e.g. '?api-version=1.0')."
+            ),
         })?;
     let parsed = parse(text).ok_or_else(|| VersionError {
         kind: ExceptionType::InvalidApiVersion,
@@ -165,7 +168,7 @@ mod tests {
     use super::*;
 
     fn ok(api: Api, v: &str) -> bool {
-        negotiate(api, Some(v), None).is_ok()
+        negotiate(api, "GET", Some(v), None).is_ok()
     }
 
     #[test]
@@ -184,19 +187,19 @@ mod tests {
 
     #[test]
     fn graph_refuses_released_and_unknown_versions() {
-        let e = negotiate(Api::GraphUsers, Some("7.1"), None).expect_err("released");
+        let e = negotiate(Api::GraphUsers, "GET", Some("7.1"), None).expect_err("released");
         assert_eq!(e.kind, ExceptionType::InvalidPreviewVersion);
         assert!(e.message.contains("-preview"));
         assert_eq!(
-            negotiate(Api::GraphUsers, Some("9.0-preview.1"), None).map_err(|e| e.kind),
+            negotiate(Api::GraphUsers, "GET", Some("9.0-preview.1"), None).map_err(|e| e.kind),
             Err(ExceptionType::VersionOutOfRange)
         );
         assert_eq!(
-            negotiate(Api::GraphUsers, Some("7.1-preview.2"), None).map_err(|e| e.kind),
+            negotiate(Api::GraphUsers, "GET", Some("7.1-preview.2"), None).map_err(|e| e.kind),
             Err(ExceptionType::VersionOutOfRange)
         );
         assert_eq!(
-            negotiate(Api::GraphUsers, Some("latest"), None).map_err(|e| e.kind),
+            negotiate(Api::GraphUsers, "GET", Some("latest"), None).map_err(|e| e.kind),
             Err(ExceptionType::InvalidApiVersion)
         );
     }
@@ -222,14 +225,14 @@ mod tests {
     fn version_may_come_from_the_accept_header() {
         let v = negotiate(
             Api::TokenAdmin,
+            "GET",
             None,
             Some("application/json; api-version=7.1-preview.1"),
         );
         assert_eq!(v, Ok("7.1-preview.1".to_string()));
-        let missing = negotiate(Api::TokenAdmin, Some(""), Some("application/json"));
-        assert_eq!(
-            missing.map_err(|e| e.kind),
-            Err(ExceptionType::VersionNotSpecified)
-        );
+        let missing = negotiate(Api::TokenAdmin, "POST", Some(""), Some("application/json"));
+        let missing = missing.expect_err("no version");
+        assert_eq!(missing.kind, ExceptionType::VersionNotSpecified);
+        assert!(missing.message.contains("\"POST\" request"));
     }
 }

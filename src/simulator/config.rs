@@ -1,15 +1,23 @@
-//! The simulator's configuration: authentication, faults and paging.
+//! The simulator's configuration: authentication, faults, paging and the revocation batch
+//! limit.
 
 use super::auth::AuthConfig;
 use super::faults::FaultConfig;
 use super::paging::PagingConfig;
+
+/// The batch size of Microsoft's revocation sample, the largest known to work.
+const DEFAULT_REVOCATION_BATCH_LIMIT: usize = 990;
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub auth: AuthConfig,
     pub faults: FaultConfig,
     pub paging: PagingConfig,
-    /// When set, every Token Admin request waits for a permit of this gate: a test lets the
+    /// Most authorization ids one revocation request may carry; more is a 400. The real limit
+    /// is not published; Microsoft's sample sends batches of 990 (docs/contracts.md,
+    /// "Revocations").
+    pub revocation_batch_limit: usize,
+    /// When set, every Token Admin request (listings and revocations) waits for a permit of this gate: a test lets the
     /// scan go exactly as far as it wants to observe it there, whatever the machine's speed.
     pub gate: Option<Gate>,
 }
@@ -51,6 +59,7 @@ impl SimConfig {
             auth: AuthConfig::default(),
             faults: FaultConfig::none(),
             paging: PagingConfig::default(),
+            revocation_batch_limit: DEFAULT_REVOCATION_BATCH_LIMIT,
             gate: None,
         }
     }

@@ -1,15 +1,17 @@
 //! Fault configuration and injection: latency, throttling (429), transient and persistent
-//! 500s, delayed 200s with `Retry-After`, malformed bodies, and the optional sliding-window
-//! rate-limit model.
+//! 500s, delayed 200s with `Retry-After`, malformed bodies, the optional sliding-window
+//! rate-limit model, and 429s or 500s for chosen revocation requests.
 //!
-//! Random faults are decided by hashing the request (path and query) with the seed and the
-//! number of failed attempts of that same request so far. So they do not depend on how
-//! concurrent requests interleave, a run repeats exactly, and after at most
-//! `max_transient_attempts` faulted attempts the request succeeds: transient faults really
-//! are transient.
+//! The random faults and the window apply to every route, revocations included (a faulted
+//! revocation has no effect). Random faults are decided by hashing the request (path and
+//! query, and for a revocation its body) with the seed and the number of failed attempts of
+//! that same request so far. So they do not depend on how concurrent requests interleave, a
+//! run repeats exactly, and after at most `max_transient_attempts` faulted attempts the
+//! request succeeds: transient faults really are transient.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -71,6 +73,13 @@ pub struct FaultConfig {
     pub window: Option<WindowLimit>,
     /// Hostile or broken server behaviour the client must survive (all off by default).
     pub hostile: Hostile,
+    /// 1-based ordinals of the revocation POSTs (counted once authenticated) answered with a
+    /// transient-looking 500 and no effect: a client must retry, and must not assume the
+    /// batch was applied.
+    pub failing_revocation_requests: BTreeSet<u64>,
+    /// 1-based ordinals of the revocation POSTs answered 429 (`Retry-After`, TF400733) and
+    /// no effect. An ordinal in both sets gets the 429.
+    pub throttled_revocation_requests: BTreeSet<u64>,
 }
 
 /// A broken or hostile server: listings that never end, repeated entries, error bodies that
@@ -113,6 +122,8 @@ impl FaultConfig {
             failing_ssh_descriptors: BTreeSet::new(),
             window: None,
             hostile: Hostile::default(),
+            failing_revocation_requests: BTreeSet::new(),
+            throttled_revocation_requests: BTreeSet::new(),
         }
     }
 
@@ -171,6 +182,8 @@ pub(crate) struct Faults {
     slow_attempts: Mutex<HashMap<u64, u32>>,
     malformed_seen: Mutex<HashSet<String>>,
     window: Option<Mutex<SlidingWindow>>,
+    /// Revocation POSTs that passed authentication so far.
+    revocation_posts: AtomicU64,
 }
 
 impl Faults {
@@ -184,6 +197,7 @@ impl Faults {
             attempts: Mutex::new(HashMap::new()),
             slow_attempts: Mutex::new(HashMap::new()),
             malformed_seen: Mutex::new(HashSet::new()),
+            revocation_posts: AtomicU64::new(0),
         }
     }
 
@@ -279,6 +293,21 @@ impl Faults {
                 attempts.remove(&h);
                 Ok(attempt)
             }
+        }
+    }
+
+    /// Counts one authenticated revocation POST and decides its configured fault, if any.
+    pub fn revocation(&self) -> Result<(), Early> {
+        let c = &self.config;
+        let ordinal = self.revocation_posts.fetch_add(1, Ordering::Relaxed) + 1;
+        if c.throttled_revocation_requests.contains(&ordinal) {
+            Err(Early::Throttle {
+                retry_after_secs: c.retry_after_secs,
+            })
+        } else if c.failing_revocation_requests.contains(&ordinal) {
+            Err(Early::ServerError)
+        } else {
+            Ok(())
         }
     }
 
@@ -431,6 +460,21 @@ mod tests {
         assert!(faults.malformed("aad.b"));
         assert!(faults.malformed("aad.b"));
         assert!(!faults.malformed("aad.c"));
+    }
+
+    #[test]
+    fn revocation_faults_follow_the_ordinals() {
+        let faults = Faults::new(FaultConfig {
+            failing_revocation_requests: [2, 3].into(),
+            throttled_revocation_requests: [3, 5].into(),
+            ..FaultConfig::none()
+        });
+        let got: Vec<Result<(), Early>> = (0..6).map(|_| faults.revocation()).collect();
+        let throttle = Err(Early::Throttle {
+            retry_after_secs: 1,
+        });
+        let error = Err(Early::ServerError);
+        assert_eq!(got, [Ok(()), error, throttle, Ok(()), throttle, Ok(())]);
     }
 
     #[test]

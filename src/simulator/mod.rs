@@ -1,6 +1,6 @@
 //! A simulated Azure DevOps organization: a deterministic org generator and an HTTP server
-//! that speaks the Graph users and Token Admin PAT APIs exactly as docs/contracts.md ("Azure
-//! DevOps") describes them, including the awkward parts (header vs body paging, four "last
+//! that speaks the Graph users and Token Admin APIs (PAT and SSH key listings, revocations)
+//! exactly as docs/contracts.md ("Azure DevOps") describes them, including the awkward parts (header vs body paging, four "last
 //! page" markers, sign-in pages instead of 401s, throttling, BOMs).
 //!
 //! It backs `patreport report --demo`, the integration tests and the benchmark. It is at
@@ -28,10 +28,13 @@ mod names;
 mod paging;
 mod ratelimit;
 mod reply;
+mod revocations;
 mod server;
 mod stats;
 mod wire;
 
+#[cfg(test)]
+mod revocation_tests;
 #[cfg(test)]
 mod tests;
 

@@ -14,6 +14,8 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 pub(crate) enum Payload {
     Json(Vec<u8>),
     Html(String),
+    /// No body and no `Content-Type` (204).
+    Empty,
 }
 
 #[derive(Debug)]
@@ -40,6 +42,16 @@ impl Reply {
         Self::json(status, exception(kind, message))
     }
 
+    /// An answer without a body, such as the 204 of a revocation.
+    pub fn empty(status: StatusCode) -> Self {
+        Reply {
+            status,
+            headers: HeaderMap::new(),
+            payload: Payload::Empty,
+            truncate: false,
+        }
+    }
+
     pub fn html(status: StatusCode, body: String) -> Self {
         Reply {
             status,
@@ -62,6 +74,7 @@ impl Reply {
     /// negotiated, is echoed in the `Content-Type` as the service does.
     pub fn into_response(self, bom: bool, api_version: Option<&str>) -> Response<Body> {
         let (content_type, bytes) = match self.payload {
+            Payload::Empty => (None, Vec::new()),
             Payload::Json(mut body) => {
                 if self.truncate {
                     body.truncate(body.len() / 2);
@@ -73,14 +86,17 @@ impl Reply {
                     Some(v) => format!("application/json; charset=utf-8; api-version={v}"),
                     None => "application/json; charset=utf-8".to_string(),
                 };
-                (ct, body)
+                (Some(ct), body)
             }
-            Payload::Html(text) => ("text/html; charset=utf-8".to_string(), text.into_bytes()),
+            Payload::Html(text) => (
+                Some("text/html; charset=utf-8".to_string()),
+                text.into_bytes(),
+            ),
         };
         let mut response = Response::new(Body::from(bytes));
         *response.status_mut() = self.status;
         *response.headers_mut() = self.headers;
-        if let Ok(v) = HeaderValue::from_str(&content_type) {
+        if let Some(Ok(v)) = content_type.map(|ct| HeaderValue::from_str(&ct)) {
             response.headers_mut().insert(CONTENT_TYPE, v);
         }
         response
@@ -101,5 +117,12 @@ mod tests {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         assert_eq!(ct, Some("application/json; charset=utf-8; api-version=7.1"));
+    }
+
+    #[test]
+    fn empty_reply_has_no_body_and_no_bom() {
+        let response = Reply::empty(StatusCode::NO_CONTENT).into_response(true, Some("7.1"));
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert!(response.headers().get(CONTENT_TYPE).is_none());
     }
 }

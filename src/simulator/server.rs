@@ -1,7 +1,7 @@
 //! The HTTP side: route matching (case-insensitive, as the service does), the request
-//! pipeline (organization, authentication, faults, `api-version`), the two handlers (Graph users;
-//! Token Admin, which lists PATs or, with `isPublic=true`, SSH keys), and the
-//! [`SimServer`] that runs it all on a loopback port.
+//! pipeline (organization, authentication, faults, `api-version`), the handlers (Graph users;
+//! the Token Admin listing, of PATs or, with `isPublic=true`, SSH keys; Token Admin
+//! revocations), and the [`SimServer`] that runs it all on a loopback port.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header::ACCEPT;
 use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
@@ -28,6 +28,7 @@ use super::paging::{
     encode_pat_token, graph_page, listing_key, pat_page_size, subject_mask,
 };
 use super::reply::Reply;
+use super::revocations::{self, Revocations};
 use super::stats::{SimStats, SimStatsSnapshot, add, bump};
 use super::wire::{
     self, Continuation, Entries, ExceptionType, PageEnd, guid_from_u128, parse_guid,
@@ -93,13 +94,22 @@ impl SimServer {
         self.base_url.clone()
     }
 
-    /// The organization being served.
+    /// The organization being served, as generated: revocations do not change it (see
+    /// [`revocations`](Self::revocations)).
     pub fn org(&self) -> &SimOrg {
         &self.state.org
     }
 
     pub fn stats(&self) -> SimStatsSnapshot {
         self.state.stats.snapshot()
+    }
+
+    /// The authorization ids of each revocation request that took effect (answered 204), as
+    /// sent and in order, unknown ids included: a test can check that no id was sent twice.
+    /// [`org`](Self::org) stays as generated; the listings show the revoked entries with
+    /// `isValid: false`.
+    pub fn revocations(&self) -> Vec<Vec<String>> {
+        self.state.revocations.log()
     }
 
     /// Stops accepting requests and waits (briefly) for open ones to finish.
@@ -137,6 +147,8 @@ struct AppState {
     paging: PagingConfig,
     gate: Option<super::config::Gate>,
     faults: Faults,
+    revocations: Revocations,
+    revocation_batch_limit: usize,
     stats: SimStats,
     /// Keys continuation tokens, so tokens from another org or a forged one are refused.
     token_key: u64,
@@ -164,6 +176,7 @@ enum Route {
     SignIn,
     GraphUsers { org: String },
     Pats { org: String, descriptor: String },
+    Revocations { org: String },
     Unknown,
 }
 
@@ -184,6 +197,9 @@ impl Route {
             [_, "_apis", "tokenadmin", "personalaccesstokens", _] => Route::Pats {
                 org: owned.next().unwrap_or_default(),
                 descriptor: owned.nth(3).unwrap_or_default(),
+            },
+            [_, "_apis", "tokenadmin", "revocations"] => Route::Revocations {
+                org: owned.next().unwrap_or_default(),
             },
             _ => Route::Unknown,
         }
@@ -213,6 +229,14 @@ fn percent_decode(segment: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// What the pipeline reads of a request.
+struct Request<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+}
+
 /// Query parameters; names match ignoring case, as the service's do.
 struct Query(Vec<(String, String)>);
 
@@ -232,6 +256,27 @@ impl Query {
 
 fn bad_request(kind: ExceptionType, message: &str) -> Reply {
     Reply::error(StatusCode::BAD_REQUEST, kind, message)
+}
+
+/// `isPublic`: absent or `false` means PATs, `true` SSH keys (any case); `None` for any other
+/// value, which [`bad_is_public`] answers.
+fn is_public(query: &Query) -> Option<bool> {
+    match query
+        .get("isPublic")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("false") => Some(false),
+        Some("true") => Some(true),
+        Some(_) => None,
+    }
+}
+
+fn bad_is_public() -> Reply {
+    bad_request(
+        ExceptionType::Argument,
+        "The value of isPublic is not a valid boolean.\r\nParameter name: isPublic",
+    )
 }
 
 fn now_epoch() -> i64 {
@@ -255,6 +300,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response<Body> {
     if let Some(gate) = &state.gate
         && uri
@@ -270,7 +316,13 @@ async fn handle(
         tokio::time::sleep(faults.latency).await;
     }
     let activity = state.activity_id(seq);
-    let outcome = state.respond(seq, &method, &uri, &headers, &activity);
+    let request = Request {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+    };
+    let outcome = state.respond(seq, &request, &activity);
     if !outcome.hold.is_zero() {
         tokio::time::sleep(outcome.hold).await;
     }
@@ -304,6 +356,8 @@ impl AppState {
             paging: config.paging,
             gate: config.gate,
             faults: Faults::new(config.faults),
+            revocations: Revocations::new(&org),
+            revocation_batch_limit: config.revocation_batch_limit,
             stats: SimStats::default(),
             token_key,
             org,
@@ -319,18 +373,17 @@ impl AppState {
 
     /// Runs the pipeline: route, method, organization, authentication, injected faults,
     /// `api-version`, then the handler.
-    fn respond(
-        &self,
-        seq: u64,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-        activity: &str,
-    ) -> Outcome {
+    fn respond(&self, seq: u64, request: &Request<'_>, activity: &str) -> Outcome {
+        let Request {
+            method,
+            uri,
+            headers,
+            body,
+        } = *request;
         let stats = &self.stats;
         let path = uri.path();
         let route = Route::parse(path);
-        let not_allowed = || {
+        let not_allowed = |allow: &'static str| {
             bump(&stats.method_not_allowed);
             let message =
                 format!("The requested resource does not support http method '{method}'.");
@@ -339,7 +392,8 @@ impl AppState {
                 ExceptionType::Http,
                 &message,
             )
-            .header("allow", "GET")
+            .header("allow", allow)
+            .into()
         };
         let (org, api) = match &route {
             Route::Unknown => {
@@ -349,7 +403,9 @@ impl AppState {
                 );
                 return Reply::error(StatusCode::NOT_FOUND, ExceptionType::Http, &message).into();
             }
-            _ if method != Method::GET => return not_allowed().into(),
+            Route::Revocations { .. } if method != Method::POST => return not_allowed("POST"),
+            Route::Revocations { org } => (org, Api::TokenAdmin),
+            _ if method != Method::GET => return not_allowed("GET"),
             Route::SignIn => {
                 bump(&stats.sign_in_requests);
                 return auth::sign_in_page(StatusCode::OK).into();
@@ -370,13 +426,15 @@ impl AppState {
             .into();
         }
         let query = Query::parse(uri.query());
+        let revocation = matches!(route, Route::Revocations { .. });
         // Counted apart, so a test can tell that a scan asked for no SSH keys at all.
-        let ssh_listing = api == Api::TokenAdmin
+        let ssh_listing = matches!(route, Route::Pats { .. })
             && query
                 .get("isPublic")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         bump(match api {
             Api::GraphUsers => &stats.graph_user_requests,
+            Api::TokenAdmin if revocation => &stats.revocation_requests,
             Api::TokenAdmin if ssh_listing => &stats.ssh_key_requests,
             Api::TokenAdmin => &stats.pat_requests,
         });
@@ -389,7 +447,18 @@ impl AppState {
             bump(&stats.not_token_admin);
             return auth::not_token_admin().into();
         }
-        let late = match self.faults.early(seq, &path_and_query.to_ascii_lowercase()) {
+        let mut fault_key = path_and_query.to_ascii_lowercase();
+        let configured = if revocation {
+            // Every revocation POST has the same URL: the body tells one batch from another,
+            // so a retried batch meets that batch's next attempt, not another batch's faults.
+            fault_key.push_str(&format!("#{:016x}", hash_bytes(0x2E70_CA7E, body)));
+            self.faults.revocation()
+        } else {
+            Ok(())
+        };
+        // The random faults hit every route, revocations included, as on the service; a
+        // faulted revocation has no effect.
+        let late = match configured.and_then(|()| self.faults.early(seq, &fault_key)) {
             Ok(late) => late,
             Err(Early::Throttle { retry_after_secs }) => {
                 bump(&stats.throttled_429);
@@ -402,7 +471,7 @@ impl AppState {
             }
         };
         let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
-        let version = match negotiate(api, query.get("api-version"), accept) {
+        let version = match negotiate(api, method.as_str(), query.get("api-version"), accept) {
             Ok(v) => v,
             Err(e) => {
                 bump(&stats.bad_requests);
@@ -430,11 +499,12 @@ impl AppState {
                 )
             }
             Route::Pats { descriptor, .. } => self.token_listing(descriptor, &query, activity),
+            Route::Revocations { .. } => self.revoke(&query, headers, body),
             _ => self.graph_users(org, &query, headers),
         };
         let mut hold = Duration::ZERO;
         let reply = match reply.status {
-            StatusCode::OK => {
+            status if status.is_success() => {
                 hold = late.hold;
                 if late.throttled.is_some() {
                     bump(&stats.delayed_200);
@@ -456,6 +526,27 @@ impl AppState {
             api_version: Some(version),
             hold,
         }
+    }
+
+    /// `POST {org}/_apis/tokenadmin/revocations`: checks the body and, when it is good,
+    /// revokes the org's PATs (or, with `isPublic=true`, SSH keys) it names; 204 without a
+    /// body, as the service answers.
+    fn revoke(&self, query: &Query, headers: &HeaderMap, body: &[u8]) -> Reply {
+        let Some(ssh_keys) = is_public(query) else {
+            return bad_is_public();
+        };
+        if let Some(reply) = revocations::unsupported_media_type(headers) {
+            return reply;
+        }
+        let ids = match revocations::parse_body(body, self.revocation_batch_limit) {
+            Ok(ids) => ids,
+            Err(message) => return bad_request(ExceptionType::Argument, &message),
+        };
+        add(
+            &self.stats.tokens_revoked,
+            self.revocations.apply(ids, ssh_keys),
+        );
+        Reply::empty(StatusCode::NO_CONTENT)
     }
 
     /// `GET {org}/_apis/graph/users`: uneven server-chosen pages, the token in
@@ -564,19 +655,8 @@ impl AppState {
                 );
             }
         };
-        let ssh_keys = match query
-            .get("isPublic")
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(_) => {
-                return bad_request(
-                    ExceptionType::Argument,
-                    "The value of isPublic is not a valid boolean.\r\nParameter name: isPublic",
-                );
-            }
+        let Some(ssh_keys) = is_public(query) else {
+            return bad_is_public();
         };
         let user = &self.org.users[position];
         let entries = if ssh_keys {
@@ -643,7 +723,13 @@ impl AppState {
         add(served, stop - start);
         let repeat = hostile.repeat_entries && start > 0;
         let first = if repeat { start - 1 } else { start };
-        let mut body = wire::token_page(entries.slice(first..stop), &continuation);
+        let mut body = {
+            // Under the read lock: a revocation lands on a page entirely or not at all.
+            let revoked = self.revocations.read();
+            wire::token_page(entries.slice(first..stop), &continuation, &|id| {
+                revoked.is_revoked(id)
+            })
+        };
         if hostile.lone_surrogate.contains(descriptor) {
             body = wire::with_lone_surrogate_names(&body);
         }
@@ -673,6 +759,12 @@ mod tests {
             Route::Pats {
                 org: "fabrikam".into(),
                 descriptor: "msa.AbC-".into()
+            }
+        );
+        assert_eq!(
+            Route::parse("/fabrikam/_apis/TokenAdmin/Revocations"),
+            Route::Revocations {
+                org: "fabrikam".into()
             }
         );
         assert_eq!(Route::parse("/_signin"), Route::SignIn);

@@ -12,11 +12,17 @@ pub struct SimStatsSnapshot {
     pub pat_requests: u64,
     /// Token Admin requests for SSH keys (`isPublic=true`).
     pub ssh_key_requests: u64,
+    /// Token Admin revocation POSTs to this organization, whatever their answer.
+    pub revocation_requests: u64,
+    /// Tokens (PATs or SSH keys) that revocations turned from valid to invalid; unknown and
+    /// already invalid ids are not counted.
+    pub tokens_revoked: u64,
     pub sign_in_requests: u64,
     /// Requests to no known route, or for an unknown organization.
     pub not_found: u64,
     pub method_not_allowed: u64,
-    /// 400 answers (api-version, parameters, continuation tokens).
+    /// 400 answers (api-version, parameters, continuation tokens, revocation bodies), and
+    /// 415 for a revocation body that is not JSON.
     pub bad_requests: u64,
     /// Requests refused for their credentials (401, 302 or 203 answers).
     pub auth_failures: u64,
@@ -24,7 +30,8 @@ pub struct SimStatsSnapshot {
     pub not_token_admin: u64,
     pub throttled_429: u64,
     pub server_errors_500: u64,
-    /// 200 answers that were delayed and carried `Retry-After`.
+    /// Successful answers (200, or a revocation's 204) that were delayed and carried
+    /// `Retry-After`.
     pub delayed_200: u64,
     pub malformed_bodies: u64,
     /// Graph pages and Token Admin pages answered with 200 (malformed ones included).
@@ -43,6 +50,8 @@ pub(crate) struct SimStats {
     pub graph_user_requests: AtomicU64,
     pub pat_requests: AtomicU64,
     pub ssh_key_requests: AtomicU64,
+    pub revocation_requests: AtomicU64,
+    pub tokens_revoked: AtomicU64,
     pub sign_in_requests: AtomicU64,
     pub not_found: AtomicU64,
     pub method_not_allowed: AtomicU64,
@@ -78,6 +87,8 @@ impl SimStats {
             graph_user_requests: g(&self.graph_user_requests),
             pat_requests: g(&self.pat_requests),
             ssh_key_requests: g(&self.ssh_key_requests),
+            revocation_requests: g(&self.revocation_requests),
+            tokens_revoked: g(&self.tokens_revoked),
             sign_in_requests: g(&self.sign_in_requests),
             not_found: g(&self.not_found),
             method_not_allowed: g(&self.method_not_allowed),

@@ -13,14 +13,14 @@ use time::macros::datetime;
 use super::*;
 
 const NOW: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
-const ORG: &str = "Fabrikam";
+pub(super) const ORG: &str = "Fabrikam";
 const GRAPH: &str = "_apis/graph/users?api-version=7.1-preview.1";
 
-fn org(users: usize) -> SimOrg {
+pub(super) fn org(users: usize) -> SimOrg {
     SimOrg::generate(ORG, &OrgSpec::with_users(users), NOW)
 }
 
-async fn start(users: usize, config: SimConfig) -> SimServer {
+pub(super) async fn start(users: usize, config: SimConfig) -> SimServer {
     SimServer::start(org(users), config)
         .await
         .expect("server starts")
@@ -35,11 +35,11 @@ thread_local! {
         .expect("client");
 }
 
-fn client() -> reqwest::Client {
+pub(super) fn client() -> reqwest::Client {
     CLIENT.with(Clone::clone)
 }
 
-fn basic(pat: &str) -> String {
+pub(super) fn basic(pat: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!(":{pat}")))
 }
 
@@ -48,7 +48,7 @@ fn encode(value: &str) -> String {
 }
 
 /// GET `{base}/{path}` with the demo PAT and the headers official clients send.
-async fn get(server: &SimServer, path: &str) -> reqwest::Response {
+pub(super) async fn get(server: &SimServer, path: &str) -> reqwest::Response {
     get_with(server, path, &[("authorization", &basic(DEMO_PAT))]).await
 }
 
@@ -60,20 +60,20 @@ async fn get_with(server: &SimServer, path: &str, headers: &[(&str, &str)]) -> r
     request.send().await.expect("request")
 }
 
-fn pats_path(descriptor: &str, extra: &str) -> String {
+pub(super) fn pats_path(descriptor: &str, extra: &str) -> String {
     format!("{ORG}/_apis/tokenadmin/personalaccesstokens/{descriptor}?api-version=7.1{extra}")
 }
 
 /// Parses a JSON body the way a lenient client must: without a leading BOM.
-fn parse(bytes: &[u8]) -> Option<Value> {
+pub(super) fn parse(bytes: &[u8]) -> Option<Value> {
     serde_json::from_slice(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)).ok()
 }
 
-async fn json(response: reqwest::Response) -> Value {
+pub(super) async fn json(response: reqwest::Response) -> Value {
     parse(&response.bytes().await.expect("body")).expect("JSON body")
 }
 
-fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -115,10 +115,10 @@ async fn list_pats(
 }
 
 /// The query part that asks the Token Admin listing for SSH keys.
-const SSH_KEYS: &str = "&isPublic=true";
+pub(super) const SSH_KEYS: &str = "&isPublic=true";
 
 /// One Token Admin listing, as [`list_pats`]; `listing` is the query's `isPublic` part, if any.
-async fn list_entries(
+pub(super) async fn list_entries(
     server: &SimServer,
     descriptor: &str,
     page_size: Option<u32>,
@@ -174,7 +174,7 @@ async fn list_entries(
 }
 
 /// The generated user with 45 PATs: more than two pages at the default page size of 20.
-fn heavy_user(server: &SimServer) -> SimUser {
+pub(super) fn heavy_user(server: &SimServer) -> SimUser {
     server
         .org()
         .human_users()

@@ -262,11 +262,17 @@ impl<'a> Entries<'a> {
         }
     }
 
-    fn session_tokens(self) -> Vec<SessionToken<'a>> {
-        match self {
+    /// The entries as SessionTokens; those `revoked` says were revoked show `isValid: false`,
+    /// as the service shows revoked tokens.
+    fn session_tokens(self, revoked: &dyn Fn(&str) -> bool) -> Vec<SessionToken<'a>> {
+        let mut tokens: Vec<SessionToken<'a>> = match self {
             Entries::Pats(p) => p.iter().map(SessionToken::pat).collect(),
             Entries::SshKeys(k) => k.iter().map(SessionToken::ssh_key).collect(),
+        };
+        for token in &mut tokens {
+            token.is_valid = token.is_valid && !revoked(token.authorization_id);
         }
+        tokens
     }
 }
 
@@ -310,7 +316,12 @@ struct PagedSessionTokens<'a> {
 }
 
 /// The body of one Token Admin page: `{"value":[SessionToken...],"continuationToken":...}`.
-pub fn token_page(entries: Entries<'_>, continuation: &Continuation) -> Vec<u8> {
+/// `revoked` tells which authorization ids a revocation has made invalid.
+pub fn token_page(
+    entries: Entries<'_>,
+    continuation: &Continuation,
+    revoked: &dyn Fn(&str) -> bool,
+) -> Vec<u8> {
     let continuation_token = match continuation {
         Continuation::Next(token) => Some(Some(token.as_str())),
         Continuation::End(PageEnd::Null) => Some(None),
@@ -319,7 +330,7 @@ pub fn token_page(entries: Entries<'_>, continuation: &Continuation) -> Vec<u8> 
         Continuation::End(PageEnd::ZeroGuid) => Some(Some(ZERO_GUID)),
     };
     to_json(&PagedSessionTokens {
-        value: entries.session_tokens(),
+        value: entries.session_tokens(revoked),
         continuation_token,
     })
 }
@@ -338,6 +349,7 @@ pub enum ExceptionType {
     Argument,
     ArgumentOutOfRange,
     Http,
+    UnsupportedMediaType,
     Internal,
 }
 
@@ -371,6 +383,9 @@ impl ExceptionType {
             Self::Argument => "System.ArgumentException, mscorlib",
             Self::ArgumentOutOfRange => "System.ArgumentOutOfRangeException, mscorlib",
             Self::Http => "System.Web.HttpException, System.Web",
+            Self::UnsupportedMediaType => {
+                "System.Net.Http.UnsupportedMediaTypeException, System.Net.Http.Formatting"
+            }
             Self::Internal => {
                 "Microsoft.TeamFoundation.Framework.Server.TeamFoundationServiceException, Microsoft.TeamFoundation.Framework.Server"
             }
@@ -476,8 +491,8 @@ mod tests {
     #[test]
     fn page_end_markers_serialise_as_the_four_variants() {
         let text = |end| {
-            String::from_utf8(token_page(Entries::Pats(&[]), &Continuation::End(end)))
-                .expect("utf8")
+            let page = token_page(Entries::Pats(&[]), &Continuation::End(end), &|_| false);
+            String::from_utf8(page).expect("utf8")
         };
         assert_eq!(
             text(PageEnd::Null),
