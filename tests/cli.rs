@@ -990,3 +990,111 @@ async fn notifications_reach_teams_slack_and_json_receivers_and_never_print_the_
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_is_a_dry_run_until_yes_and_every_run_is_audited() {
+    let org = SimOrg::generate(
+        "fabrikam",
+        &OrgSpec::with_users(60),
+        OffsetDateTime::now_utc(),
+    );
+    let server = sim(org, SimConfig::strict()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = report_into(&server, dir.path(), &["--no-compare", "--format", "json"]).await;
+    assert_eq!(report.status.code(), Some(0));
+    let json = written(&report, "json");
+    let revoke = |extra: &[&str]| {
+        let mut args = vec![
+            "revoke",
+            "--ado-url",
+            Box::leak(server.base_url().into_boxed_str()),
+            "--out",
+            Box::leak(dir.path().to_str().unwrap().to_owned().into_boxed_str()),
+        ];
+        args.extend_from_slice(extra);
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                patreport(&args, Some(PAT))
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    // No filter: refused, nothing checked.
+    let o = revoke(&["--from", json.to_str().unwrap()]).await;
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no filter given"));
+
+    // Dry run: a plan, an audit line, nothing revoked.
+    let o = revoke(&[
+        "--from",
+        json.to_str().unwrap(),
+        "--full-access",
+        "--global",
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("Dry run: nothing was revoked."), "{stdout}");
+    assert!(server.revocations().is_empty());
+    let plan_file = files_with(dir.path(), "json")
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("revoke-plan"))
+        .expect("a plan file");
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&plan_file).unwrap()).unwrap();
+    let planned = plan["tokens"].as_array().unwrap().len();
+    assert!(planned > 0, "the demo org has full-access global tokens");
+
+    // --yes (no terminal here, so no typed confirmation): revoked, audited.
+    let o = revoke(&["--plan", plan_file.to_str().unwrap(), "--yes"]).await;
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("Revoked {planned} tokens")),
+        "{stdout}"
+    );
+    let sent: usize = server.revocations().iter().map(Vec::len).sum();
+    assert_eq!(sent, planned);
+
+    // The same plan again: nothing left to send.
+    let o = revoke(&["--plan", plan_file.to_str().unwrap(), "--yes"]).await;
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Nothing left to revoke"));
+    assert_eq!(
+        server.revocations().iter().map(Vec::len).sum::<usize>(),
+        planned
+    );
+
+    let audit =
+        std::fs::read_to_string(dir.path().join("patreport-fabrikam-revocations.jsonl")).unwrap();
+    let modes: Vec<String> = audit
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["mode"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(modes, ["dry-run", "intent", "revoke", "revoke"], "{audit}");
+    assert!(!audit.contains(PAT), "no credential in the audit file");
+    server.shutdown().await;
+}

@@ -73,12 +73,24 @@ async fn a_dry_run_checks_every_token_and_sends_nothing() {
     let org = org(60);
     let plan = plan_of(&org, 20);
     let server = SimServer::start(org, SimConfig::strict()).await.unwrap();
-    let result = revoke::execute(&client(&server.base_url(), 2), &plan, Mode::DryRun, BATCH_LIMIT).await;
+    let result = revoke::execute(
+        &client(&server.base_url(), 2),
+        &plan,
+        Mode::DryRun,
+        BATCH_LIMIT,
+    )
+    .await;
     assert!(outcomes(&result).iter().all(|o| *o == "would_revoke"));
     assert_eq!(result.batches, 0);
     assert!(server.revocations().is_empty(), "nothing was sent");
     // And nothing changed: the same plan still checks out whole.
-    let again = revoke::execute(&client(&server.base_url(), 2), &plan, Mode::DryRun, BATCH_LIMIT).await;
+    let again = revoke::execute(
+        &client(&server.base_url(), 2),
+        &plan,
+        Mode::DryRun,
+        BATCH_LIMIT,
+    )
+    .await;
     assert_eq!(outcomes(&again), outcomes(&result));
     server.shutdown().await;
 }
@@ -91,8 +103,13 @@ async fn ids_go_in_batches_of_990_and_991_make_two() {
         let server = SimServer::start(org.clone(), SimConfig::strict())
             .await
             .unwrap();
-        let result =
-            revoke::execute(&client(&server.base_url(), 2), &plan, Mode::Revoke, BATCH_LIMIT).await;
+        let result = revoke::execute(
+            &client(&server.base_url(), 2),
+            &plan,
+            Mode::Revoke,
+            BATCH_LIMIT,
+        )
+        .await;
         let sizes: Vec<usize> = server.revocations().iter().map(Vec::len).collect();
         assert_eq!(sizes, expected, "{n} ids");
         assert!(outcomes(&result).iter().all(|o| *o == "revoked"));
@@ -118,12 +135,23 @@ async fn a_failed_batch_is_reported_id_by_id_and_a_rerun_finishes_without_sendin
     assert_eq!(
         names,
         [
-            "revoked", "revoked", "revoked", "failed", "failed", "failed", "revoked", "revoked",
-            "revoked", "not_listed"
+            "revoked",
+            "revoked",
+            "revoked",
+            "failed",
+            "failed",
+            "failed",
+            "revoked",
+            "revoked",
+            "revoked",
+            "not_listed"
         ]
     );
     let (_, failed) = &first.tokens[3];
-    assert!(matches!(failed, Outcome::Failed(why) if why.contains("500")), "{failed:?}");
+    assert!(
+        matches!(failed, Outcome::Failed(why) if why.contains("500")),
+        "{failed:?}"
+    );
     assert_eq!(first.failed(), 3);
 
     let second = revoke::execute(&client(&server.base_url(), 0), &plan, Mode::Revoke, 3).await;
@@ -138,7 +166,10 @@ async fn a_failed_batch_is_reported_id_by_id_and_a_rerun_finishes_without_sendin
     let unique: BTreeSet<&String> = sent.iter().collect();
     assert_eq!(sent.len(), 9, "each valid id sent once: {sent:?}");
     assert_eq!(unique.len(), 9);
-    assert!(!sent.contains(&stale.authorization_id), "a stale id is never sent");
+    assert!(
+        !sent.contains(&stale.authorization_id),
+        "a stale id is never sent"
+    );
     server.shutdown().await;
 }
 
@@ -149,9 +180,22 @@ async fn a_throttled_batch_is_retried_and_revoked() {
     let mut config = SimConfig::strict();
     config.faults.throttled_revocation_requests = BTreeSet::from([1]);
     let server = SimServer::start(org, config).await.unwrap();
-    let result = revoke::execute(&client(&server.base_url(), 3), &plan, Mode::Revoke, BATCH_LIMIT).await;
-    assert!(outcomes(&result).iter().all(|o| *o == "revoked"), "{result:?}");
-    assert_eq!(server.revocations().len(), 1, "the 429 took no effect; the retry did");
+    let result = revoke::execute(
+        &client(&server.base_url(), 3),
+        &plan,
+        Mode::Revoke,
+        BATCH_LIMIT,
+    )
+    .await;
+    assert!(
+        outcomes(&result).iter().all(|o| *o == "revoked"),
+        "{result:?}"
+    );
+    assert_eq!(
+        server.revocations().len(),
+        1,
+        "the 429 took no effect; the retry did"
+    );
     server.shutdown().await;
 }
 
@@ -244,9 +288,16 @@ fn the_audit_record_matches_what_happened() {
     AuditRecord::intent(&plan, "ada, with --auth pat", Some("plan.json"), at)
         .append(&path)
         .unwrap();
-    AuditRecord::outcome(&plan, &result, Mode::Revoke, "ada, with --auth pat", Some("plan.json"), at)
-        .append(&path)
-        .unwrap();
+    AuditRecord::outcome(
+        &plan,
+        &result,
+        Mode::Revoke,
+        "ada, with --auth pat",
+        Some("plan.json"),
+        at,
+    )
+    .append(&path)
+    .unwrap();
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
         .unwrap()
         .lines()
@@ -254,7 +305,13 @@ fn the_audit_record_matches_what_happened() {
         .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["mode"], "intent");
-    assert!(lines[0]["tokens"].as_array().unwrap().iter().all(|t| t["outcome"] == "pending"));
+    assert!(
+        lines[0]["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["outcome"] == "pending")
+    );
     let done = &lines[1];
     assert_eq!(done["mode"], "revoke");
     assert_eq!(done["actor"], "ada, with --auth pat");
@@ -263,7 +320,12 @@ fn the_audit_record_matches_what_happened() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| (t["authorization_id"].as_str().unwrap(), t["outcome"].as_str().unwrap()))
+        .map(|t| {
+            (
+                t["authorization_id"].as_str().unwrap(),
+                t["outcome"].as_str().unwrap(),
+            )
+        })
         .collect();
     let want: Vec<(&str, &str)> = plan
         .tokens

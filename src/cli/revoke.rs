@@ -200,34 +200,47 @@ pub async fn run(args: &RevokeArgs) -> anyhow::Result<u8> {
     let plan_name = plan_file.display().to_string();
 
     let checked = revoke::execute(&client, &plan, Mode::DryRun, BATCH_LIMIT).await;
+    // Every run leaves a line, even one that ends before sending anything.
+    let record = |result: &RevokeResult, mode: Mode| -> anyhow::Result<()> {
+        AuditRecord::outcome(
+            &plan,
+            result,
+            mode,
+            &actor,
+            Some(&plan_name),
+            OffsetDateTime::now_utc(),
+        )
+        .append(&audit)
+        .with_context(|| format!("cannot write the audit file {}", audit.display()))
+    };
+    let code = |result: &RevokeResult| {
+        if result.failed() > 0 {
+            exit::INCOMPLETE
+        } else {
+            exit::OK
+        }
+    };
     if !args.yes {
-        AuditRecord::outcome(&plan, &checked, Mode::DryRun, &actor, Some(&plan_name), now)
-            .append(&audit)
-            .with_context(|| format!("cannot write the audit file {}", audit.display()))?;
+        record(&checked, Mode::DryRun)?;
         report_outcomes(&checked);
         let would = checked.counts().get("would_revoke").copied().unwrap_or(0);
         println!(
             "Dry run: nothing was revoked. {would} tokens would be. The plan is {plan_name}; \
              to revoke them: patreport revoke --plan {plan_name} --yes"
         );
-        return Ok(if checked.failed() > 0 {
-            exit::INCOMPLETE
-        } else {
-            exit::OK
-        });
+        return Ok(code(&checked));
     }
 
     let sending = checked.counts().get("would_revoke").copied().unwrap_or(0);
     if sending == 0 {
+        // A --yes run with nothing left to send: recorded as a revocation that sent nothing.
+        record(&checked, Mode::Revoke)?;
         report_outcomes(&checked);
         println!("Nothing left to revoke: every token is revoked already or no longer listed.");
-        return Ok(if checked.failed() > 0 {
-            exit::INCOMPLETE
-        } else {
-            exit::OK
-        });
+        return Ok(code(&checked));
     }
     if std::io::stdin().is_terminal() && !confirmed(sending, &plan.org)? {
+        record(&checked, Mode::DryRun)?;
         println!("Not confirmed: nothing was revoked.");
         return Ok(exit::OK);
     }
