@@ -384,3 +384,37 @@ test('severity sorts the tokens to act on first, and a row names its findings in
     await expect(detail).toContainText(`${rule.label} (${rule.severity}):`);
   }
 });
+
+test('a revoke plan of the shown rows is what patreport revoke --plan reads', async ({ page }) => {
+  await page.locator('#only-full_access').check();
+  const [file] = await Promise.all([page.waitForEvent('download'), page.locator('#revoke-plan').click()]);
+  expect(file.suggestedFilename()).toBe(`patreport-${report.run.org}-revoke-plan.json`);
+  const path = await file.path();
+  const plan = JSON.parse(fs.readFileSync(path, 'utf8'));
+  expect(plan.kind).toBe('patreport.revoke-plan/1');
+  expect(plan.org).toBe(report.run.org);
+  const kept = byExpiry(rows.filter((r) => r.full_access && r.status !== 'invalid'));
+  expect(plan.tokens.map((t) => t.authorization_id)).toEqual(kept.map((r) => r.authorization_id));
+  const first = plan.tokens[0];
+  const row = rows.find((r) => r.authorization_id === first.authorization_id);
+  expect(first).toEqual({
+    authorization_id: row.authorization_id,
+    owner_display_name: row.owner_display_name,
+    owner_principal_name: row.owner_principal_name,
+    owner_descriptor: row.owner_descriptor,
+    pat_name: row.pat_name,
+    valid_to: row.valid_to,
+    status: row.status,
+    findings: row.findings,
+  });
+  // The command line reads it: it lists the plan's tokens before it asks for a credential.
+  const { spawnSync } = require('node:child_process');
+  const env = { ...process.env };
+  delete env.AZURE_DEVOPS_PAT;
+  delete env.AZURE_DEVOPS_PAT_FILE;
+  const out = fs.mkdtempSync(require('node:path').join(require('node:os').tmpdir(), 'patreport-plan-'));
+  const run = spawnSync('target/debug/patreport', ['revoke', '--plan', path, '--out', out], { env, encoding: 'utf8' });
+  expect(run.stdout).toContain(`${plan.tokens.length} tokens of '${report.run.org}' selected (the rows shown in the HTML view)`);
+  expect(run.stderr).toContain('AZURE_DEVOPS_PAT');
+  fs.rmSync(out, { recursive: true, force: true });
+});

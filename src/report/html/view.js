@@ -707,6 +707,48 @@
     setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
   });
 
+  // ---- A revoke plan of the rows shown ---------------------------------------------------
+
+  // The plan `patreport revoke --plan FILE` takes (dry run first, --yes to revoke): the page
+  // never revokes anything itself. Revoked rows are left out.
+  function revokePlanOfView() {
+    const tokens = [];
+    for (let pos = 0; pos < view.length; pos++) {
+      const i = view[pos];
+      if (value(C.status, i) === 'invalid') continue;
+      tokens.push({
+        authorization_id: value(C.id, i),
+        owner_display_name: value(C.owner, i),
+        owner_principal_name: value(C.principal, i),
+        owner_descriptor: value(C.descriptor, i),
+        pat_name: value(C.name, i),
+        valid_to: value(C.to, i) == null ? null : dateText(value(C.to, i)),
+        status: value(C.status, i),
+        findings: value(C.findings, i),
+      });
+    }
+    return {
+      kind: 'patreport.revoke-plan/1',
+      org: run.org,
+      source_report: 'the HTML report of ' + run.org + ' read ' + run.finished,
+      created: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      selection: 'the rows shown in the HTML view',
+      tokens: tokens,
+    };
+  }
+  document.getElementById('revoke-plan').addEventListener('click', function () {
+    const text = JSON.stringify(revokePlanOfView(), null, 2) + '\n';
+    const blob = new Blob([text], { type: 'application/json' });
+    const url = URL.createObjectURL(blob);
+    const link = document.createElement('a');
+    link.href = url; // our own blob, never a URL from the data
+    link.download = 'patreport-' + String(run.org).replace(/[^A-Za-z0-9-]/g, '_') + '-revoke-plan.json';
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+  });
+
   // ---- Errors and run details ---------------------------------------------------------
 
   const errorsNote = document.getElementById('errors-note');
