@@ -1227,3 +1227,110 @@ async fn scheduled_runs_notify_record_what_became_of_each_webhook_and_compare_wi
         "the refused webhook is in the run's log: {worker}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_revoke_endpoint_is_absent_without_revoke_roles() {
+    let w = world(ORG, None).await;
+    let r = w
+        .host
+        .http(
+            "POST",
+            "/api/PatReport/revoke",
+            &[],
+            Some("{\"ids\":[\"x\"]}"),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(w.sim.revocations().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_over_http_needs_the_revoke_role_a_plan_and_its_confirmation() {
+    const REVOKER: &str = "PatReport.Revoke";
+    let mut w = world_with(
+        ORG,
+        None,
+        SimConfig::strict(),
+        &[("PATREPORT_REVOKE_ROLES", REVOKER)],
+    )
+    .await;
+    // A report to choose from.
+    let r = w.host.http("POST", "/api/PatReport", &[], None).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let run = w.host.run_queues(Duration::from_secs(120)).await;
+    assert_eq!(run.completed, 1, "{run:?}");
+    let json_type = [("Content-Type", "application/json")];
+    let ask = "{\"full_access\": true}";
+
+    // A reader without the revoke role is refused.
+    let r = w
+        .host
+        .http("POST", "/api/PatReport/revoke", &json_type, Some(ask))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains(REVOKER));
+
+    // With it: the plan, checked, and a confirmation. Nothing revoked yet.
+    w.host.set_bearer(
+        w.cloud
+            .entra
+            .caller_token(json!({ "roles": [ROLE, REVOKER] })),
+    );
+    let r = w
+        .host
+        .http("POST", "/api/PatReport/revoke", &json_type, Some(ask))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let plan = r.json();
+    let planned = plan["tokens"].as_array().unwrap().len();
+    assert!(planned > 0, "{plan}");
+    assert!(
+        plan["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["outcome"] == "would_revoke")
+    );
+    assert!(w.sim.revocations().is_empty(), "a plan revokes nothing");
+    let confirmation = plan["confirmation"].as_str().unwrap().to_owned();
+    let confirm = format!("{{\"confirm\": \"{confirmation}\"}}");
+
+    // Another revoker cannot use this caller's confirmation.
+    w.host.set_bearer(
+        w.cloud
+            .entra
+            .caller_token(json!({ "roles": [ROLE, REVOKER], "oid": "someone-else" })),
+    );
+    let r = w
+        .host
+        .http("POST", "/api/PatReport/revoke", &json_type, Some(&confirm))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(w.sim.revocations().is_empty());
+
+    // The caller who asked: revoked, once.
+    w.host.set_bearer(
+        w.cloud
+            .entra
+            .caller_token(json!({ "roles": [ROLE, REVOKER] })),
+    );
+    let r = w
+        .host
+        .http("POST", "/api/PatReport/revoke", &json_type, Some(&confirm))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let done = r.json();
+    assert_eq!(done["complete"], true, "{done}");
+    assert_eq!(done["counts"]["revoked"], planned);
+    let sent: usize = w.sim.revocations().iter().map(Vec::len).sum();
+    assert_eq!(sent, planned);
+    let r = w
+        .host
+        .http("POST", "/api/PatReport/revoke", &json_type, Some(&confirm))
+        .await;
+    assert_eq!(r.status, 409, "a confirmation works once: {}", r.text());
+    assert_eq!(
+        w.sim.revocations().iter().map(Vec::len).sum::<usize>(),
+        planned
+    );
+}

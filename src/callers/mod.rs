@@ -64,6 +64,9 @@ pub struct CallerSettings {
     pub allowed_roles: Vec<String>,
     /// Group object ids.
     pub allowed_groups: Vec<String>,
+    /// App role values that may revoke tokens over HTTP (`PATREPORT_REVOKE_ROLES`); empty: the
+    /// revoke endpoint does not exist.
+    pub revoke_roles: Vec<String>,
     pub tenant_id: Option<String>,
     /// Accepted `aud` values.
     pub audiences: Vec<String>,
@@ -88,6 +91,7 @@ impl CallerSettings {
             source,
             allowed_roles: Vec::new(),
             allowed_groups: Vec::new(),
+            revoke_roles: Vec::new(),
             tenant_id: None,
             audiences: Vec::new(),
             issuers: Vec::new(),
@@ -112,6 +116,7 @@ impl CallerSettings {
         };
         let mut settings = Self::new(source);
         settings.allowed_roles = r.list(setting::ALLOWED_ROLES);
+        settings.revoke_roles = r.list(setting::REVOKE_ROLES);
         settings.allowed_groups = r.list(setting::ALLOWED_GROUPS);
         settings.tenant_id = r.get(setting::TENANT_ID);
         settings.audiences = r.list(setting::CALLER_AUDIENCES);

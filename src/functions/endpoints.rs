@@ -331,7 +331,7 @@ fn parse_start_body(body: Option<&str>) -> Result<StartBody, ApiReply> {
 }
 
 /// The configured organization meant by `asked` (or the only one, when none is asked for).
-fn resolve_org(state: &AppState, asked: Option<&str>) -> Result<OrgName, ApiReply> {
+pub(super) fn resolve_org(state: &AppState, asked: Option<&str>) -> Result<OrgName, ApiReply> {
     let orgs = &state.settings.orgs;
     let names = || {
         orgs.iter()

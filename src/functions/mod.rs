@@ -45,6 +45,7 @@ pub mod job;
 pub mod poison;
 pub mod protocol;
 pub mod reply;
+pub mod revoke;
 pub mod router;
 pub mod server;
 pub mod state;

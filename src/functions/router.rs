@@ -36,6 +36,7 @@ pub const PATREPORT_VIEW: &str = "PatReportView";
 pub const PATREPORT_RUN_VIEW: &str = "PatReportRunView";
 pub const PATREPORT_RUNS: &str = "PatReportRuns";
 pub const PATREPORT_UI: &str = "PatReportUi";
+pub const PATREPORT_REVOKE: &str = "PatReportRevoke";
 pub const PATREPORT_TIMER: &str = "PatReportTimer";
 pub const PATREPORT_WORKER: &str = "PatReportWorker";
 pub const PATREPORT_POISON: &str = "PatReportPoison";
@@ -75,6 +76,10 @@ async fn dispatch(
             tracing::info!(function = segments[0], invocation_id, "invocation");
             return invoke(&state, name, &method, &body).await;
         }
+        // Only when revoke roles are configured; otherwise there is no such route.
+        ["api", "patreport", "revoke"] if !state.settings.callers.revoke_roles.is_empty() => {
+            return revoke(&state, &headers, &method, invocation_id, &body).await;
+        }
         ["api", "patreport", "runs"] => (PATREPORT_RUNS, Get::Runs),
         ["api", "patreport", "ui"] => (PATREPORT_UI, Get::Ui),
         ["api", "patreport", "runs", _] => (PATREPORT_STATUS, Get::Status(segments[3])),
@@ -99,6 +104,42 @@ async fn dispatch(
             .await
             .into_response(),
     }
+}
+
+/// `POST /api/PatReport/revoke`: the caller must hold one of the revoke roles as well as
+/// being allowed to read reports.
+async fn revoke(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    invocation_id: &str,
+    body: &[u8],
+) -> Response {
+    tracing::info!(function = PATREPORT_REVOKE, invocation_id, "request");
+    let caller = match endpoints::authorize(state, headers, PATREPORT_REVOKE).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused.into_response(),
+    };
+    let roles = &state.settings.callers.revoke_roles;
+    if !caller.roles.iter().any(|r| roles.contains(r)) {
+        tracing::info!(caller = %caller.describe(), "revoke refused: no revoke role");
+        return ApiReply::error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "{} may not revoke tokens: this needs one of the app roles {}",
+                caller.describe(),
+                roles.join(", ")
+            ),
+        )
+        .into_response();
+    }
+    if method != Method::POST {
+        return ApiReply::method_not_allowed(method.as_str(), "POST").into_response();
+    }
+    super::revoke::handle(state, &caller, body)
+        .await
+        .into_response()
 }
 
 enum Get<'a> {

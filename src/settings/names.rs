@@ -70,6 +70,7 @@ pub const EXTRA_CA_FILE: &str = "PATREPORT_EXTRA_CA_FILE";
 // Who may call the HTTP functions.
 pub const CALLER_AUTH: &str = "PATREPORT_CALLER_AUTH";
 pub const ALLOWED_ROLES: &str = "PATREPORT_ALLOWED_ROLES";
+pub const REVOKE_ROLES: &str = "PATREPORT_REVOKE_ROLES";
 pub const ALLOWED_GROUPS: &str = "PATREPORT_ALLOWED_GROUPS";
 pub const CALLER_AUDIENCES: &str = "PATREPORT_CALLER_AUDIENCES";
 pub const CALLER_ISSUERS: &str = "PATREPORT_CALLER_ISSUERS";
@@ -262,6 +263,11 @@ pub const SETTINGS: &[Setting] = &[
         "how callers are identified: bearer or app-service",
     ),
     setting(ALLOWED_ROLES, Service, "app roles that may ask for reports"),
+    setting(
+        REVOKE_ROLES,
+        Service,
+        "app roles that may revoke tokens over HTTP; unset: no revoke endpoint (default)",
+    ),
     setting(
         ALLOWED_GROUPS,
         Service,

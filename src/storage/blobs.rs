@@ -303,6 +303,18 @@ impl BlobStore {
         self.put_bytes(blob, bytes, headers, false).await
     }
 
+    /// Upload a block blob only if no blob has its name (`If-None-Match: *`): a blob that exists
+    /// already is an error with status 409 or 412. Atomic in the service, so it can mark
+    /// something as done exactly once whatever instance tries.
+    pub async fn put_new(
+        &self,
+        blob: &str,
+        bytes: Vec<u8>,
+        headers: &BlobHeaders,
+    ) -> Result<(), StorageError> {
+        self.put_bytes(blob, bytes, headers, true).await
+    }
+
     /// [`Self::put`], refusing to overwrite (`If-None-Match: *`) when `new_only`: a blob that
     /// exists already is an error with status 409 or 412.
     async fn put_bytes(

@@ -1,0 +1,334 @@
+//! `POST /api/PatReport/revoke`: revocation over HTTP, dry run first. It exists only when
+//! `PATREPORT_REVOKE_ROLES` names roles, and answers only callers holding one of them.
+//!
+//! 1. `{"org": …, "ids": […]}` (and/or the filters of `patreport revoke`): the tokens are
+//!    chosen from the organization's newest report, checked against fresh listings, and the
+//!    answer is the plan, what would become of each token, and a confirmation id valid for
+//!    five minutes, bound to this plan and this caller. Nothing is revoked.
+//! 2. `{"confirm": "<id>"}` from the same caller within those five minutes revokes what is
+//!    still valid. The id works once, on any instance: the pending plan is a blob, and using
+//!    it writes a second blob that can only be created once.
+//!
+//! Every step leaves an audit record in the report container (`revocations/{org}/…`).
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::endpoints::resolve_org;
+use super::reply::ApiReply;
+use super::state::AppState;
+use crate::ado::{AdoClient, AdoSettings};
+use crate::callers::Caller;
+use crate::domain::timestamp::{rfc3339, stamp};
+use crate::findings::{Rule, Severity};
+use crate::report::{Format, TokenStatus, read_json};
+use crate::revoke::{self, AuditRecord, BATCH_LIMIT, Mode, RevokePlan, RevokeResult, Selection};
+use crate::storage::{BlobHeaders, RunStore};
+
+/// How long a plan waits for its confirmation.
+const CONFIRM_WITHIN: time::Duration = time::Duration::minutes(5);
+
+/// The request body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Request {
+    org: Option<String>,
+    ids: Vec<String>,
+    owners: Vec<String>,
+    statuses: Vec<TokenStatus>,
+    full_access: bool,
+    global: bool,
+    findings: Vec<String>,
+    severity: Option<Severity>,
+    expiring_within_days: Option<u32>,
+    confirm: Option<String>,
+}
+
+/// A plan waiting for its confirmation, as stored.
+#[derive(Debug, serde::Serialize, Deserialize)]
+struct Pending {
+    plan: RevokePlan,
+    caller_id: String,
+    caller: String,
+    #[serde(with = "crate::domain::timestamp::serde")]
+    expires_at: OffsetDateTime,
+}
+
+pub async fn handle(state: &AppState, caller: &Caller, body: &[u8]) -> ApiReply {
+    let request: Request = match serde_json::from_slice(body) {
+        Ok(request) => request,
+        Err(e) => return ApiReply::bad_request(format!("the body is not a revoke request: {e}")),
+    };
+    let runs = match state.runs().await {
+        Ok(runs) => runs,
+        Err(e) => return ApiReply::storage_unavailable(e.to_string()),
+    };
+    match request.confirm.clone() {
+        Some(id) => confirm(state, runs, caller, &id, request).await,
+        None => propose(state, runs, caller, request).await,
+    }
+}
+
+/// Step 1: the plan, checked, and a confirmation id.
+async fn propose(state: &AppState, runs: &RunStore, caller: &Caller, request: Request) -> ApiReply {
+    let org = match resolve_org(state, request.org.as_deref()) {
+        Ok(org) => org,
+        Err(reply) => return reply,
+    };
+    let mut findings = Vec::new();
+    for code in &request.findings {
+        match Rule::from_code(code) {
+            Some(rule) => findings.push(rule),
+            None => return ApiReply::bad_request(format!("'{code}' is not a finding code")),
+        }
+    }
+    let selection = Selection {
+        ids: request.ids,
+        owners: request.owners,
+        statuses: request.statuses,
+        full_access: request.full_access,
+        global: request.global,
+        findings,
+        min_severity: request.severity,
+        expiring_within_days: request.expiring_within_days,
+    };
+    if let Err(e) = selection.check(false) {
+        return ApiReply::bad_request(e.to_string());
+    }
+    let latest = match runs.load_latest(&org).await {
+        Ok(Some(latest)) => latest,
+        Ok(None) => {
+            return ApiReply::not_found(format!("there is no report of '{org}' to choose from"));
+        }
+        Err(e) => return ApiReply::storage_unavailable(e.to_string()),
+    };
+    let Some(blob) = latest.files.get(&Format::Json) else {
+        return ApiReply::not_found(format!("the newest report of '{org}' has no JSON"));
+    };
+    let report = match runs.blobs().get(blob).await {
+        Ok(Some(bytes)) => match read_json(bytes.as_slice()) {
+            Ok(report) => report,
+            Err(e) => {
+                return ApiReply::bad_request(format!("the report {blob} cannot be read: {e}"));
+            }
+        },
+        Ok(None) => return ApiReply::not_found(format!("the report {blob} is no longer stored")),
+        Err(e) => return ApiReply::storage_unavailable(e.to_string()),
+    };
+    let now = OffsetDateTime::now_utc();
+    let plan = revoke::plan(&report, blob, &selection, now);
+    drop(report);
+    let client = match client(state, &org) {
+        Ok(client) => client,
+        Err(reply) => return reply,
+    };
+    let checked = revoke::execute(&client, &plan, Mode::DryRun, BATCH_LIMIT).await;
+    let confirmation = format!("{:032x}", fastrand::u128(..));
+    let pending = Pending {
+        plan: plan.clone(),
+        caller_id: caller.id.clone(),
+        caller: caller.describe(),
+        expires_at: now + CONFIRM_WITHIN,
+    };
+    if let Err(reply) = store(runs, &pending_blob(&confirmation), &pending, false).await {
+        return reply;
+    }
+    let record = AuditRecord::outcome(
+        &plan,
+        &checked,
+        Mode::DryRun,
+        &caller.describe(),
+        Some(&confirmation),
+        now,
+    );
+    if let Err(reply) = audit(runs, &record, &confirmation).await {
+        return reply;
+    }
+    ApiReply::new(
+        axum::http::StatusCode::OK,
+        json!({
+            "org": plan.org,
+            "sourceReport": plan.source_report,
+            "selection": plan.selection,
+            "tokens": outcomes(&checked),
+            "counts": checked.counts(),
+            "confirmation": confirmation,
+            "expiresAt": rfc3339(pending.expires_at),
+            "next": "POST the same endpoint with {\"confirm\": \"<confirmation>\"} to revoke what would be revoked",
+        }),
+    )
+}
+
+/// Step 2: the confirmed plan, revoked.
+async fn confirm(
+    state: &AppState,
+    runs: &RunStore,
+    caller: &Caller,
+    id: &str,
+    request: Request,
+) -> ApiReply {
+    if request.org.is_some() || !request.ids.is_empty() || !request.owners.is_empty() {
+        return ApiReply::bad_request(
+            "a confirmation takes the plan it was given for, nothing else",
+        );
+    }
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return ApiReply::bad_request("not a confirmation id");
+    }
+    let pending: Pending = match runs.blobs().get(&pending_blob(id)).await {
+        Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+            Ok(pending) => pending,
+            Err(e) => {
+                return ApiReply::storage_unavailable(format!(
+                    "the pending plan cannot be read: {e}"
+                ));
+            }
+        },
+        Ok(None) => return ApiReply::not_found("no plan waits for this confirmation"),
+        Err(e) => return ApiReply::storage_unavailable(e.to_string()),
+    };
+    let now = OffsetDateTime::now_utc();
+    if pending.caller_id != caller.id {
+        return ApiReply::error(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "this confirmation belongs to the caller who asked for the plan",
+        );
+    }
+    if now > pending.expires_at {
+        return ApiReply::error(
+            axum::http::StatusCode::GONE,
+            "expired",
+            "the confirmation expired: ask for the plan again",
+        );
+    }
+    // Used once: the marker can be created only once, whatever instance tries.
+    if let Err(e) = runs
+        .blobs()
+        .put_new(
+            &format!("{}.used", pending_blob(id)),
+            caller.describe().into_bytes(),
+            &json_headers(),
+        )
+        .await
+    {
+        return match e.status() {
+            Some(409 | 412) => ApiReply::error(
+                axum::http::StatusCode::CONFLICT,
+                "used",
+                "this confirmation was used already",
+            ),
+            _ => ApiReply::storage_unavailable(e.to_string()),
+        };
+    }
+    let plan = pending.plan;
+    let org = match resolve_org(state, Some(&plan.org)) {
+        Ok(org) => org,
+        Err(reply) => return reply,
+    };
+    let client = match client(state, &org) {
+        Ok(client) => client,
+        Err(reply) => return reply,
+    };
+    let intent = AuditRecord::intent(
+        &plan,
+        &caller.describe(),
+        Some(id),
+        OffsetDateTime::now_utc(),
+    );
+    if let Err(reply) = audit(runs, &intent, id).await {
+        return reply;
+    }
+    let result = revoke::execute(&client, &plan, Mode::Revoke, BATCH_LIMIT).await;
+    let done = AuditRecord::outcome(
+        &plan,
+        &result,
+        Mode::Revoke,
+        &caller.describe(),
+        Some(id),
+        OffsetDateTime::now_utc(),
+    );
+    let recorded = audit(runs, &done, id).await;
+    let mut body = json!({
+        "org": plan.org,
+        "tokens": outcomes(&result),
+        "counts": result.counts(),
+        "complete": result.failed() == 0,
+    });
+    if recorded.is_err() {
+        body["warning"] = Value::from("the outcome could not be added to the audit records");
+    }
+    ApiReply::new(axum::http::StatusCode::OK, body)
+}
+
+fn client(state: &AppState, org: &crate::domain::OrgName) -> Result<AdoClient, ApiReply> {
+    let mut settings = AdoSettings::new(state.settings.scan.ado_url.clone(), org.clone());
+    settings.request_timeout = state.settings.scan.request_timeout;
+    settings.max_retries = state.settings.scan.max_retries;
+    AdoClient::new(settings, state.credential.clone()).map_err(|e| {
+        ApiReply::error(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "client",
+            e.to_string(),
+        )
+    })
+}
+
+fn outcomes(result: &RevokeResult) -> Vec<Value> {
+    result
+        .tokens
+        .iter()
+        .map(|(t, outcome)| {
+            json!({
+                "authorizationId": t.authorization_id,
+                "owner": t.owner_principal_name,
+                "patName": t.pat_name,
+                "outcome": outcome.name(),
+                "detail": match outcome {
+                    revoke::Outcome::NotChecked(d) | revoke::Outcome::Failed(d) | revoke::Outcome::NotSent(d) => Some(d.as_str()),
+                    _ => None,
+                },
+            })
+        })
+        .collect()
+}
+
+fn pending_blob(id: &str) -> String {
+    format!("revocations/pending/{id}.json")
+}
+
+fn json_headers() -> BlobHeaders {
+    BlobHeaders {
+        content_type: "application/json".into(),
+        content_disposition: None,
+        cache_control: Some("no-cache".into()),
+    }
+}
+
+async fn store<T: serde::Serialize>(
+    runs: &RunStore,
+    blob: &str,
+    value: &T,
+    new_only: bool,
+) -> Result<(), ApiReply> {
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| ApiReply::storage_unavailable(e.to_string()))?;
+    let put = match new_only {
+        true => runs.blobs().put_new(blob, bytes, &json_headers()).await,
+        false => runs.blobs().put(blob, bytes, &json_headers()).await,
+    };
+    put.map_err(|e| ApiReply::storage_unavailable(e.to_string()))
+}
+
+/// One audit record, as a blob of its own (blobs cannot be appended to safely by several
+/// instances at once): `revocations/{org}/{time}-{mode}-{confirmation}.json`.
+async fn audit(runs: &RunStore, record: &AuditRecord, confirmation: &str) -> Result<(), ApiReply> {
+    let name = format!(
+        "revocations/{}/{}-{}-{confirmation}.json",
+        record.org.to_ascii_lowercase(),
+        stamp(record.at),
+        record.mode
+    );
+    store(runs, &name, record, true).await
+}
