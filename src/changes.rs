@@ -308,7 +308,12 @@ impl<'r> Comparer<'r> {
             .map(|i| (report.rows[i].authorization_id.as_str(), i))
             .collect();
         let mut holders_now: HashMap<&str, HolderRef> = HashMap::new();
-        for row in &report.rows {
+        // Revoked rows (listed with --include-invalid) hold nothing: not holders, not new.
+        for row in report
+            .rows
+            .iter()
+            .filter(|r| r.status != TokenStatus::Invalid)
+        {
             holders_now
                 .entry(row.owner.descriptor.as_str())
                 .or_insert_with(|| HolderRef {
@@ -342,6 +347,13 @@ impl<'r> Comparer<'r> {
     }
 
     fn take(&mut self, old: BaselineToken) {
+        if old.status == TokenStatus::Invalid {
+            // Seen, so a revoked token still listed is not new; otherwise as if absent.
+            if let Some(&i) = self.now.get(old.authorization_id.as_str()) {
+                self.seen[i] = true;
+            }
+            return;
+        }
         self.holders_before
             .entry(old.owner_descriptor.clone())
             .or_insert_with(|| HolderRef {
@@ -363,11 +375,6 @@ impl<'r> Comparer<'r> {
                     fields,
                 });
             }
-            return;
-        }
-        // Revoked tokens are rows only with --include-invalid: one that was already invalid
-        // and is now not listed has not changed.
-        if old.status == TokenStatus::Invalid {
             return;
         }
         if !self.reached(&old.owner_descriptor) {
@@ -400,7 +407,12 @@ impl<'r> Comparer<'r> {
     fn finish(self, previous: Previous) -> Changes {
         let report = self.report;
         let new_pats: Vec<TokenRef> = (0..report.rows.len())
-            .filter(|&i| !self.seen[i] && !report.rows[i].authorization_id.is_empty())
+            .filter(|&i| {
+                let row = &report.rows[i];
+                !self.seen[i]
+                    && !row.authorization_id.is_empty()
+                    && row.status != TokenStatus::Invalid
+            })
             .map(|i| token_ref(&report.rows[i]))
             .collect();
         let mut new_holders: Vec<HolderRef> = self
@@ -642,6 +654,28 @@ mod tests {
         let changes = compare(&before, &after);
         assert_eq!(changes.counts, ChangeCounts::default());
         assert!(changes.previous.is_some() && changes.note.is_none());
+    }
+
+    #[test]
+    fn revoked_rows_listed_this_time_are_neither_new_nor_holders() {
+        let later = NOW + Duration::days(60);
+        let before = report_of(vec![(user("a"), vec![pat("x", Some(later))])]);
+        let mut revoked = pat("old-revoked", Some(later));
+        revoked.is_valid = false;
+        let after = build(
+            inventory(vec![
+                (user("a"), vec![pat("x", Some(later))]),
+                (user("z"), vec![revoked]),
+            ]),
+            NOW,
+            &ReportOptions {
+                include_invalid: true,
+                ..ReportOptions::default()
+            },
+            "1",
+        );
+        let changes = compare(&before, &after);
+        assert_eq!(changes.counts, ChangeCounts::default(), "{changes:?}");
     }
 
     #[test]

@@ -78,6 +78,7 @@ async fn a_dry_run_checks_every_token_and_sends_nothing() {
         &plan,
         Mode::DryRun,
         BATCH_LIMIT,
+        None,
     )
     .await;
     assert!(outcomes(&result).iter().all(|o| *o == "would_revoke"));
@@ -89,6 +90,7 @@ async fn a_dry_run_checks_every_token_and_sends_nothing() {
         &plan,
         Mode::DryRun,
         BATCH_LIMIT,
+        None,
     )
     .await;
     assert_eq!(outcomes(&again), outcomes(&result));
@@ -108,6 +110,7 @@ async fn ids_go_in_batches_of_990_and_991_make_two() {
             &plan,
             Mode::Revoke,
             BATCH_LIMIT,
+            None,
         )
         .await;
         let sizes: Vec<usize> = server.revocations().iter().map(Vec::len).collect();
@@ -130,7 +133,7 @@ async fn a_failed_batch_is_reported_id_by_id_and_a_rerun_finishes_without_sendin
     // The second of three batches fails (no retries here, so the failure stands).
     config.faults.failing_revocation_requests = BTreeSet::from([2]);
     let server = SimServer::start(org, config).await.unwrap();
-    let first = revoke::execute(&client(&server.base_url(), 0), &plan, Mode::Revoke, 3).await;
+    let first = revoke::execute(&client(&server.base_url(), 0), &plan, Mode::Revoke, 3, None).await;
     let names = outcomes(&first);
     assert_eq!(
         names,
@@ -154,7 +157,8 @@ async fn a_failed_batch_is_reported_id_by_id_and_a_rerun_finishes_without_sendin
     );
     assert_eq!(first.failed(), 3);
 
-    let second = revoke::execute(&client(&server.base_url(), 0), &plan, Mode::Revoke, 3).await;
+    let second =
+        revoke::execute(&client(&server.base_url(), 0), &plan, Mode::Revoke, 3, None).await;
     let names = outcomes(&second);
     assert_eq!(&names[..3], ["already_revoked"; 3]);
     assert_eq!(&names[3..6], ["revoked"; 3]);
@@ -174,6 +178,30 @@ async fn a_failed_batch_is_reported_id_by_id_and_a_rerun_finishes_without_sendin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_what_the_confirmed_check_found_valid_is_sent() {
+    let org = org(40);
+    let plan = plan_of(&org, 3);
+    let server = SimServer::start(org, SimConfig::strict()).await.unwrap();
+    let confirmed: std::collections::HashSet<String> = plan.tokens[..2]
+        .iter()
+        .map(|t| t.authorization_id.clone())
+        .collect();
+    let result = revoke::execute(
+        &client(&server.base_url(), 2),
+        &plan,
+        Mode::Revoke,
+        BATCH_LIMIT,
+        Some(&confirmed),
+    )
+    .await;
+    assert_eq!(outcomes(&result), ["revoked", "revoked", "not_sent"]);
+    let sent: Vec<String> = server.revocations().into_iter().flatten().collect();
+    assert_eq!(sent.len(), 2);
+    assert!(!sent.contains(&plan.tokens[2].authorization_id));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_batch_is_retried_and_revoked() {
     let org = org(40);
     let plan = plan_of(&org, 5);
@@ -185,6 +213,7 @@ async fn a_throttled_batch_is_retried_and_revoked() {
         &plan,
         Mode::Revoke,
         BATCH_LIMIT,
+        None,
     )
     .await;
     assert!(
@@ -258,14 +287,14 @@ async fn a_203_is_not_a_success_and_stops_the_batches_after_it() {
             token("11111111-2222-4333-8444-555555555555"),
         ],
     };
-    let result = revoke::execute(&client(&url, 0), &plan, Mode::Revoke, 1).await;
+    let result = revoke::execute(&client(&url, 0), &plan, Mode::Revoke, 1, None).await;
     let (_, first) = &result.tokens[0];
     assert!(
         matches!(first, Outcome::Failed(why) if why.contains("203")),
         "{first:?}"
     );
-    // The repeated id was never queued a second time.
-    assert_eq!(result.tokens[1].1.name(), "already_revoked");
+    // The repeated id was sent once, and its repeat shares the outcome.
+    assert_eq!(result.tokens[1].1, result.tokens[0].1);
     assert_eq!(result.batches, 1);
 }
 

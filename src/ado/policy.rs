@@ -52,12 +52,17 @@ impl Policy for ContractPolicy {
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
         normalize_url(request.url_mut());
+        let revocation = request
+            .url()
+            .path()
+            .to_ascii_lowercase()
+            .ends_with("/_apis/tokenadmin/revocations");
         request.insert_header(FED_AUTH_REDIRECT, "Suppress");
         request.insert_header(FORCE_MSA_PASS_THROUGH, "true");
         request.insert_header(ACCEPT, "application/json");
         self.pacer.note_call();
         let response = next[0].send(ctx, request, &next[1..]).await?;
-        check_response(response, &self.scrubber).await
+        check_response(response, &self.scrubber, revocation).await
     }
 }
 
@@ -96,7 +101,11 @@ pub fn normalize_url(url: &mut Url) {
     query.append_pair("api-version", version);
 }
 
-async fn check_response(response: AsyncRawResponse, scrubber: &Scrubber) -> PolicyResult {
+async fn check_response(
+    response: AsyncRawResponse,
+    scrubber: &Scrubber,
+    revocation: bool,
+) -> PolicyResult {
     let status = u16::from(response.status());
     let content_type = response
         .headers()
@@ -131,8 +140,8 @@ async fn check_response(response: AsyncRawResponse, scrubber: &Scrubber) -> Poli
     let (status_code, headers, body) = response.deconstruct();
     let bytes = body.collect().await?;
 
-    // 204 No Content is how revocations succeed: no body to be a sign-in page.
-    if status == 204 && bytes.iter().all(u8::is_ascii_whitespace) {
+    // 204 No Content is how revocations succeed (and only they): no body to be a sign-in page.
+    if revocation && status == 204 && bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(AsyncRawResponse::from_bytes(status_code, headers, bytes));
     }
     if (200..300).contains(&status) {

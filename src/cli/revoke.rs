@@ -152,16 +152,16 @@ pub struct Usage(String);
 pub async fn run(args: &RevokeArgs) -> anyhow::Result<u8> {
     let now = OffsetDateTime::now_utc();
     let (plan, plan_file) = load_plan(args, now)?;
+    let org = OrgName::parse(&plan.org).context("the plan's organization")?;
     // The audit file must be writable before anything is checked or sent.
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create the folder {}", args.out.display()))?;
-    let audit = audit_file(&args.out, &plan.org);
+    let audit = audit_file(&args.out, org.as_str());
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&audit)
         .with_context(|| format!("cannot write the audit file {}", audit.display()))?;
-    let org = OrgName::parse(&plan.org).context("the plan's organization")?;
 
     println!(
         "{} tokens of '{}' selected ({}) from {}:",
@@ -199,7 +199,7 @@ pub async fn run(args: &RevokeArgs) -> anyhow::Result<u8> {
     };
     let plan_name = plan_file.display().to_string();
 
-    let checked = revoke::execute(&client, &plan, Mode::DryRun, BATCH_LIMIT).await;
+    let checked = revoke::execute(&client, &plan, Mode::DryRun, BATCH_LIMIT, None).await;
     // Every run leaves a line, even one that ends before sending anything.
     let record = |result: &RevokeResult, mode: Mode| -> anyhow::Result<()> {
         AuditRecord::outcome(
@@ -247,7 +247,9 @@ pub async fn run(args: &RevokeArgs) -> anyhow::Result<u8> {
     AuditRecord::intent(&plan, &actor, Some(&plan_name), OffsetDateTime::now_utc())
         .append(&audit)
         .with_context(|| format!("cannot write the audit file {}", audit.display()))?;
-    let result = revoke::execute(&client, &plan, Mode::Revoke, BATCH_LIMIT).await;
+    // Only what the check found valid, and the person confirmed, may be sent.
+    let confirmed = checked.would_revoke();
+    let result = revoke::execute(&client, &plan, Mode::Revoke, BATCH_LIMIT, Some(&confirmed)).await;
     let written = AuditRecord::outcome(
         &plan,
         &result,
@@ -258,9 +260,9 @@ pub async fn run(args: &RevokeArgs) -> anyhow::Result<u8> {
     )
     .append(&audit);
     report_outcomes(&result);
-    if let Err(e) = written {
+    if let Err(e) = &written {
         eprintln!(
-            "warning: the outcome could not be added to the audit file {}: {e}",
+            "error: the outcome could not be added to the audit file {}: {e}",
             audit.display()
         );
     }

@@ -49,6 +49,8 @@ struct Request {
 #[derive(Debug, serde::Serialize, Deserialize)]
 struct Pending {
     plan: RevokePlan,
+    /// What the check found valid: the only ids the confirmation may send.
+    confirmed: Vec<String>,
     caller_id: String,
     caller: String,
     #[serde(with = "crate::domain::timestamp::serde")]
@@ -123,9 +125,10 @@ async fn propose(state: &AppState, runs: &RunStore, caller: &Caller, request: Re
         Ok(client) => client,
         Err(reply) => return reply,
     };
-    let checked = revoke::execute(&client, &plan, Mode::DryRun, BATCH_LIMIT).await;
+    let checked = revoke::execute(&client, &plan, Mode::DryRun, BATCH_LIMIT, None).await;
     let confirmation = format!("{:032x}", fastrand::u128(..));
     let pending = Pending {
+        confirmed: checked.would_revoke().into_iter().collect(),
         plan: plan.clone(),
         caller_id: caller.id.clone(),
         caller: caller.describe(),
@@ -223,6 +226,7 @@ async fn confirm(
         };
     }
     let plan = pending.plan;
+    let confirmed: std::collections::HashSet<String> = pending.confirmed.into_iter().collect();
     let org = match resolve_org(state, Some(&plan.org)) {
         Ok(org) => org,
         Err(reply) => return reply,
@@ -240,7 +244,7 @@ async fn confirm(
     if let Err(reply) = audit(runs, &intent, id).await {
         return reply;
     }
-    let result = revoke::execute(&client, &plan, Mode::Revoke, BATCH_LIMIT).await;
+    let result = revoke::execute(&client, &plan, Mode::Revoke, BATCH_LIMIT, Some(&confirmed)).await;
     let done = AuditRecord::outcome(
         &plan,
         &result,

@@ -234,7 +234,17 @@ async fn produce(
         &plan.report,
         TOOL_VERSION,
     );
-    report.changes = baseline.map(|found| changes_since(found, &report));
+    if let Some(found) = baseline {
+        // Reading up to 100 MB of the earlier report is blocking work: off the async threads.
+        let compared = tokio::task::spawn_blocking(move || {
+            let changes = changes_since(found, &report);
+            (report, changes)
+        })
+        .await
+        .map_err(|e| PipelineError::Crashed(e.to_string()))?;
+        report = compared.0;
+        report.changes = Some(compared.1);
+    }
     timings.build = started.elapsed();
     timings.note_memory("build");
     let opened = sink

@@ -211,10 +211,13 @@ pub fn newest_report(dir: &Path, org: &OrgName) -> Option<PathBuf> {
                 ),
                 None => return None,
             };
-            stamp
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b == b'-')
-                .then(|| ((stamp.to_owned(), n), entry.path()))
+            // Exactly yyyymmdd-hhmmss: another organization whose name extends this one's
+            // (`acme-123456`) does not match.
+            let shaped = stamp.bytes().enumerate().all(|(i, b)| match i {
+                8 => b == b'-',
+                _ => b.is_ascii_digit(),
+            });
+            shaped.then(|| ((stamp.to_owned(), n), entry.path()))
         })
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, path)| path)
@@ -345,6 +348,7 @@ mod tests {
             "patreport-fabrikam-20261103-090000.csv",
             "patreport-fabrikamx-20261109-090000.json",
             "patreport-fabrikam-2026110-junk.json",
+            "patreport-fabrikam-123456-20261231-090000.json",
         ] {
             std::fs::write(dir.path().join(name), "{}").unwrap();
         }

@@ -102,9 +102,10 @@ impl Selection {
                 .min_severity
                 .is_none_or(|min| row.findings.severity().is_some_and(|s| s >= min))
             && self.expiring_within_days.is_none_or(|days| {
-                row.valid_to.is_some_and(|to| {
-                    to >= generated && to <= generated + time::Duration::days(i64::from(days))
-                })
+                // No end beyond the last representable date: every later end is within.
+                let limit = generated.checked_add(time::Duration::days(i64::from(days)));
+                row.valid_to
+                    .is_some_and(|to| to >= generated && limit.is_none_or(|limit| to <= limit))
             })
     }
 

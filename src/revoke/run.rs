@@ -2,7 +2,7 @@
 //! ones still valid revoked in batches. What happened to each id is the result, whatever
 //! failed on the way.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::TryStreamExt;
 
@@ -81,6 +81,15 @@ impl RevokeResult {
         counts
     }
 
+    /// The ids a dry run found valid and would send: what a person confirms.
+    pub fn would_revoke(&self) -> HashSet<String> {
+        self.tokens
+            .iter()
+            .filter(|(_, o)| *o == Outcome::WouldRevoke)
+            .map(|(t, _)| t.authorization_id.clone())
+            .collect()
+    }
+
     pub fn failed(&self) -> usize {
         self.tokens.iter().filter(|(_, o)| o.is_failure()).count()
     }
@@ -96,36 +105,54 @@ enum Fresh {
 
 /// Check `plan` against fresh listings, then (in [`Mode::Revoke`]) revoke what is still valid
 /// in batches of at most `batch_limit` ids. Never sends an id the fresh listing does not show
-/// valid, and never sends one twice.
+/// valid, nor one outside `confirmed` when it is given (the ids a person saw as "would
+/// revoke" and confirmed), and never sends one twice.
 pub async fn execute(
     client: &AdoClient,
     plan: &RevokePlan,
     mode: Mode,
     batch_limit: usize,
+    confirmed: Option<&HashSet<String>>,
 ) -> RevokeResult {
     let fresh = fresh_state(client, &plan.tokens).await;
-    let mut outcomes: Vec<Option<Outcome>> = plan
-        .tokens
-        .iter()
-        .map(|t| match &fresh[t.authorization_id.as_str()] {
-            Fresh::Valid => None,
-            Fresh::Invalid => Some(Outcome::AlreadyRevoked),
-            Fresh::Absent => Some(Outcome::NotListed),
-            Fresh::Unread(why) => Some(Outcome::NotChecked(why.clone())),
-        })
-        .collect();
-    // Each id once, even if a plan file repeats it.
-    let mut to_send: Vec<usize> = Vec::new();
-    let mut queued = std::collections::HashSet::new();
-    for (i, outcome) in outcomes.iter_mut().enumerate() {
-        if outcome.is_none() {
-            if queued.insert(plan.tokens[i].authorization_id.as_str()) {
-                to_send.push(i);
-            } else {
-                *outcome = Some(Outcome::AlreadyRevoked);
+    // A plan file may repeat an id: it is checked and sent once, and every repeat gets the
+    // outcome of its first occurrence.
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    let mut repeat_of: Vec<Option<usize>> = Vec::with_capacity(plan.tokens.len());
+    for (i, t) in plan.tokens.iter().enumerate() {
+        match first.get(t.authorization_id.as_str()) {
+            Some(&j) => repeat_of.push(Some(j)),
+            None => {
+                first.insert(&t.authorization_id, i);
+                repeat_of.push(None);
             }
         }
     }
+    let mut outcomes: Vec<Option<Outcome>> = plan
+        .tokens
+        .iter()
+        .zip(&repeat_of)
+        .map(|(t, repeat)| {
+            if repeat.is_some() {
+                return Some(Outcome::NotListed); // replaced by its first occurrence's below
+            }
+            let key = (t.owner_descriptor.as_str(), t.authorization_id.as_str());
+            match &fresh[&key] {
+                Fresh::Valid if confirmed.is_some_and(|c| !c.contains(&t.authorization_id)) => {
+                    Some(Outcome::NotSent(
+                        "not among the tokens the confirmed check would revoke".into(),
+                    ))
+                }
+                Fresh::Valid => None,
+                Fresh::Invalid => Some(Outcome::AlreadyRevoked),
+                Fresh::Absent => Some(Outcome::NotListed),
+                Fresh::Unread(why) => Some(Outcome::NotChecked(why.clone())),
+            }
+        })
+        .collect();
+    let to_send: Vec<usize> = (0..outcomes.len())
+        .filter(|&i| outcomes[i].is_none())
+        .collect();
     let mut batches = 0;
     match mode {
         Mode::DryRun => {
@@ -152,13 +179,21 @@ pub async fn execute(
                     Ok(()) => Outcome::Revoked,
                     Err(e) => Outcome::Failed(e.to_string()),
                 };
-                if let Err(e @ AdoError::Authentication { .. }) = &sent {
+                // A refused credential fails every batch the same way: stop sending.
+                if let Err(e) = &sent
+                    && refuses_the_caller(e)
+                {
                     stopped = Some(format!("an earlier batch was refused: {e}"));
                 }
                 for &i in batch {
                     outcomes[i] = Some(outcome.clone());
                 }
             }
+        }
+    }
+    for (i, repeat) in repeat_of.iter().enumerate() {
+        if let Some(j) = repeat {
+            outcomes[i] = outcomes[*j].clone();
         }
     }
     RevokeResult {
@@ -176,11 +211,17 @@ pub async fn execute(
     }
 }
 
-/// Each planned id as its owner's fresh listing shows it.
+/// An error that every later request of this client would meet too.
+fn refuses_the_caller(e: &AdoError) -> bool {
+    matches!(e, AdoError::Authentication { .. } | AdoError::Credential(_))
+        || e.status() == Some(403)
+}
+
+/// Each planned (owner, id) as that owner's fresh listing shows it.
 async fn fresh_state<'p>(
     client: &AdoClient,
     tokens: &'p [PlannedToken],
-) -> HashMap<&'p str, Fresh> {
+) -> HashMap<(&'p str, &'p str), Fresh> {
     let mut by_owner: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for t in tokens {
         by_owner
@@ -212,7 +253,7 @@ async fn fresh_state<'p>(
                 },
                 Err(e) => Fresh::Unread(format!("its owner's tokens could not be listed: {e}")),
             };
-            state.insert(id, fresh);
+            state.insert((descriptor, id), fresh);
         }
     }
     state
