@@ -49,6 +49,15 @@ fn all_cells(path: &Path) -> Vec<(String, Vec<Vec<Data>>)> {
         .collect()
 }
 
+/// The organization most tests scan, generated now.
+fn fabrikam(users: usize) -> SimOrg {
+    SimOrg::generate(
+        "fabrikam",
+        &OrgSpec::with_users(users),
+        OffsetDateTime::now_utc(),
+    )
+}
+
 async fn sim(org: SimOrg, mut config: SimConfig) -> SimServer {
     config.auth = AuthConfig::accepting(&[PAT], &[]);
     SimServer::start(org, config).await.unwrap()
@@ -123,11 +132,7 @@ fn the_demo_writes_a_workbook_csv_and_json_that_agree() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_the_outputs_and_hostile_names_stay_inert() {
-    let org = SimOrg::generate(
-        "fabrikam",
-        &OrgSpec::with_users(150),
-        OffsetDateTime::now_utc(),
-    );
+    let org = fabrikam(150);
     assert!(
         org.users
             .iter()
@@ -194,11 +199,7 @@ async fn secrets_never_reach_the_outputs_and_hostile_names_stay_inert() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_users_give_exit_code_3_and_an_errors_sheet() {
-    let org = SimOrg::generate(
-        "fabrikam",
-        &OrgSpec::with_users(60),
-        OffsetDateTime::now_utc(),
-    );
+    let org = fabrikam(60);
     let broken = org.human_users().nth(3).unwrap().clone();
     let mut config = SimConfig::strict();
     config.faults.failing_descriptors = [broken.descriptor.clone()].into();
@@ -264,15 +265,7 @@ async fn unreadable_users_give_exit_code_3_and_an_errors_sheet() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_pat_is_one_line_exit_1_and_no_files() {
-    let server = sim(
-        SimOrg::generate(
-            "fabrikam",
-            &OrgSpec::with_users(5),
-            OffsetDateTime::now_utc(),
-        ),
-        SimConfig::strict(),
-    )
-    .await;
+    let server = sim(fabrikam(5), SimConfig::strict()).await;
     let dir = tempfile::tempdir().unwrap();
     let (url, out) = (
         server.base_url(),
@@ -835,11 +828,7 @@ async fn a_second_run_lists_what_changed_since_the_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_to_compare_with_that_cannot_be_read_is_found_before_the_scan() {
-    let org = SimOrg::generate(
-        "fabrikam",
-        &OrgSpec::with_users(20),
-        OffsetDateTime::now_utc(),
-    );
+    let org = fabrikam(20);
     let server = sim(org, SimConfig::strict()).await;
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.json");
@@ -862,11 +851,7 @@ async fn a_report_to_compare_with_that_cannot_be_read_is_found_before_the_scan()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_file_changes_the_findings() {
-    let org = SimOrg::generate(
-        "fabrikam",
-        &OrgSpec::with_users(60),
-        OffsetDateTime::now_utc(),
-    );
+    let org = fabrikam(60);
     let server = sim(org, SimConfig::strict()).await;
     let strict_dir = tempfile::tempdir().unwrap();
     let relaxed_dir = tempfile::tempdir().unwrap();
@@ -940,11 +925,7 @@ async fn a_policy_file_changes_the_findings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_reach_teams_slack_and_json_receivers_and_never_print_the_url() {
-    let org = SimOrg::generate(
-        "fabrikam",
-        &OrgSpec::with_users(40),
-        OffsetDateTime::now_utc(),
-    );
+    let org = fabrikam(40);
     let server = sim(org, SimConfig::strict()).await;
     let receiver = support::webhook::Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -993,11 +974,7 @@ async fn notifications_reach_teams_slack_and_json_receivers_and_never_print_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_is_a_dry_run_until_yes_and_every_run_is_audited() {
-    let org = SimOrg::generate(
-        "fabrikam",
-        &OrgSpec::with_users(60),
-        OffsetDateTime::now_utc(),
-    );
+    let org = fabrikam(60);
     let server = sim(org, SimConfig::strict()).await;
     let dir = tempfile::tempdir().unwrap();
     let report = report_into(&server, dir.path(), &["--no-compare", "--format", "json"]).await;

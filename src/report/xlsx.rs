@@ -812,6 +812,38 @@ fn global_note(at: OffsetDateTime) -> &'static str {
     }
 }
 
+/// The frame of a list sheet: its header row, filters over `rows` rows (one blank row when
+/// there are none, so the buttons still show), the header and the first `frozen` columns
+/// frozen, printed landscape one page wide with the header on every page. Returns the last
+/// row and column of the filter range.
+fn list_sheet(
+    ws: &mut Worksheet,
+    headers: &[&str],
+    rows: usize,
+    frozen: u16,
+    styles: &Styles,
+) -> Result<(u32, u16), XlsxError> {
+    for (col, header) in (0u16..).zip(headers) {
+        ws.write_string_with_format(0, col, *header, &styles.banner)?;
+    }
+    let last_col = u16::try_from(headers.len().saturating_sub(1))
+        .map_err(|_| XlsxError::RowColumnLimitError)?;
+    let last_row = u32::try_from(rows.max(1)).map_err(|_| XlsxError::RowColumnLimitError)?;
+    ws.autofilter(0, 0, last_row, last_col)?;
+    ws.set_freeze_panes(1, frozen)?;
+    ws.set_landscape().set_print_fit_to_pages(1, 0);
+    ws.set_repeat_rows(0, 0)?;
+    Ok((last_row, last_col))
+}
+
+/// Column widths in characters, within bounds.
+fn set_widths(ws: &mut Worksheet, widths: &[usize]) -> Result<(), XlsxError> {
+    for (col, width) in (0u16..).zip(widths) {
+        ws.set_column_width(col, (width + 1).clamp(MIN_WIDTH, MAX_WIDTH) as f64)?;
+    }
+    Ok(())
+}
+
 const FINDINGS_HEADERS: [&str; 10] = [
     "Severity",
     "Owner",
@@ -832,15 +864,7 @@ fn write_findings(
     order: &[u32],
     styles: &Styles,
 ) -> Result<(), XlsxError> {
-    for (col, header) in (0u16..).zip(FINDINGS_HEADERS) {
-        ws.write_string_with_format(0, col, header, &styles.banner)?;
-    }
-    let last_col = FINDINGS_HEADERS.len() as u16 - 1;
-    let last_row = u32::try_from(order.len().max(1)).map_err(|_| XlsxError::RowColumnLimitError)?;
-    ws.autofilter(0, 0, last_row, last_col)?;
-    ws.set_freeze_panes(1, 2)?;
-    ws.set_landscape().set_print_fit_to_pages(1, 0);
-    ws.set_repeat_rows(0, 0)?;
+    let (last_row, last_col) = list_sheet(ws, &FINDINGS_HEADERS, order.len(), 2, styles)?;
     let mut widths = FINDINGS_HEADERS.map(|h| h.len() + FILTER_BUTTON);
     widths[4] = DATE_FORMAT.len() + 4;
     widths[7] = 60;
@@ -918,13 +942,7 @@ fn write_ssh_keys(
     styles: &Styles,
 ) -> Result<(), XlsxError> {
     ws.set_name(SHEET_SSH_KEYS)?;
-    for (col, header) in (0u16..).zip(SSH_KEY_HEADERS) {
-        ws.write_string_with_format(0, col, header, &styles.banner)?;
-    }
-    let last_col = SSH_KEY_HEADERS.len() as u16 - 1;
-    let last_row = u32::try_from(keys.len().max(1)).map_err(|_| XlsxError::RowColumnLimitError)?;
-    ws.autofilter(0, 0, last_row, last_col)?;
-    ws.set_freeze_panes(1, 1)?;
+    list_sheet(ws, &SSH_KEY_HEADERS, keys.len(), 1, styles)?;
     let mut widths = SSH_KEY_HEADERS.map(|h| h.len() + FILTER_BUTTON);
     let mut labels = String::new();
     for (row, key) in (1u32..).zip(keys) {
@@ -958,10 +976,7 @@ fn write_ssh_keys(
     }
     widths[3] = widths[3].max(DATE_FORMAT.len());
     widths[8] = widths[8].max(DATE_FORMAT.len());
-    for (col, width) in (0u16..).zip(widths) {
-        ws.set_column_width(col, (width + 1).clamp(MIN_WIDTH, MAX_WIDTH) as f64)?;
-    }
-    Ok(())
+    set_widths(ws, &widths)
 }
 
 const CHANGES_HEADERS: [&str; 7] = [
@@ -1149,16 +1164,7 @@ const OWNERS_HEADERS: [&str; 14] = [
 
 /// Every holder, most to act on first, with counts by status and by most severe finding.
 fn write_owners(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(), XlsxError> {
-    for (col, header) in (0u16..).zip(OWNERS_HEADERS) {
-        ws.write_string_with_format(0, col, header, &styles.banner)?;
-    }
-    let last_col = OWNERS_HEADERS.len() as u16 - 1;
-    let last_row =
-        u32::try_from(report.owners.len().max(1)).map_err(|_| XlsxError::RowColumnLimitError)?;
-    ws.autofilter(0, 0, last_row, last_col)?;
-    ws.set_freeze_panes(1, 1)?;
-    ws.set_landscape().set_print_fit_to_pages(1, 0);
-    ws.set_repeat_rows(0, 0)?;
+    list_sheet(ws, &OWNERS_HEADERS, report.owners.len(), 1, styles)?;
     let mut widths = OWNERS_HEADERS.map(|h| h.len() + FILTER_BUTTON);
     widths[13] = DATE_FORMAT.len() + 4;
     for (row, owner) in (1u32..).zip(&report.owners) {
@@ -1187,10 +1193,7 @@ fn write_owners(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<
     if report.owners.is_empty() {
         ws.write_string(1, 0, "No user holds a PAT in this report.")?;
     }
-    for (col, width) in (0u16..).zip(widths) {
-        ws.set_column_width(col, (width + 1).clamp(MIN_WIDTH, MAX_WIDTH) as f64)?;
-    }
-    Ok(())
+    set_widths(ws, &widths)
 }
 
 fn write_errors(ws: &mut Worksheet, report: &Report) -> Result<(), XlsxError> {
@@ -1237,10 +1240,7 @@ fn write_errors(ws: &mut Worksheet, report: &Report) -> Result<(), XlsxError> {
         }
         widths[4] = widths[4].max(text_width(&e.message));
     }
-    for (col, width) in (0u16..).zip(widths) {
-        ws.set_column_width(col, (width + 1).clamp(MIN_WIDTH, MAX_WIDTH) as f64)?;
-    }
-    Ok(())
+    set_widths(ws, &widths)
 }
 
 fn write_run(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(), XlsxError> {

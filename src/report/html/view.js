@@ -695,16 +695,19 @@
     }
     return lines.join('\n') + '\n';
   }
-  document.getElementById('download').addEventListener('click', function () {
-    const blob = new Blob([csvOfView()], { type: 'text/csv;charset=utf-8' });
-    const url = URL.createObjectURL(blob);
+  // Hands `text` to the browser as a file named after the organization and `suffix`.
+  function save(text, type, suffix) {
+    const url = URL.createObjectURL(new Blob([text], { type: type }));
     const link = document.createElement('a');
     link.href = url; // our own blob, never a URL from the data
-    link.download = 'patreport-' + String(run.org).replace(/[^A-Za-z0-9-]/g, '_') + '-shown.csv';
+    link.download = 'patreport-' + String(run.org).replace(/[^A-Za-z0-9-]/g, '_') + suffix;
     document.body.append(link);
     link.click();
     link.remove();
     setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+  }
+  document.getElementById('download').addEventListener('click', function () {
+    save(csvOfView(), 'text/csv;charset=utf-8', '-shown.csv');
   });
 
   // ---- A revoke plan of the rows shown ---------------------------------------------------
@@ -737,16 +740,7 @@
     };
   }
   document.getElementById('revoke-plan').addEventListener('click', function () {
-    const text = JSON.stringify(revokePlanOfView(), null, 2) + '\n';
-    const blob = new Blob([text], { type: 'application/json' });
-    const url = URL.createObjectURL(blob);
-    const link = document.createElement('a');
-    link.href = url; // our own blob, never a URL from the data
-    link.download = 'patreport-' + String(run.org).replace(/[^A-Za-z0-9-]/g, '_') + '-revoke-plan.json';
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+    save(JSON.stringify(revokePlanOfView(), null, 2) + '\n', 'application/json', '-revoke-plan.json');
   });
 
   // ---- Errors and run details ---------------------------------------------------------
