@@ -418,3 +418,18 @@ test('a revoke plan of the shown rows is what patreport revoke --plan reads', as
   expect(run.stderr).toContain('AZURE_DEVOPS_PAT');
   fs.rmSync(out, { recursive: true, force: true });
 });
+
+test('the severity filter shows the tokens at least that severe', async ({ page }) => {
+  const rank = { critical: 0, high: 1, medium: 2, low: 3 };
+  for (const [value, worst] of [['0', 0], ['1', 1], ['3', 3]]) {
+    await page.locator('#severity-filter').selectOption(value);
+    const expected = rows.filter((r) => r.severity != null && rank[r.severity] <= worst).length;
+    expect(await shownCount(page)).toBe(expected);
+  }
+  await page.locator('#only-global').check();
+  await page.locator('#severity-filter').selectOption('0');
+  expect(await shownCount(page)).toBe(rows.filter((r) => r.severity === 'critical' && r.global).length);
+  await page.locator('#clear').click();
+  await expect(page.locator('#severity-filter')).toHaveValue('');
+  expect(await shownCount(page)).toBe(rows.length);
+});

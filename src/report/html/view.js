@@ -185,7 +185,13 @@
 
   // ---- Filters and cards --------------------------------------------------------------
 
-  const state = { status: '', flags: new Set(), query: '', sort: 'expires', dir: 'ascending' };
+  // severity: '' (any row), or the index in SEVERITIES of the least severe finding shown.
+  const state = { status: '', severity: '', flags: new Set(), query: '', sort: 'expires', dir: 'ascending' };
+  const severityCode = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = SEVERITIES.indexOf(value(C.severity, i));
+    severityCode[i] = k < 0 ? SEVERITIES.length : k;
+  }
 
   // A card shows a count and sets a filter when clicked (again: clears it). More cards
   // (findings) are more entries of this list.
@@ -233,6 +239,8 @@
     if (statusCount[code] > 0 || status !== 'invalid') statusSelect.append(new Option(STATUS_LABEL[status], status));
   });
   statusSelect.addEventListener('change', function () { state.status = statusSelect.value; update(); });
+  const severitySelect = document.getElementById('severity-filter');
+  severitySelect.addEventListener('change', function () { state.severity = severitySelect.value; update(); });
   const flagBoxes = {};
   Object.keys(flagOf).forEach(function (flag) {
     const box = document.getElementById('only-' + flag);
@@ -248,12 +256,13 @@
     if (event.key === 'Escape' && search.value) { search.value = ''; state.query = ''; update(); }
   });
   document.getElementById('clear').addEventListener('click', function () {
-    state.status = ''; state.flags.clear(); state.query = ''; search.value = '';
+    state.status = ''; state.severity = ''; state.flags.clear(); state.query = ''; search.value = '';
     update();
   });
 
   function syncControls() {
     statusSelect.value = state.status;
+    severitySelect.value = state.severity;
     Object.keys(flagBoxes).forEach(function (flag) { flagBoxes[flag].checked = state.flags.has(flag); });
     CARDS.forEach(function (card, k) { cardButtons[k].setAttribute('aria-pressed', String(card.pressed())); });
   }
@@ -276,7 +285,8 @@
     const query = state.query.trim().toLowerCase();
     const status = state.status === '' ? -1 : STATUSES.indexOf(state.status);
     const flags = Array.from(state.flags, function (flag) { return flagOf[flag]; });
-    if (query === '' && status < 0 && flags.length === 0) return null;
+    const worst = state.severity === '' ? -1 : Number(state.severity);
+    if (query === '' && status < 0 && worst < 0 && flags.length === 0) return null;
     const mask = new Uint8Array(n);
     let tests = null;
     if (query !== '') {
@@ -290,6 +300,7 @@
     }
     rows: for (let i = 0; i < n; i++) {
       if (status >= 0 && statusCode[i] !== status) continue;
+      if (worst >= 0 && severityCode[i] > worst) continue;
       for (let f = 0; f < flags.length; f++) if (value(flags[f], i) !== 1) continue rows;
       if (tests) {
         let found = false;
