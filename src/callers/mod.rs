@@ -117,6 +117,17 @@ impl CallerSettings {
         let mut settings = Self::new(source);
         settings.allowed_roles = r.list(setting::ALLOWED_ROLES);
         settings.revoke_roles = r.list(setting::REVOKE_ROLES);
+        if let Some(shared) = settings
+            .revoke_roles
+            .iter()
+            .find(|role| settings.allowed_roles.contains(role))
+        {
+            r.warn(format!(
+                "{}: {shared} is also a reader role ({}), so every reader may revoke tokens",
+                setting::REVOKE_ROLES,
+                setting::ALLOWED_ROLES
+            ));
+        }
         settings.allowed_groups = r.list(setting::ALLOWED_GROUPS);
         settings.tenant_id = r.get(setting::TENANT_ID);
         settings.audiences = r.list(setting::CALLER_AUDIENCES);

@@ -126,9 +126,36 @@ async fn propose(state: &AppState, runs: &RunStore, caller: &Caller, request: Re
         Err(reply) => return reply,
     };
     let checked = revoke::execute(&client, &plan, Mode::DryRun, BATCH_LIMIT, None).await;
-    let confirmation = format!("{:032x}", fastrand::u128(..));
+    let record = AuditRecord::outcome(&plan, &checked, Mode::DryRun, &caller.describe(), None, now);
+    let confirmed: Vec<String> = checked.would_revoke().into_iter().collect();
+    if confirmed.is_empty() {
+        let id = match random_id() {
+            Ok(id) => id,
+            Err(reply) => return reply,
+        };
+        if let Err(reply) = audit(runs, &record, &id).await {
+            return reply;
+        }
+        return ApiReply::new(
+            axum::http::StatusCode::OK,
+            json!({
+                "org": plan.org,
+                "sourceReport": plan.source_report,
+                "selection": plan.selection,
+                "tokens": outcomes(&checked),
+                "counts": checked.counts(),
+                "next": "nothing to revoke: no confirmation is needed",
+            }),
+        );
+    }
+    let confirmation = match random_id() {
+        Ok(id) => id,
+        Err(reply) => return reply,
+    };
+    // The five minutes start once the check is done, not before it.
+    let now = OffsetDateTime::now_utc();
     let pending = Pending {
-        confirmed: checked.would_revoke().into_iter().collect(),
+        confirmed,
         plan: plan.clone(),
         caller_id: caller.id.clone(),
         caller: caller.describe(),
@@ -206,25 +233,7 @@ async fn confirm(
             "the confirmation expired: ask for the plan again",
         );
     }
-    // Used once: the marker can be created only once, whatever instance tries.
-    if let Err(e) = runs
-        .blobs()
-        .put_new(
-            &format!("{}.used", pending_blob(id)),
-            caller.describe().into_bytes(),
-            &json_headers(),
-        )
-        .await
-    {
-        return match e.status() {
-            Some(409 | 412) => ApiReply::error(
-                axum::http::StatusCode::CONFLICT,
-                "used",
-                "this confirmation was used already",
-            ),
-            _ => ApiReply::storage_unavailable(e.to_string()),
-        };
-    }
+    // Everything that can fail before sending is done before the confirmation is used.
     let plan = pending.plan;
     let confirmed: std::collections::HashSet<String> = pending.confirmed.into_iter().collect();
     let org = match resolve_org(state, Some(&plan.org)) {
@@ -235,6 +244,33 @@ async fn confirm(
         Ok(client) => client,
         Err(reply) => return reply,
     };
+    // Used once: the marker can be created only once, whatever instance tries. It holds this
+    // request's own value, so a create whose answer was lost (and was retried into a 409) is
+    // recognized as ours.
+    let marker = format!("{}.used", pending_blob(id));
+    let ours = match random_id() {
+        Ok(nonce) => format!("{nonce} {}", caller.describe()),
+        Err(reply) => return reply,
+    };
+    match runs
+        .blobs()
+        .put_new(&marker, ours.clone().into_bytes(), &json_headers())
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if matches!(e.status(), Some(409 | 412)) => {
+            let mine = matches!(runs.blobs().get(&marker).await, Ok(Some(bytes)) if bytes == ours.as_bytes());
+            if !mine {
+                return ApiReply::error(
+                    axum::http::StatusCode::CONFLICT,
+                    "used",
+                    "this confirmation was used already: its outcome is in the audit records \
+                     (revocations/{org}/ in the report container)",
+                );
+            }
+        }
+        Err(e) => return ApiReply::storage_unavailable(e.to_string()),
+    }
     let intent = AuditRecord::intent(
         &plan,
         &caller.describe(),
@@ -270,13 +306,7 @@ fn client(state: &AppState, org: &crate::domain::OrgName) -> Result<AdoClient, A
     let mut settings = AdoSettings::new(state.settings.scan.ado_url.clone(), org.clone());
     settings.request_timeout = state.settings.scan.request_timeout;
     settings.max_retries = state.settings.scan.max_retries;
-    AdoClient::new(settings, state.credential.clone()).map_err(|e| {
-        ApiReply::error(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "client",
-            e.to_string(),
-        )
-    })
+    AdoClient::new(settings, state.credential.clone()).map_err(|e| internal(e.to_string()))
 }
 
 fn outcomes(result: &RevokeResult) -> Vec<Value> {
@@ -296,6 +326,23 @@ fn outcomes(result: &RevokeResult) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+/// 128 random bits from the operating system, as 32 hex digits: a confirmation id. Without
+/// the system's randomness there is no confirmation (a guessable one would be worse).
+fn random_id() -> Result<String, ApiReply> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| internal(format!("no randomness for a confirmation: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn internal(message: impl Into<String>) -> ApiReply {
+    ApiReply::error(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        message,
+    )
 }
 
 fn pending_blob(id: &str) -> String {
