@@ -250,21 +250,10 @@ pub async fn run(args: &RevokeArgs) -> anyhow::Result<u8> {
     // Only what the check found valid, and the person confirmed, may be sent.
     let confirmed = checked.would_revoke();
     let result = revoke::execute(&client, &plan, Mode::Revoke, BATCH_LIMIT, Some(&confirmed)).await;
-    let written = AuditRecord::outcome(
-        &plan,
-        &result,
-        Mode::Revoke,
-        &actor,
-        Some(&plan_name),
-        OffsetDateTime::now_utc(),
-    )
-    .append(&audit);
+    let written = record(&result, Mode::Revoke);
     report_outcomes(&result);
     if let Err(e) = &written {
-        eprintln!(
-            "error: the outcome could not be added to the audit file {}: {e}",
-            audit.display()
-        );
+        eprintln!("error: the outcome was not recorded: {e:#}");
     }
     let revoked = result.counts().get("revoked").copied().unwrap_or(0);
     println!(
@@ -272,10 +261,10 @@ pub async fn run(args: &RevokeArgs) -> anyhow::Result<u8> {
         result.batches,
         audit.display()
     );
-    Ok(if result.failed() > 0 {
-        exit::INCOMPLETE
-    } else {
-        exit::OK
+    // An outcome missing from the audit file is a failure too: the file must say what happened.
+    Ok(match written {
+        Ok(()) => code(&result),
+        Err(_) => exit::INCOMPLETE,
     })
 }
 

@@ -30,7 +30,7 @@ use crate::storage::{BlobHeaders, RunStore};
 const CONFIRM_WITHIN: time::Duration = time::Duration::minutes(5);
 
 /// The request body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct Request {
     org: Option<String>,
@@ -108,15 +108,22 @@ async fn propose(state: &AppState, runs: &RunStore, caller: &Caller, request: Re
     let Some(blob) = latest.files.get(&Format::Json) else {
         return ApiReply::not_found(format!("the newest report of '{org}' has no JSON"));
     };
-    let report = match runs.blobs().get(blob).await {
-        Ok(Some(bytes)) => match read_json(bytes.as_slice()) {
-            Ok(report) => report,
-            Err(e) => {
-                return ApiReply::bad_request(format!("the report {blob} cannot be read: {e}"));
-            }
-        },
-        Ok(None) => return ApiReply::not_found(format!("the report {blob} is no longer stored")),
+    // Copied to a temporary file a chunk at a time (a report's JSON may be 100 MB), then read.
+    let scratch = match tempfile::NamedTempFile::new() {
+        Ok(file) => file,
+        Err(e) => return internal(format!("no temporary file for the report: {e}")),
+    };
+    match runs.blobs().get_to_file(blob, scratch.path()).await {
+        Ok(true) => {}
+        Ok(false) => return ApiReply::not_found(format!("the report {blob} is no longer stored")),
         Err(e) => return ApiReply::storage_unavailable(e.to_string()),
+    }
+    let read = std::fs::File::open(scratch.path())
+        .map_err(|e| e.to_string())
+        .and_then(|f| read_json(std::io::BufReader::new(f)).map_err(|e| e.to_string()));
+    let report = match read {
+        Ok(report) => report,
+        Err(e) => return internal(format!("the report {blob} cannot be read: {e}")),
     };
     let now = OffsetDateTime::now_utc();
     let plan = revoke::plan(&report, blob, &selection, now);
@@ -126,43 +133,40 @@ async fn propose(state: &AppState, runs: &RunStore, caller: &Caller, request: Re
         Err(reply) => return reply,
     };
     let checked = revoke::execute(&client, &plan, Mode::DryRun, BATCH_LIMIT, None).await;
-    let record = AuditRecord::outcome(&plan, &checked, Mode::DryRun, &caller.describe(), None, now);
     let confirmed: Vec<String> = checked.would_revoke().into_iter().collect();
-    if confirmed.is_empty() {
-        let id = match random_id() {
-            Ok(id) => id,
-            Err(reply) => return reply,
-        };
-        if let Err(reply) = audit(runs, &record, &id).await {
-            return reply;
-        }
-        return ApiReply::new(
-            axum::http::StatusCode::OK,
-            json!({
-                "org": plan.org,
-                "sourceReport": plan.source_report,
-                "selection": plan.selection,
-                "tokens": outcomes(&checked),
-                "counts": checked.counts(),
-                "next": "nothing to revoke: no confirmation is needed",
-            }),
-        );
-    }
+    // The id names the audit record too, so even a plan with nothing to revoke has one.
     let confirmation = match random_id() {
         Ok(id) => id,
         Err(reply) => return reply,
     };
+    let mut body = json!({
+        "org": plan.org,
+        "sourceReport": plan.source_report,
+        "selection": plan.selection,
+        "tokens": outcomes(&checked),
+        "counts": checked.counts(),
+    });
     // The five minutes start once the check is done, not before it.
     let now = OffsetDateTime::now_utc();
-    let pending = Pending {
-        confirmed,
-        plan: plan.clone(),
-        caller_id: caller.id.clone(),
-        caller: caller.describe(),
-        expires_at: now + CONFIRM_WITHIN,
-    };
-    if let Err(reply) = store(runs, &pending_blob(&confirmation), &pending, false).await {
-        return reply;
+    if confirmed.is_empty() {
+        body["next"] = Value::from("nothing to revoke: no confirmation is needed");
+    } else {
+        let pending = Pending {
+            confirmed,
+            plan: plan.clone(),
+            caller_id: caller.id.clone(),
+            caller: caller.describe(),
+            expires_at: now + CONFIRM_WITHIN,
+        };
+        // Create-only: a confirmation names one plan, never a replaced one.
+        if let Err(reply) = store(runs, &pending_blob(&confirmation), &pending).await {
+            return reply;
+        }
+        body["confirmation"] = Value::from(confirmation.as_str());
+        body["expiresAt"] = Value::from(rfc3339(pending.expires_at));
+        body["next"] = Value::from(
+            "POST the same endpoint with {\"confirm\": \"<confirmation>\"} to revoke what would be revoked",
+        );
     }
     let record = AuditRecord::outcome(
         &plan,
@@ -175,19 +179,7 @@ async fn propose(state: &AppState, runs: &RunStore, caller: &Caller, request: Re
     if let Err(reply) = audit(runs, &record, &confirmation).await {
         return reply;
     }
-    ApiReply::new(
-        axum::http::StatusCode::OK,
-        json!({
-            "org": plan.org,
-            "sourceReport": plan.source_report,
-            "selection": plan.selection,
-            "tokens": outcomes(&checked),
-            "counts": checked.counts(),
-            "confirmation": confirmation,
-            "expiresAt": rfc3339(pending.expires_at),
-            "next": "POST the same endpoint with {\"confirm\": \"<confirmation>\"} to revoke what would be revoked",
-        }),
-    )
+    ApiReply::new(axum::http::StatusCode::OK, body)
 }
 
 /// Step 2: the confirmed plan, revoked.
@@ -198,7 +190,11 @@ async fn confirm(
     id: &str,
     request: Request,
 ) -> ApiReply {
-    if request.org.is_some() || !request.ids.is_empty() || !request.owners.is_empty() {
+    let only_confirm = Request {
+        confirm: request.confirm.clone(),
+        ..Request::default()
+    };
+    if request != only_confirm {
         return ApiReply::bad_request(
             "a confirmation takes the plan it was given for, nothing else",
         );
@@ -210,9 +206,7 @@ async fn confirm(
         Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
             Ok(pending) => pending,
             Err(e) => {
-                return ApiReply::storage_unavailable(format!(
-                    "the pending plan cannot be read: {e}"
-                ));
+                return internal(format!("the pending plan cannot be read: {e}"));
             }
         },
         Ok(None) => return ApiReply::not_found("no plan waits for this confirmation"),
@@ -264,8 +258,10 @@ async fn confirm(
                 return ApiReply::error(
                     axum::http::StatusCode::CONFLICT,
                     "used",
-                    "this confirmation was used already: its outcome is in the audit records \
-                     (revocations/{org}/ in the report container)",
+                    format!(
+                        "this confirmation was used already: its outcome is in the audit \
+                         records (revocations/{org}/ in the report container)"
+                    ),
                 );
             }
         }
@@ -277,8 +273,16 @@ async fn confirm(
         Some(id),
         OffsetDateTime::now_utc(),
     );
-    if let Err(reply) = audit(runs, &intent, id).await {
-        return reply;
+    if audit(runs, &intent, id).await.is_err() {
+        // Nothing is sent without its intent on record; the confirmation is used up, though.
+        tracing::warn!(
+            confirmation = id,
+            "no intent record: nothing revoked, confirmation used"
+        );
+        return internal(
+            "the intent could not be recorded, so nothing was revoked; this confirmation is used \
+             up: ask for a new plan",
+        );
     }
     let result = revoke::execute(&client, &plan, Mode::Revoke, BATCH_LIMIT, Some(&confirmed)).await;
     let done = AuditRecord::outcome(
@@ -357,19 +361,18 @@ fn json_headers() -> BlobHeaders {
     }
 }
 
+/// Write `value` as a new blob: pending plans and audit records are never replaced.
 async fn store<T: serde::Serialize>(
     runs: &RunStore,
     blob: &str,
     value: &T,
-    new_only: bool,
 ) -> Result<(), ApiReply> {
     let bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| ApiReply::storage_unavailable(e.to_string()))?;
-    let put = match new_only {
-        true => runs.blobs().put_new(blob, bytes, &json_headers()).await,
-        false => runs.blobs().put(blob, bytes, &json_headers()).await,
-    };
-    put.map_err(|e| ApiReply::storage_unavailable(e.to_string()))
+    runs.blobs()
+        .put_new(blob, bytes, &json_headers())
+        .await
+        .map_err(|e| ApiReply::storage_unavailable(e.to_string()))
 }
 
 /// One audit record, as a blob of its own (blobs cannot be appended to safely by several
@@ -381,5 +384,5 @@ async fn audit(runs: &RunStore, record: &AuditRecord, confirmation: &str) -> Res
         stamp(record.at),
         record.mode
     );
-    store(runs, &name, record, true).await
+    store(runs, &name, record).await
 }
