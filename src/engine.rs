@@ -91,11 +91,35 @@ enum Outcome {
     Failed(Option<u16>, String),
 }
 
+/// Tokens already known for some users, so the scan need not list them again (the
+/// incremental refresh: every user is listed by Graph as usual, and only the users it cannot
+/// vouch for are read from Token Admin).
+pub trait Reuse: Send + Sync {
+    /// This user's PATs and SSH keys as known, taken (each user is asked once); `None`: list.
+    fn take(&self, _user: &User) -> Option<(Vec<Pat>, Vec<SshKey>)> {
+        None
+    }
+}
+
+/// Reuse nothing: a full scan.
+pub struct ListEveryone;
+impl Reuse for ListEveryone {}
+
 /// Scan one organization.
 pub async fn scan(
     client: &AdoClient,
     options: &ScanOptions,
     progress: &dyn Progress,
+) -> Result<Inventory, ScanError> {
+    scan_reusing(client, options, progress, &ListEveryone).await
+}
+
+/// Scan one organization, listing the tokens only of the users `reuse` has nothing for.
+pub async fn scan_reusing(
+    client: &AdoClient,
+    options: &ScanOptions,
+    progress: &dyn Progress,
+    reuse: &dyn Reuse,
 ) -> Result<Inventory, ScanError> {
     let org = client.settings().organization.clone();
     let org_name = org.as_str();
@@ -115,6 +139,8 @@ pub async fn scan(
     let tally = Tally::default();
     // Users listed but not read because the scan was stopped (not reached, or cut).
     let cut = AtomicU64::new(0);
+    // Users whose tokens came from `reuse` rather than a listing.
+    let reused = AtomicU64::new(0);
 
     let (tx, mut rx) = mpsc::channel::<(usize, User)>(1024);
 
@@ -196,11 +222,18 @@ pub async fn scan(
         let users = futures::stream::poll_fn(|cx| rx.poll_recv(cx));
         users
             .map(|(index, user)| {
-                let (abort, aborted, any_ok, tally, cut) =
-                    (&abort, &aborted, &any_pat_success, &tally, &cut);
+                let (abort, aborted, any_ok, tally, cut, reused) =
+                    (&abort, &aborted, &any_pat_success, &tally, &cut, &reused);
                 async move {
                     if aborted.load(Ordering::Relaxed) {
                         return None;
+                    }
+                    // Known tokens cost no request: kept even after a stop.
+                    if let Some((pats, ssh_keys)) = reuse.take(&user) {
+                        reused.fetch_add(1, Ordering::Relaxed);
+                        progress.user_read(&user, &pats);
+                        progress.user_scanned(pats.len(), false);
+                        return Some((index, user, Outcome::Listed(pats, ssh_keys)));
                     }
                     if let Some(reason) = stop.reason() {
                         let msg = format!(
@@ -341,7 +374,9 @@ pub async fn scan(
             duplicate_pats: tally.duplicate_pats.into_inner(),
             ssh_key_pages: tally.ssh_key_pages.into_inner(),
             duplicate_ssh_keys: tally.duplicate_ssh_keys.into_inner(),
+            reused_users: reused.into_inner(),
         },
+        signals: Default::default(),
     })
 }
 

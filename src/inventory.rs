@@ -98,6 +98,10 @@ pub struct RunStats {
     /// SSH key entries the service listed more than once for the same user (kept once).
     #[serde(default)]
     pub duplicate_ssh_keys: u64,
+    /// Users whose tokens were taken from the last state instead of listed (incremental
+    /// refresh; 0 for a full scan).
+    #[serde(default)]
+    pub reused_users: u64,
 }
 
 /// Everything one scan of one organization found.
@@ -113,6 +117,10 @@ pub struct Inventory {
     /// Set when the scan stopped early (for example a time budget); the report is partial.
     pub stopped_early: Option<String>,
     pub stats: RunStats,
+    /// What the audit log says about individual tokens, by authorization id (empty when the
+    /// log was not read).
+    #[serde(default)]
+    pub signals: crate::auditlog::Signals,
 }
 
 impl Inventory {

@@ -1,7 +1,9 @@
 //! patreport: an org-wide inventory of Azure DevOps personal access tokens.
 //!
 //! The core is plain data and functions: [`domain`] (names parsed once), [`inventory`],
-//! [`report`] (model, rules, writers) and [`lifecycle`] (the states of a service run). Around
+//! [`report`] (model, rules, writers), [`auditlog`] (audit events and the signals they give)
+//! and [`lifecycle`] (the states of a service run). The incremental [`refresh`] decides from
+//! the audit log which owners to read again. Around
 //! it sit thin adapters: the Azure DevOps client ([`ado`]), the scan ([`engine`]), the one
 //! report [`pipeline`] every face calls, outgoing [`credentials`] and incoming [`callers`]
 //! (both meeting Microsoft [`entra`]), Blob [`storage`], webhook notifications ([`notify`]),
@@ -9,6 +11,7 @@
 //! ([`simulator`]) and the command line ([`cli`]).
 
 pub mod ado;
+pub mod auditlog;
 pub mod bench;
 pub mod callers;
 pub mod changes;
@@ -23,6 +26,7 @@ pub mod inventory;
 pub mod lifecycle;
 pub mod notify;
 pub mod pipeline;
+pub mod refresh;
 pub mod report;
 pub mod revoke;
 pub mod scrub;

@@ -135,6 +135,9 @@ pub struct RunSummary {
     /// What changed since the previous report (`None`: a first run, or not compared).
     #[serde(default)]
     pub changes: Option<ChangeCounts>,
+    /// Full scan or incremental refresh, and why (`None` in statuses written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<crate::refresh::RefreshInfo>,
 }
 
 impl RunSummary {
@@ -163,6 +166,7 @@ impl RunSummary {
             global: summary.global,
             findings: summary.findings.clone(),
             changes,
+            refresh: None,
         }
     }
 }

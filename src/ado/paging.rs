@@ -8,7 +8,7 @@
 //! says whether more data follows.
 
 use super::error::AdoError;
-use super::{AdoClient, PatsPage, SshKeysPage, TokenListing, UsersPage};
+use super::{AdoClient, AuditPage, PatsPage, SshKeysPage, TokenListing, UsersPage};
 use futures::Stream;
 
 /// The next users page token: the header's value; absent or blank means "last page".
@@ -62,6 +62,12 @@ impl Page for UsersPage {
 }
 
 impl Page for PatsPage {
+    fn continuation(&self) -> Option<&str> {
+        self.continuation.as_deref()
+    }
+}
+
+impl Page for AuditPage {
     fn continuation(&self) -> Option<&str> {
         self.continuation.as_deref()
     }
@@ -146,6 +152,21 @@ impl AdoClient {
             TokenListing::Pats.listing(),
             self.settings.page_limit,
             move |token| async move { self.pats_page(descriptor, token.as_deref()).await },
+        )
+    }
+
+    /// Every page of the Audit Log between `start` and `end`, newest first, under the same
+    /// page limit and loop guard: each page repeats the window and passes the token the last
+    /// one gave, until `hasMore` is false.
+    pub fn audit_log(
+        &self,
+        start: time::OffsetDateTime,
+        end: time::OffsetDateTime,
+    ) -> impl Stream<Item = Result<AuditPage, AdoError>> + Send + '_ {
+        pages(
+            "audit log",
+            self.settings.page_limit,
+            move |token| async move { self.audit_page(start, end, token.as_deref()).await },
         )
     }
 

@@ -4,7 +4,7 @@
 //! - request paths: the crate joins `{endpoint}/{org}` and the URL's trailing `/` gives `//org`,
 //!   which a strict router answers 404 → collapse repeated slashes;
 //! - api-version: the crate sends `7.1-preview`; we send what the contract names
-//!   (`7.1-preview.1` for Graph, `7.1` for Token Admin);
+//!   (`7.1-preview.1` for Graph and the Audit Log, `7.1` for Token Admin);
 //! - `X-TFS-FedAuthRedirect: Suppress` and `Accept: application/json`, so a bad credential
 //!   answers 401 rather than a sign-in page;
 //! - 203, any 3xx, and any 2xx that is not JSON (but an empty 204) are authentication failures
@@ -85,6 +85,9 @@ pub fn normalize_url(url: &mut Url) {
         "7.1-preview.1"
     } else if lower.contains("/_apis/tokenadmin/") {
         "7.1"
+    } else if lower.contains("/_apis/audit/") {
+        // Preview in every version; the crate sends `7.1-preview`, the contract names `.1`.
+        "7.1-preview.1"
     } else {
         return;
     };

@@ -72,10 +72,122 @@ pub fn parse_datetime(text: &str) -> Result<Option<OffsetDateTime>, String> {
     Ok(Some(parsed))
 }
 
+/// `AuditLogQueryResult`, read leniently: real clients find the fields at the top level, the
+/// spec's example wraps them in `value`; every field may be missing or null.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub decorated_audit_log_entries: Vec<AuditEntry>,
+    #[serde(default)]
+    pub continuation_token: Option<String>,
+    #[serde(default)]
+    pub has_more: Option<bool>,
+    #[serde(default)]
+    pub value: Option<Box<AuditPage>>,
+}
+
+/// `DecoratedAuditLogEntry`: only what the refresh and the signals read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default, deserialize_with = "lenient_datetime")]
+    pub timestamp: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub action_id: Option<String>,
+    #[serde(default)]
+    pub area: Option<String>,
+    #[serde(default)]
+    pub actor_user_id: Option<String>,
+    #[serde(default, rename = "actorUPN")]
+    pub actor_upn: Option<String>,
+    #[serde(default)]
+    pub actor_display_name: Option<String>,
+    #[serde(default)]
+    pub authentication_mechanism: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    #[serde(default)]
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl AuditPage {
+    /// Our page: events with an id and a time, the count of those without, and the next
+    /// token only when `hasMore` (the service sends a token on the last page too).
+    pub fn into_page(self) -> super::AuditPage {
+        let page = match self.value {
+            Some(inner) if self.decorated_audit_log_entries.is_empty() => *inner,
+            _ => self,
+        };
+        let mut unreadable = 0;
+        let events = page
+            .decorated_audit_log_entries
+            .into_iter()
+            .filter_map(|e| {
+                let (Some(id), Some(timestamp)) = (e.id.filter(|i| !i.is_empty()), e.timestamp)
+                else {
+                    unreadable += 1;
+                    return None;
+                };
+                let blank = |v: Option<String>| v.filter(|t| !t.trim().is_empty());
+                Some(crate::auditlog::AuditEvent {
+                    id,
+                    timestamp,
+                    action_id: e.action_id.unwrap_or_default(),
+                    area: e.area.unwrap_or_default(),
+                    actor_user_id: blank(e.actor_user_id),
+                    actor_upn: blank(e.actor_upn),
+                    actor_display_name: blank(e.actor_display_name),
+                    authentication_mechanism: blank(e.authentication_mechanism),
+                    user_agent: blank(e.user_agent),
+                    ip_address: blank(e.ip_address),
+                    data: e.data.unwrap_or_default(),
+                })
+            })
+            .collect();
+        let continuation = match page.has_more {
+            Some(true) => page.continuation_token.filter(|t| !t.trim().is_empty()),
+            _ => None,
+        };
+        super::AuditPage {
+            events,
+            unreadable,
+            continuation,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn audit_pages_read_at_the_top_level_or_wrapped_and_end_on_has_more() {
+        let top = r#"{"decoratedAuditLogEntries":[{"id":"1;a;b","timestamp":"2019-03-05T14:05:02.1460838Z",
+            "actionId":"Token.PatCreateEvent","area":"Token","actorUPN":"a@x","data":{"DisplayName":"t"},
+            "ipAddress":null,"userAgent":""}],"continuationToken":"1;a;b","hasMore":false}"#;
+        let page = serde_json::from_str::<AuditPage>(top).unwrap().into_page();
+        assert_eq!(page.events.len(), 1);
+        assert_eq!(page.continuation, None, "hasMore false ends the log");
+        assert_eq!(page.events[0].actor_upn.as_deref(), Some("a@x"));
+        assert_eq!(page.events[0].user_agent, None);
+        let wrapped = r#"{"count":1,"value":{"decoratedAuditLogEntries":[{"id":"2","timestamp":"2019-03-05T14:00:35Z"},
+            {"timestamp":"2019-03-05T14:00:35Z"}],"continuationToken":"2","hasMore":true}}"#;
+        let page = serde_json::from_str::<AuditPage>(wrapped)
+            .unwrap()
+            .into_page();
+        assert_eq!(page.events.len(), 1);
+        assert_eq!(
+            page.unreadable, 1,
+            "an entry without an id is counted, not kept"
+        );
+        assert_eq!(page.continuation.as_deref(), Some("2"));
+    }
 
     #[test]
     fn dates_without_offset_are_utc() {

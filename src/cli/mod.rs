@@ -139,6 +139,20 @@ pub struct ReportArgs {
     #[arg(long, env = names::INCLUDE_SSH_KEYS)]
     pub include_ssh_keys: bool,
 
+    /// Refresh from the audit log: read again only the owners whose tokens changed since the
+    /// last state in the output folder (a full scan when there is none, or when in doubt; the
+    /// report says which ran and why).
+    #[arg(long, env = names::INCREMENTAL)]
+    pub incremental: bool,
+
+    /// With --incremental, a full scan at least this often, as a check (e.g. 7d).
+    #[arg(long, env = names::FULL_SCAN_EVERY, default_value = "7d", value_parser = parse::duration)]
+    pub full_scan_every: Duration,
+
+    /// Audit Log base URL (https; plain http only to loopback).
+    #[arg(long, env = names::AUDIT_URL, default_value = crate::ado::DEFAULT_AUDIT_URL, value_parser = parse::ado_url)]
+    pub audit_url: Url,
+
     /// PAT listings in flight at once.
     #[arg(long, env = names::CONCURRENCY, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256).map(usize::from))]
     pub concurrency: usize,
@@ -229,6 +243,11 @@ impl ReportArgs {
             include_invalid: self.include_invalid,
             policy: self.policy.clone().unwrap_or_default(),
             include_ssh_keys: self.include_ssh_keys,
+            audit_url: self.audit_url.clone(),
+            refresh: crate::refresh::RefreshOptions {
+                incremental: self.incremental,
+                full_scan_every: self.full_scan_every,
+            },
         }
     }
 }

@@ -25,7 +25,10 @@ pub async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
         let (server, credential) = start_demo(args).await?;
         let url = url::Url::parse(&server.base_url()).context("demo server address")?;
         let org = OrgName::parse("demo").context("the demo organization's name")?;
-        let plan = args.scan_settings(url).plan(org, args.format.clone());
+        let mut settings = args.scan_settings(url.clone());
+        // The simulator serves the Audit Log too.
+        settings.audit_url = url;
+        let plan = settings.plan(org, args.format.clone());
         (plan, credential, Some(server))
     } else {
         let org = cli_org(args.org.as_deref().unwrap_or_default())?;
@@ -311,6 +314,13 @@ pub fn closing_summary(produced: &Produced) -> String {
                 (false, _) => String::new(),
             }
         ));
+    }
+    if let Some(refresh) = r
+        .refresh
+        .as_ref()
+        .filter(|f| f.is_incremental() || f.reason.is_some())
+    {
+        text.push_str(&format!("\nRefresh: {}.", refresh.describe()));
     }
     let f = &s.findings;
     text.push_str(&format!(

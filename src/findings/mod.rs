@@ -74,10 +74,16 @@ pub enum Rule {
     OwnerManyTokens,
     /// An SSH key valid for longer than the policy's maximum SSH key lifetime.
     SshKeyLongLived,
+    /// The audit log says Azure DevOps found it in a public repository, and it is still valid.
+    LeakedPublicly,
+    /// The audit log shows it used from a web browser (a PAT is for scripts and tools).
+    UsedFromBrowser,
+    /// The audit log shows it used for security, policy, membership or auditing changes.
+    SensitiveUse,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 16] = [
         Rule::FullAccess,
         Rule::Global,
         Rule::GlobalRetired,
@@ -91,6 +97,9 @@ impl Rule {
         Rule::MissingDates,
         Rule::OwnerManyTokens,
         Rule::SshKeyLongLived,
+        Rule::LeakedPublicly,
+        Rule::UsedFromBrowser,
+        Rule::SensitiveUse,
     ];
 
     /// The stable name used in JSON, CSV and policy files.
@@ -109,6 +118,9 @@ impl Rule {
             Rule::MissingDates => "missing_dates",
             Rule::OwnerManyTokens => "owner_many_tokens",
             Rule::SshKeyLongLived => "ssh_key_long_lived",
+            Rule::LeakedPublicly => "leaked_publicly",
+            Rule::UsedFromBrowser => "used_from_browser",
+            Rule::SensitiveUse => "sensitive_use",
         }
     }
 
@@ -118,8 +130,10 @@ impl Rule {
 
     pub const fn severity(self) -> Severity {
         match self {
-            Rule::FullAccess => Severity::Critical,
-            Rule::Global | Rule::MarketplaceGlobal => Severity::High,
+            Rule::FullAccess | Rule::LeakedPublicly => Severity::Critical,
+            Rule::Global | Rule::MarketplaceGlobal | Rule::UsedFromBrowser | Rule::SensitiveUse => {
+                Severity::High
+            }
             Rule::LifetimeOverMax
             | Rule::BroadScope
             | Rule::ExpiresUrgently
@@ -149,6 +163,9 @@ impl Rule {
             Rule::MissingDates => "Missing dates",
             Rule::OwnerManyTokens => "Owner holds many tokens",
             Rule::SshKeyLongLived => "Long-lived SSH key",
+            Rule::LeakedPublicly => "Found in a public repository",
+            Rule::UsedFromBrowser => "Used from a web browser",
+            Rule::SensitiveUse => "Used for security-sensitive changes",
         }
     }
 
@@ -185,6 +202,18 @@ impl Rule {
                 "Its owner holds more active tokens than the policy allows: review them together."
             }
             Rule::SshKeyLongLived => "Replace it with a key that expires sooner.",
+            Rule::LeakedPublicly => {
+                "Azure DevOps found it in a public repository and it still works: revoke it now, \
+                 then review what it did (audit log) and remove it from the repository."
+            }
+            Rule::UsedFromBrowser => {
+                "The audit log shows it used from a web browser: ask the owner why; a PAT pasted \
+                 into a browser session may have been stolen."
+            }
+            Rule::SensitiveUse => {
+                "The audit log shows it changing security, policy or membership: confirm the owner \
+                 meant to, and narrow its scope."
+            }
         }
     }
 }

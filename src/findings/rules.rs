@@ -66,6 +66,17 @@ pub fn assess(
     if owner_active > policy.max_active_per_owner as usize {
         found.insert(Rule::OwnerManyTokens);
     }
+    if let Some(audit) = &row.audit {
+        if audit.discovered.is_some() {
+            found.insert(Rule::LeakedPublicly);
+        }
+        if audit.browser_use.is_some() {
+            found.insert(Rule::UsedFromBrowser);
+        }
+        if audit.sensitive_use.is_some() {
+            found.insert(Rule::SensitiveUse);
+        }
+    }
     found
 }
 
@@ -155,6 +166,7 @@ mod tests {
             },
             authorization_id: "id".into(),
             findings: Findings::NONE,
+            audit: None,
         }
     }
 

@@ -171,7 +171,9 @@ async fn run_job(
                 .as_ref()
                 .filter(|c| c.previous.is_some())
                 .map(|c| c.counts);
-            let summary = RunSummary::from_parts(produced.run.complete, &produced.summary, changes);
+            let mut summary =
+                RunSummary::from_parts(produced.run.complete, &produced.summary, changes);
+            summary.refresh = produced.run.refresh.clone();
             let files: ReportFiles = produced
                 .outputs
                 .iter()

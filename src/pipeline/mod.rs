@@ -18,6 +18,7 @@ use crate::changes::{self, ChangeSummary, Changes};
 use crate::domain::OrgName;
 use crate::engine::{self, ScanError, ScanOptions};
 use crate::notify::Notice;
+use crate::refresh;
 use crate::report::{self, Format, Report, ReportError, ReportOptions, RunInfo, Summary, XlsxPlan};
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
@@ -36,6 +37,8 @@ pub struct ReportPlan {
     pub formats: Vec<Format>,
     /// What to compare the report with.
     pub compare: Compare,
+    /// Whether to refresh incrementally from the audit log (see `refresh`).
+    pub refresh: crate::refresh::RefreshOptions,
 }
 
 /// Which earlier report the changes are counted against.
@@ -185,7 +188,12 @@ pub async fn run(
         }
         Compare::Previous => Some(sink.previous(plan.org()).await),
     };
-    let made = produce(plan, credential, observer, sink, baseline).await;
+    // The state of the last full picture, when a refresh may start from it.
+    let state = match plan.refresh.incremental {
+        false => None,
+        true => load_state(sink, plan.org()).await,
+    };
+    let made = produce(plan, credential, observer, sink, baseline, state).await;
     if made.is_err() {
         sink.abandon();
     }
@@ -198,6 +206,7 @@ async fn produce(
     observer: &dyn Observer,
     sink: &dyn Sink,
     baseline: Option<Result<Option<sink::PreviousReport>, SinkError>>,
+    state: refresh::Found,
 ) -> Result<Produced, PipelineError> {
     let client = AdoClient::new(plan.client.clone(), credential).map_err(PipelineError::Client)?;
     client.reach().await.map_err(|source| {
@@ -209,11 +218,24 @@ async fn produce(
     let mut timings = Timings::default();
     let started = Instant::now();
     observer.stage(Stage::Scanning(&client));
-    let inventory = engine::scan(&client, &plan.scan, observer)
-        .await
-        .map_err(PipelineError::Scan)?;
+    let (inventory, refreshed) = refresh::inventory(
+        &client,
+        &plan.scan,
+        &plan.refresh,
+        state,
+        observer,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .map_err(PipelineError::Scan)?;
     timings.scan = started.elapsed();
     timings.note_memory("scan");
+    // Written now, before the report takes the inventory apart; kept once the report is
+    // delivered. Only a complete picture can be refreshed from.
+    let new_state = match inventory.is_complete() {
+        true => save_state(sink, &inventory, &refreshed, plan.scan.include_ssh_keys),
+        false => None,
+    };
 
     observer.stage(Stage::Writing);
     // Lay the workbook out while memory is at its lowest (see `XlsxPlan`).
@@ -234,6 +256,7 @@ async fn produce(
         &plan.report,
         TOOL_VERSION,
     );
+    report.run.refresh = Some(refreshed);
     if let Some(found) = baseline {
         // Reading up to 100 MB of the earlier report is blocking work: off the async threads.
         let compared = tokio::task::spawn_blocking(move || {
@@ -286,6 +309,12 @@ async fn produce(
         .map_err(PipelineError::Deliver)?;
     timings.deliver = started.elapsed();
     timings.note_memory("deliver");
+    if let Some(path) = new_state
+        && let Err(e) = sink.keep_state(plan.org(), path).await
+    {
+        // The report stands; the next refresh starts from the earlier state (or scans fully).
+        tracing::warn!(error = %e, "the state of this picture could not be kept");
+    }
     Ok(Produced {
         run,
         summary,
@@ -294,6 +323,59 @@ async fn produce(
         outputs,
         timings,
     })
+}
+
+/// The state of `org` from the sink: none, unusable (why), or read.
+async fn load_state(sink: &dyn Sink, org: &OrgName) -> refresh::Found {
+    let path = match sink.state(org).await {
+        Ok(Some(path)) => path,
+        Ok(None) => return None,
+        Err(e) => return Some(Err(format!("could not look for it ({e})"))),
+    };
+    let org = org.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        std::fs::File::open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))
+            .and_then(|file| refresh::State::read(file, &org).map_err(|e| e.to_string()))
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    Some(read)
+}
+
+/// Write the state of this picture to a file the sink opened; `None` (and a warning) when it
+/// cannot be written: the report does not depend on it.
+fn save_state(
+    sink: &dyn Sink,
+    inventory: &crate::inventory::Inventory,
+    refreshed: &refresh::RefreshInfo,
+    ssh_keys: bool,
+) -> Option<std::path::PathBuf> {
+    let (path, file) = match sink.open_state(&inventory.org) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "the state of this picture cannot be written");
+            return None;
+        }
+    };
+    let state = refresh::StateRef {
+        version: refresh::STATE_VERSION,
+        org: &inventory.org,
+        as_of: refreshed.as_of.unwrap_or(inventory.started),
+        last_full_scan: refreshed.last_full_scan.unwrap_or(inventory.started),
+        ssh_keys,
+        users: &inventory.users,
+        signals: &inventory.signals,
+    };
+    match state.write(file) {
+        Ok(()) => Some(path),
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "the state of this picture could not be written");
+            let _ = std::fs::remove_file(&path);
+            None
+        }
+    }
 }
 
 /// The changes since the earlier report `found`, or why there are none. Never fails the run:

@@ -87,6 +87,29 @@ pub trait Sink: Send + Sync {
     async fn previous(&self, _org: &OrgName) -> Result<Option<PreviousReport>, SinkError> {
         Ok(None)
     }
+
+    /// The stored state of `org`'s last full picture (see `refresh::State`), as a local file,
+    /// if there is one.
+    async fn state(&self, _org: &OrgName) -> Result<Option<PathBuf>, SinkError> {
+        Ok(None)
+    }
+
+    /// A file to write the new state of `org` into; kept by [`Self::keep_state`] once the
+    /// report is delivered. `None`: this sink keeps no state.
+    fn open_state(&self, _org: &OrgName) -> Result<Option<(PathBuf, File)>, SinkError> {
+        Ok(None)
+    }
+
+    /// Make the state written to `path` the state of `org`, replacing the earlier one.
+    async fn keep_state(&self, _org: &OrgName, _path: PathBuf) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// `patreport-{org}.state.json`: the state of the organization's last full picture, next to
+/// its reports (not matched by [`newest_report`], whose names have a `-` after the org).
+pub fn state_file_name(org: &OrgName) -> String {
+    format!("patreport-{}.state.json", org.as_str())
 }
 
 /// An earlier report found for a comparison.
@@ -227,6 +250,36 @@ pub fn newest_report(dir: &Path, org: &OrgName) -> Option<PathBuf> {
 impl Sink for LocalFiles {
     async fn check(&self, _formats: &[Format]) -> Result<(), SinkError> {
         self.prepare()
+    }
+
+    async fn state(&self, org: &OrgName) -> Result<Option<PathBuf>, SinkError> {
+        let path = self.dir.join(state_file_name(org));
+        Ok(path.is_file().then_some(path))
+    }
+
+    fn open_state(&self, org: &OrgName) -> Result<Option<(PathBuf, File)>, SinkError> {
+        let path = self.dir.join(format!(
+            ".{}.{}.tmp",
+            state_file_name(org),
+            std::process::id()
+        ));
+        let file = File::create(&path)
+            .map_err(|e| SinkError::local("could not create the state file", &path, Some(e)))?;
+        // Taken back with the report's files if the run fails.
+        self.opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(path.clone());
+        Ok(Some((path, file)))
+    }
+
+    async fn keep_state(&self, org: &OrgName, path: PathBuf) -> Result<(), SinkError> {
+        let target = self.dir.join(state_file_name(org));
+        // A rename within the folder replaces the old state at once: never half a state.
+        std::fs::rename(&path, &target).map_err(|e| {
+            let _ = std::fs::remove_file(&path);
+            SinkError::local("could not keep the state file", &target, Some(e))
+        })
     }
 
     async fn previous(&self, org: &OrgName) -> Result<Option<PreviousReport>, SinkError> {

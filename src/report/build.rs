@@ -54,6 +54,7 @@ pub fn build(
         failures,
         stopped_early,
         stats,
+        mut signals,
     } = inventory;
     let mut owners: Vec<Arc<Owner>> = Vec::with_capacity(users.len());
     let mut scopes = Scopes::default();
@@ -100,7 +101,13 @@ pub fn build(
                 }
             }
             if listed(&pat, options) {
-                keyed.push((index, token_row(&user, pat, status, now, &mut scopes)));
+                let mut row = token_row(&user, pat, status, now, &mut scopes);
+                if !signals.is_empty() {
+                    row.audit = signals
+                        .remove(&row.authorization_id.to_ascii_lowercase())
+                        .map(Box::new);
+                }
+                keyed.push((index, row));
             }
         }
         for key in keys {
@@ -195,6 +202,7 @@ pub fn build(
         stop_reason: stopped_early,
         expiring_days: options.expiring_days,
         generated: whole_seconds(now),
+        refresh: None,
     };
 
     Report {
@@ -292,6 +300,7 @@ fn token_row(
         status,
         authorization_id: pat.authorization_id.unwrap_or_default(),
         findings: Findings::NONE,
+        audit: None,
     }
 }
 
@@ -560,6 +569,7 @@ pub(crate) mod tests {
                 .collect(),
             failures: vec![],
             stopped_early: None,
+            signals: Default::default(),
             stats: RunStats {
                 api_calls: 12,
                 retries: 2,

@@ -55,7 +55,7 @@ pub struct Column {
 
 /// Every column, in order: what an admin reads first (whose, which, its state, when it ends,
 /// how far it reaches, what to do), then the rest.
-pub const COLUMNS: [Column; 19] = [
+pub const COLUMNS: [Column; 23] = [
     Column {
         header: "Owner",
         key: "owner_display_name",
@@ -151,7 +151,38 @@ pub const COLUMNS: [Column; 19] = [
         key: "authorization_id",
         value: |r| Value::Text(&r.authorization_id),
     },
+    // From the audit log (empty when it was not read, or says nothing of the token).
+    Column {
+        header: "Last audited use (UTC)",
+        key: "last_audited_use",
+        value: |r| Value::Date(audited(r).and_then(|a| a.last_use.as_ref()).map(|u| u.at)),
+    },
+    Column {
+        header: "Last audited operation",
+        key: "last_audited_operation",
+        value: |r| {
+            Value::Text(
+                audited(r)
+                    .and_then(|a| a.last_use.as_ref())
+                    .map_or("", |u| u.action.as_str()),
+            )
+        },
+    },
+    Column {
+        header: "Found in a public repository (UTC)",
+        key: "publicly_discovered",
+        value: |r| Value::Date(audited(r).and_then(|a| a.discovered)),
+    },
+    Column {
+        header: "Revoked by Azure DevOps (UTC)",
+        key: "system_revoked",
+        value: |r| Value::Date(audited(r).and_then(|a| a.system_revoked)),
+    },
 ];
+
+fn audited(r: &TokenRow) -> Option<&crate::auditlog::TokenSignals> {
+    r.audit.as_deref()
+}
 
 /// The headers, in column order.
 pub const HEADERS: [&str; COLUMNS.len()] = {

@@ -77,6 +77,9 @@ pub struct TokenRow {
     /// What the policy says about this token (none for a revoked one).
     #[serde(default)]
     pub findings: Findings,
+    /// What the audit log says about it (last audited use, a leak), when it says anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<Box<crate::auditlog::TokenSignals>>,
 }
 
 /// One SSH public key of a user (listed with `--include-ssh-keys`).
@@ -229,6 +232,9 @@ pub struct RunInfo {
     /// When statuses and days were computed.
     #[serde(with = "crate::domain::timestamp::serde")]
     pub generated: OffsetDateTime,
+    /// How the inventory was made: a full scan or an incremental refresh, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<crate::refresh::RefreshInfo>,
 }
 
 /// The version of the report's JSON shape. 2: `summary.users_listed` / `users_read` (was

@@ -1294,6 +1294,42 @@ fn write_run(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(),
     write_text(ws, 13, 1, &run.tool_version)?;
     ws.write_number(14, 1, run.duplicate_users as f64)?;
     ws.write_number(15, 1, run.duplicate_pats as f64)?;
+    if let Some(refresh) = &run.refresh {
+        let rows: [(&str, String); 6] = [
+            ("Refresh", refresh.mode.clone()),
+            (
+                "Why a full scan",
+                refresh.reason.clone().unwrap_or_default(),
+            ),
+            (
+                "Audit log read (UTC)",
+                match (refresh.audit_from, refresh.audit_to) {
+                    (Some(from), Some(to)) => format!(
+                        "{} to {}",
+                        crate::domain::timestamp::rfc3339(from),
+                        crate::domain::timestamp::rfc3339(to)
+                    ),
+                    _ => "not read".into(),
+                },
+            ),
+            (
+                "Token events in the audit log",
+                refresh.token_events.to_string(),
+            ),
+            (
+                "Owners read / taken from the last state",
+                format!("{} / {}", refresh.owners_read, refresh.owners_reused),
+            ),
+            (
+                "Check against the refreshes",
+                refresh.check.clone().unwrap_or_default(),
+            ),
+        ];
+        for (row, (label, value)) in (16u32..).zip(rows) {
+            ws.write_string(row, 0, label)?;
+            write_text(ws, row, 1, &value)?;
+        }
+    }
     Ok(())
 }
 
@@ -1447,7 +1483,7 @@ mod tests {
         assert_eq!(header, expected);
         assert_eq!(range.height(), 1 + 8, "the header and every row");
         let xml = tokens_xml(&report);
-        assert!(xml.contains(r#"<autoFilter ref="A1:S9"/>"#), "{xml}");
+        assert!(xml.contains(r#"<autoFilter ref="A1:W9"/>"#), "{xml}");
         assert!(
             xml.contains(r#"xSplit="1" ySplit="1""#),
             "the header and the owner are frozen: {xml}"
@@ -1510,7 +1546,11 @@ mod tests {
             Data::String("Lifetime above policy".into())
         );
         assert_eq!(cell(&range, 1, TARGETS), Data::String("org-guid".into()));
-        assert_eq!(cell(&range, 1, LAST_COL), Data::String("id0".into()));
+        assert_eq!(
+            cell(&range, 1, position("authorization_id")),
+            Data::String("id0".into())
+        );
+        assert_eq!(cell(&range, 1, LAST_COL), Data::Empty, "no audit signal");
 
         // The last row: the unnamed, full-access, global, expired PAT.
         assert_eq!(cell(&range, 8, PAT_NAME), Data::Empty);
@@ -1582,7 +1622,7 @@ mod tests {
         assert_eq!(cell(&tokens, 0, 0), Data::String("Owner".into()));
         assert_eq!(cell(&tokens, 1, 0), Data::Empty);
         let xml = tokens_xml(&empty_report());
-        assert!(xml.contains(r#"<autoFilter ref="A1:S2"/>"#), "{xml}");
+        assert!(xml.contains(r#"<autoFilter ref="A1:W2"/>"#), "{xml}");
         let findings = wb.worksheet_range(SHEET_FINDINGS).unwrap();
         assert_eq!(
             cell(&findings, 1, 0),

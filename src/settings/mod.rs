@@ -15,7 +15,7 @@ mod reader;
 
 pub use reader::{Choice, Reader, SettingError, SettingsError};
 
-use crate::ado::{AdoSettings, DEFAULT_ADO_URL, DEFAULT_PAGE_LIMIT};
+use crate::ado::{AdoSettings, DEFAULT_ADO_URL, DEFAULT_AUDIT_URL, DEFAULT_PAGE_LIMIT};
 use crate::callers::CallerSettings;
 use crate::credentials::{AuthMode, CredentialSettings};
 use crate::domain::OrgName;
@@ -23,6 +23,7 @@ use crate::engine::{DEFAULT_CONCURRENCY, ScanOptions};
 use crate::findings::Policy;
 use crate::notify::Webhook;
 use crate::pipeline::{Compare, ReportPlan};
+use crate::refresh::{DEFAULT_FULL_SCAN_EVERY, RefreshOptions};
 use crate::report::{Format, ReportOptions};
 use crate::storage::connection::{KeyedAccount, normalize_endpoint, parse_connection_string};
 use names::*;
@@ -66,6 +67,10 @@ pub struct ScanSettings {
     pub policy: Policy,
     /// Also list every user's SSH public keys (one more listing per user).
     pub include_ssh_keys: bool,
+    /// The Audit Log's base URL (another host than `ado_url`).
+    pub audit_url: Url,
+    /// Incremental refresh from the audit log, and the full scan cadence.
+    pub refresh: RefreshOptions,
 }
 
 impl ScanSettings {
@@ -84,6 +89,8 @@ impl ScanSettings {
             include_invalid: false,
             policy: Policy::default(),
             include_ssh_keys: false,
+            audit_url: Url::parse(DEFAULT_AUDIT_URL).expect("the default URL parses"),
+            refresh: RefreshOptions::default(),
         }
     }
 
@@ -119,6 +126,16 @@ impl ScanSettings {
                 })
                 .unwrap_or_default(),
             include_ssh_keys: r.flag(INCLUDE_SSH_KEYS, false),
+            audit_url: r
+                .parse(AUDIT_URL, parse::ado_url)
+                .unwrap_or(defaults.audit_url),
+            refresh: RefreshOptions {
+                // Scheduled service runs refresh by default; a full scan when no state allows.
+                incremental: r.flag(INCREMENTAL, true),
+                full_scan_every: r
+                    .duration(FULL_SCAN_EVERY)
+                    .unwrap_or(DEFAULT_FULL_SCAN_EVERY),
+            },
         }
     }
 
@@ -128,6 +145,7 @@ impl ScanSettings {
         ReportPlan {
             client: AdoSettings {
                 base_url: self.ado_url.clone(),
+                audit_url: self.audit_url.clone(),
                 organization: org,
                 subject_types: self.subject_types.clone(),
                 pat_page_size: self.pat_page_size,
@@ -149,6 +167,7 @@ impl ScanSettings {
             },
             formats,
             compare: Compare::default(),
+            refresh: self.refresh.clone(),
         }
     }
 }

@@ -44,6 +44,9 @@ pub const INCLUDE_INVALID: &str = "PATREPORT_INCLUDE_INVALID";
 pub const POLICY: &str = "PATREPORT_POLICY";
 pub const NOTIFY: &str = "PATREPORT_NOTIFY";
 pub const INCLUDE_SSH_KEYS: &str = "PATREPORT_INCLUDE_SSH_KEYS";
+pub const INCREMENTAL: &str = "PATREPORT_INCREMENTAL";
+pub const FULL_SCAN_EVERY: &str = "PATREPORT_FULL_SCAN_EVERY";
+pub const AUDIT_URL: &str = "PATREPORT_AUDIT_URL";
 pub const OUT: &str = "PATREPORT_OUT";
 pub const LOG: &str = "PATREPORT_LOG";
 
@@ -181,6 +184,22 @@ pub const SETTINGS: &[Setting] = &[
         INCLUDE_SSH_KEYS,
         Both,
         "also list every user's SSH public keys: true or false (default false)",
+    ),
+    setting(
+        INCREMENTAL,
+        Both,
+        "refresh from the audit log, reading only the owners whose tokens changed, when the last \
+         state allows: true or false (default false on the command line, true for the service)",
+    ),
+    setting(
+        FULL_SCAN_EVERY,
+        Both,
+        "with incremental refresh, a full scan at least this often, as a check (default 7d)",
+    ),
+    setting(
+        AUDIT_URL,
+        Both,
+        "Audit Log base URL (default https://auditservice.dev.azure.com)",
     ),
     setting(OUT, Cli, "folder for the report files (default reports)"),
     setting(LOG, Both, "log filter, e.g. info or patreport=debug"),

@@ -15,7 +15,7 @@ pub fn number(text: &str, min: u32, max: u32) -> Result<u32, String> {
     }
 }
 
-/// A duration with its unit: `250ms`, `90s`, `25m`, `2h`. A bare number is refused: it would
+/// A duration with its unit: `250ms`, `90s`, `25m`, `2h`, `7d`. A bare number is refused: it would
 /// mean seconds to one reader and minutes to another.
 pub fn duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -31,6 +31,7 @@ pub fn duration(text: &str) -> Result<Duration, String> {
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86_400.0,
         "" => {
             return Err(format!(
                 "'{text}' has no unit: write it as {text}s, {text}m or {text}h"
@@ -38,7 +39,7 @@ pub fn duration(text: &str) -> Result<Duration, String> {
         }
         other => {
             return Err(format!(
-                "unknown unit '{other}' in '{text}': use ms, s, m or h"
+                "unknown unit '{other}' in '{text}': use ms, s, m, h or d"
             ));
         }
     };
@@ -103,7 +104,8 @@ mod tests {
         assert_eq!(duration("2h").unwrap(), Duration::from_secs(7200));
         assert!(duration("90").unwrap_err().contains("no unit"));
         assert!(duration("soon").is_err());
-        assert!(duration("5d").unwrap_err().contains("unknown unit"));
+        assert_eq!(duration("7d").unwrap(), Duration::from_secs(7 * 86_400));
+        assert!(duration("5w").unwrap_err().contains("unknown unit"));
         assert!(
             duration("3000000000000000h")
                 .unwrap_err()

@@ -38,12 +38,20 @@ pub fn report_blob_names(
         .collect()
 }
 
+/// `{org}/state.json`: the state of the organization's last full picture (see
+/// `refresh::State`), replaced by each complete run.
+pub fn state_blob(org: &OrgName) -> String {
+    format!("{}/state.json", org.key())
+}
+
 /// Uploads a run's outputs to the report container.
 pub struct BlobSink<'a> {
     runs: &'a RunStore,
     run_id: RunId,
     /// Where the outputs are written before their upload; removed with the sink.
     scratch: Mutex<Option<tempfile::TempDir>>,
+    /// The new state's temporary file, until it is uploaded (removed if the run fails).
+    state_file: Mutex<Option<PathBuf>>,
 }
 
 impl<'a> BlobSink<'a> {
@@ -52,7 +60,20 @@ impl<'a> BlobSink<'a> {
             runs,
             run_id,
             scratch: Mutex::new(None),
+            state_file: Mutex::new(None),
         }
+    }
+}
+
+impl BlobSink<'_> {
+    /// The run's scratch folder (the system's temporary folder before the check made one).
+    fn scratch_dir(&self) -> PathBuf {
+        self.scratch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|d| d.path().to_owned())
+            .unwrap_or_else(std::env::temp_dir)
     }
 }
 
@@ -138,7 +159,59 @@ impl Sink for BlobSink<'_> {
         }))
     }
 
+    async fn state(&self, org: &OrgName) -> Result<Option<PathBuf>, SinkError> {
+        let path = self.scratch_dir().join("previous-state.json");
+        let found = self
+            .runs
+            .blobs()
+            .get_to_file(&state_blob(org), &path)
+            .await
+            .map_err(SinkError::Storage)?;
+        Ok(found.then_some(path))
+    }
+
+    fn open_state(&self, _org: &OrgName) -> Result<Option<(PathBuf, std::fs::File)>, SinkError> {
+        // Outside the scratch folder: that goes once the outputs are delivered, and the state
+        // is uploaded after them.
+        let (file, path) = tempfile::Builder::new()
+            .prefix("patreport-state-")
+            .suffix(".json")
+            .tempfile()
+            .and_then(|t| t.keep().map_err(|e| e.error))
+            .map_err(|e| scratch_error(e, std::env::temp_dir()))?;
+        *self.state_file.lock().unwrap_or_else(|p| p.into_inner()) = Some(path.clone());
+        Ok(Some((path, file)))
+    }
+
+    async fn keep_state(&self, org: &OrgName, path: PathBuf) -> Result<(), SinkError> {
+        let headers = BlobHeaders {
+            content_type: "application/json".into(),
+            content_disposition: None,
+            cache_control: None,
+        };
+        let put = self
+            .runs
+            .blobs()
+            .put_file(&state_blob(org), &path, &headers, false)
+            .await
+            .map_err(SinkError::Storage);
+        let _ = std::fs::remove_file(&path);
+        self.state_file
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        put
+    }
+
     fn abandon(&self) {
+        if let Some(path) = self
+            .state_file
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = std::fs::remove_file(path);
+        }
         self.scratch
             .lock()
             .unwrap_or_else(|p| p.into_inner())

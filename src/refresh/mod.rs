@@ -1,0 +1,445 @@
+//! The incremental refresh: from the state of the last full picture and the audit log since,
+//! read again only the owners whose tokens changed, and produce the inventory a full scan
+//! would. Whenever correctness is in doubt it falls back to a full scan and says why; a full
+//! scan on a cadence checks what the refreshes predicted.
+//!
+//! Every user is still listed by Graph (a few dozen pages, cheap next to one Token Admin call
+//! per user): new users are read, departed ones drop out, and names are current.
+
+pub mod plan;
+pub mod state;
+
+pub use plan::{Decision, Targets};
+pub use state::{STATE_VERSION, State, StateError, StateRef};
+
+use crate::ado::{AdoClient, AdoError};
+use crate::auditlog::{self, AuditEvent, Meaning, Signals};
+use crate::engine::{self, Progress, Reuse, ScanError, ScanOptions};
+use crate::inventory::{Inventory, Pat, SshKey, User, UserTokens};
+use futures::StreamExt;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// How reports are refreshed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshOptions {
+    /// Refresh from the audit log when a usable state exists (`--incremental`).
+    pub incremental: bool,
+    /// A full scan at least this often, as a check on the refreshes.
+    pub full_scan_every: Duration,
+}
+
+impl Default for RefreshOptions {
+    fn default() -> Self {
+        Self {
+            incremental: false,
+            full_scan_every: DEFAULT_FULL_SCAN_EVERY,
+        }
+    }
+}
+
+/// A weekly full scan checks the refreshes.
+pub const DEFAULT_FULL_SCAN_EVERY: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The audit log is read from this long before the state's time: events may be recorded a
+/// little after they happen (how long is not documented).
+pub const OVERLAP: time::Duration = time::Duration::minutes(15);
+/// Audit events are kept this long (not configurable on the service).
+pub const RETENTION: time::Duration = time::Duration::days(90);
+
+/// How a report's inventory was made, for the Run sheet, the JSON and the run status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RefreshInfo {
+    /// `full` or `incremental`.
+    pub mode: String,
+    /// Why a full scan ran when a refresh was asked for.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The audit log window read, if it was read.
+    #[serde(default, with = "crate::domain::timestamp::serde::option")]
+    pub audit_from: Option<OffsetDateTime>,
+    #[serde(default, with = "crate::domain::timestamp::serde::option")]
+    pub audit_to: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub audit_events: u64,
+    #[serde(default)]
+    pub token_events: u64,
+    /// Users whose tokens were listed in this run.
+    #[serde(default)]
+    pub owners_read: u64,
+    /// Users whose tokens came from the state.
+    #[serde(default)]
+    pub owners_reused: u64,
+    /// What a scheduled full scan found against what the refreshes predicted.
+    #[serde(default)]
+    pub check: Option<String>,
+    /// The picture holds as of this time (the next refresh reads the log from here).
+    #[serde(default, with = "crate::domain::timestamp::serde::option")]
+    pub as_of: Option<OffsetDateTime>,
+    #[serde(default, with = "crate::domain::timestamp::serde::option")]
+    pub last_full_scan: Option<OffsetDateTime>,
+}
+
+impl RefreshInfo {
+    pub fn is_incremental(&self) -> bool {
+        self.mode == "incremental"
+    }
+
+    /// One line for summaries.
+    pub fn describe(&self) -> String {
+        let mut text = match self.is_incremental() {
+            true => format!(
+                "incremental: {} token events in the audit log, {} owners read again, {} taken from the last state",
+                self.token_events, self.owners_read, self.owners_reused
+            ),
+            false => format!("full scan of {} owners", self.owners_read),
+        };
+        if let Some(reason) = &self.reason {
+            text.push_str(&format!(" (because {reason})"));
+        }
+        if let Some(check) = &self.check {
+            text.push_str(&format!("; check: {check}"));
+        }
+        text
+    }
+}
+
+/// The state found for the organization: none, unusable (why), or read.
+pub type Found = Option<Result<State, String>>;
+
+/// The audit log of a window, folded as it is read: the token events (deduplicated by id) and
+/// every PAT use.
+struct Read {
+    token_events: Vec<AuditEvent>,
+    events: u64,
+    uses: Signals,
+}
+
+async fn read_audit(
+    client: &AdoClient,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Read, String> {
+    let mut seen = HashSet::new();
+    let mut read = Read {
+        token_events: Vec::new(),
+        events: 0,
+        uses: Signals::new(),
+    };
+    let mut pages = std::pin::pin!(client.audit_log(from, to));
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| audit_problem(&e))?;
+        if page.unreadable > 0 {
+            return Err(format!(
+                "the audit log sent {} entries without an id or a time",
+                page.unreadable
+            ));
+        }
+        for event in page.events {
+            if !seen.insert(event.id.clone()) {
+                continue;
+            }
+            read.events += 1;
+            auditlog::record_uses(&mut read.uses, [&event]);
+            if event.meaning() != Meaning::Other {
+                read.token_events.push(event);
+            }
+        }
+    }
+    Ok(read)
+}
+
+fn audit_problem(e: &AdoError) -> String {
+    match e.status() {
+        Some(status @ (401 | 403 | 404)) => format!(
+            "the audit log is not available (HTTP {status}: auditing is off for the organization, \
+             or this identity lacks 'View audit log')"
+        ),
+        _ if e.is_authentication() => format!(
+            "the audit log is not available ({e}: auditing is off for the organization, or this \
+             identity lacks 'View audit log')"
+        ),
+        _ => format!("the audit log could not be read: {e}"),
+    }
+}
+
+/// A user's PATs and SSH keys.
+type Held = (Vec<Pat>, Vec<SshKey>);
+
+/// Reuse the stored tokens of everyone the targets do not name.
+struct Reusing<'a> {
+    stored: Mutex<HashMap<String, Held>>,
+    targets: &'a Targets,
+}
+
+impl Reuse for Reusing<'_> {
+    fn take(&self, user: &User) -> Option<Held> {
+        if self.targets.wants(user) {
+            return None;
+        }
+        self.stored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&user.descriptor)
+    }
+}
+
+/// Make the inventory: incrementally when asked and possible, else by a full scan.
+/// `now` is when the picture will hold (the audit log is read up to it).
+pub async fn inventory(
+    client: &AdoClient,
+    scan: &ScanOptions,
+    options: &RefreshOptions,
+    found: Found,
+    progress: &dyn Progress,
+    now: OffsetDateTime,
+) -> Result<(Inventory, RefreshInfo), ScanError> {
+    let mut info = RefreshInfo {
+        mode: "full".into(),
+        as_of: Some(now),
+        ..RefreshInfo::default()
+    };
+    if !options.incremental {
+        let inventory = engine::scan(client, scan, progress).await?;
+        info.owners_read = inventory.users.len() as u64;
+        info.last_full_scan = Some(now);
+        return Ok((inventory, info));
+    }
+    let state = match found {
+        None => Err("there is no earlier state of this organization".to_owned()),
+        Some(Err(why)) => Err(format!("the earlier state cannot be used: {why}")),
+        Some(Ok(state)) => usable(state, scan, options, now),
+    };
+    // The window: since the state (with an overlap), or the last day on a first run so that
+    // leaks and uses still show.
+    let from = match &state {
+        Ok(s) => s.as_of - OVERLAP,
+        Err(_) => now - time::Duration::days(1),
+    }
+    .max(now - RETENTION);
+    let audit = read_audit(client, from, now).await;
+    if audit.is_ok() {
+        info.audit_from = Some(from);
+        info.audit_to = Some(now);
+    }
+    let (state, read) = match (state, audit) {
+        (Ok(state), Ok(read)) => (state, read),
+        (Err(why), audit) => {
+            info.reason = Some(why);
+            return full_scan(client, scan, progress, info, audit.ok(), None, now).await;
+        }
+        (Ok(state), Err(why)) => {
+            info.reason = Some(why);
+            return full_scan(client, scan, progress, info, None, Some(state), now).await;
+        }
+    };
+    info.audit_events = read.events;
+    info.token_events = read.token_events.len() as u64;
+    let targets = match plan::decide(&read.token_events, &state.users) {
+        Decision::Full(why) => {
+            info.reason = Some(why);
+            return full_scan(client, scan, progress, info, Some(read), Some(state), now).await;
+        }
+        Decision::Refresh(targets) => targets,
+    };
+    if now - state.last_full_scan
+        >= time::Duration::try_from(options.full_scan_every).unwrap_or(time::Duration::MAX)
+    {
+        info.reason = Some(format!(
+            "a full scan is due (one at least every {})",
+            days(options.full_scan_every)
+        ));
+        return checked_full_scan(client, scan, progress, info, read, state, &targets, now).await;
+    }
+    let stored: HashMap<String, Held> = state
+        .users
+        .into_iter()
+        .map(|u| (u.user.descriptor, (u.pats, u.ssh_keys)))
+        .collect();
+    let reusing = Reusing {
+        stored: Mutex::new(stored),
+        targets: &targets,
+    };
+    let mut inventory = engine::scan_reusing(client, scan, progress, &reusing).await?;
+    if let Some(event) = targets.unresolved(
+        inventory
+            .users
+            .iter()
+            .map(|u| &u.user)
+            .chain(inventory.failures.iter().map(|f| &f.user)),
+    ) {
+        info.reason = Some(format!(
+            "an audit event could not be matched to a user listed now ({event})"
+        ));
+        let state_signals = state.signals;
+        let mut inventory = engine::scan(client, scan, progress).await?;
+        info.owners_read = inventory.users.len() as u64;
+        info.owners_reused = 0;
+        info.last_full_scan = Some(now);
+        inventory.signals = signals(state_signals, &read, &inventory.users);
+        return Ok((inventory, info));
+    }
+    info.mode = "incremental".into();
+    info.owners_reused = inventory.stats.reused_users;
+    info.owners_read = (inventory.users.len() as u64).saturating_sub(info.owners_reused);
+    info.last_full_scan = Some(state.last_full_scan);
+    inventory.signals = signals(state.signals, &read, &inventory.users);
+    Ok((inventory, info))
+}
+
+fn days(d: Duration) -> String {
+    let hours = d.as_secs() / 3600;
+    match hours % 24 {
+        0 => format!("{} days", hours / 24),
+        _ => format!("{hours} hours"),
+    }
+}
+
+/// The state, if a refresh can start from it.
+fn usable(
+    state: State,
+    scan: &ScanOptions,
+    _options: &RefreshOptions,
+    now: OffsetDateTime,
+) -> Result<State, String> {
+    if state.ssh_keys != scan.include_ssh_keys {
+        return Err(format!(
+            "the earlier state was made {} SSH keys",
+            if state.ssh_keys { "with" } else { "without" }
+        ));
+    }
+    if now - state.as_of + OVERLAP > RETENTION {
+        return Err(format!(
+            "the earlier state ({}) is older than the audit log keeps events (90 days)",
+            crate::domain::timestamp::rfc3339(state.as_of)
+        ));
+    }
+    if state.as_of > now {
+        return Err("the earlier state is dated in the future".into());
+    }
+    Ok(state)
+}
+
+/// The signals: the state's, plus this window's uses and leaks, for the tokens listed now.
+fn signals(mut kept: Signals, read: &Read, users: &[UserTokens]) -> Signals {
+    for (id, seen) in &read.uses {
+        let entry = kept.entry(id.clone()).or_default();
+        for (mine, theirs) in [
+            (&mut entry.last_use, &seen.last_use),
+            (&mut entry.browser_use, &seen.browser_use),
+            (&mut entry.sensitive_use, &seen.sensitive_use),
+        ] {
+            if let Some(theirs) = theirs
+                && mine.as_ref().is_none_or(|m| m.at < theirs.at)
+            {
+                *mine = Some(theirs.clone());
+            }
+        }
+    }
+    plan::record_leaks(&mut kept, &read.token_events, users);
+    let listed: HashSet<String> = users
+        .iter()
+        .flat_map(|u| &u.pats)
+        .filter_map(|p| p.authorization_id.as_deref())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    auditlog::retain_known(&mut kept, &listed);
+    kept
+}
+
+async fn full_scan(
+    client: &AdoClient,
+    scan: &ScanOptions,
+    progress: &dyn Progress,
+    mut info: RefreshInfo,
+    read: Option<Read>,
+    state: Option<State>,
+    now: OffsetDateTime,
+) -> Result<(Inventory, RefreshInfo), ScanError> {
+    let mut inventory = engine::scan(client, scan, progress).await?;
+    info.owners_read = inventory.users.len() as u64;
+    info.last_full_scan = Some(now);
+    let kept = state.map(|s| s.signals).unwrap_or_default();
+    if let Some(read) = &read {
+        info.audit_events = read.events;
+        info.token_events = read.token_events.len() as u64;
+        inventory.signals = signals(kept, read, &inventory.users);
+    } else {
+        inventory.signals = signals(
+            kept,
+            &Read {
+                token_events: vec![],
+                events: 0,
+                uses: Signals::new(),
+            },
+            &inventory.users,
+        );
+    }
+    Ok((inventory, info))
+}
+
+/// The cadence's full scan, compared with what a refresh would have kept: every owner the
+/// audit log did not point at must hold exactly the tokens the state says.
+#[allow(clippy::too_many_arguments)]
+async fn checked_full_scan(
+    client: &AdoClient,
+    scan: &ScanOptions,
+    progress: &dyn Progress,
+    mut info: RefreshInfo,
+    read: Read,
+    state: State,
+    targets: &Targets,
+    now: OffsetDateTime,
+) -> Result<(Inventory, RefreshInfo), ScanError> {
+    let mut inventory = engine::scan(client, scan, progress).await?;
+    info.owners_read = inventory.users.len() as u64;
+    info.last_full_scan = Some(now);
+    let stored: HashMap<&str, &UserTokens> = state
+        .users
+        .iter()
+        .map(|u| (u.user.descriptor.as_str(), u))
+        .collect();
+    let mut differ = Vec::new();
+    for now_held in &inventory.users {
+        if targets.wants(&now_held.user) {
+            continue;
+        }
+        let Some(before) = stored.get(now_held.user.descriptor.as_str()) else {
+            continue; // new since the state: a refresh reads new users anyway
+        };
+        if !same_tokens(before, now_held) {
+            differ.push(now_held.user.principal_name.clone());
+        }
+    }
+    info.check = Some(match differ.len() {
+        0 => "the refreshes since the last full scan matched it".into(),
+        n => format!(
+            "{n} owners hold other tokens than the refreshes had recorded ({}{})",
+            differ
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            if n > 5 { ", ..." } else { "" }
+        ),
+    });
+    inventory.signals = signals(state.signals, &read, &inventory.users);
+    Ok((inventory, info))
+}
+
+/// The same tokens with the same fields, in any order.
+pub fn same_tokens(a: &UserTokens, b: &UserTokens) -> bool {
+    let key = |p: &Pat| p.authorization_id.clone().unwrap_or_default();
+    let mut x: Vec<&Pat> = a.pats.iter().collect();
+    let mut y: Vec<&Pat> = b.pats.iter().collect();
+    x.sort_by_key(|p| key(p));
+    y.sort_by_key(|p| key(p));
+    let keys = |k: &[SshKey]| {
+        let mut k: Vec<SshKey> = k.to_vec();
+        k.sort_by(|a, b| a.authorization_id.cmp(&b.authorization_id));
+        k
+    };
+    x == y && keys(&a.ssh_keys) == keys(&b.ssh_keys)
+}
