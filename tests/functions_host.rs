@@ -229,7 +229,7 @@ async fn an_on_demand_report_runs_end_to_end_and_downloads_through_its_link() {
     assert_eq!(done["execution"], "queue");
     assert_eq!(done["auth"], "pat", "the worker's own credential");
     assert!(done["heartbeatAt"].is_string(), "{done}");
-    let expected = expected_ids(w.sim.org());
+    let expected = expected_ids(&w.sim.org());
     assert_eq!(done["summary"]["pats"], expected.len(), "{done}");
     assert_eq!(done["summary"]["complete"], true);
     let download = done["downloadUrl"].as_str().expect("downloadUrl");
@@ -894,7 +894,7 @@ async fn an_on_behalf_of_request_scans_in_the_handler_with_the_callers_rights() 
             .grants()
             .contains(&"urn:ietf:params:oauth:grant-type:jwt-bearer".to_owned())
     );
-    let expected = expected_ids(w.sim.org());
+    let expected = expected_ids(&w.sim.org());
     let workbook = reqwest::get(done["downloadUrl"].as_str().expect("downloadUrl"))
         .await
         .unwrap()
@@ -1111,7 +1111,7 @@ async fn a_finished_run_is_served_as_a_page_with_a_strict_policy() {
         assert!(page.contains("<html") && page.contains("Content-Security-Policy"));
         assert!(!page.contains(SECRET_MARKER), "no token value in the page");
         // Every PAT of the organization is in the page's data.
-        for id in expected_ids(w.sim.org()).iter().take(5) {
+        for id in expected_ids(&w.sim.org()).iter().take(5) {
             assert!(page.contains(id.as_str()), "{id} missing from the page");
         }
     }

@@ -10,6 +10,8 @@ use super::wire::ExceptionType;
 pub enum Api {
     GraphUsers,
     TokenAdmin,
+    /// The Audit Log query: preview in every version (docs/contracts.md, "Audit Log").
+    Audit,
 }
 
 impl Api {
@@ -22,6 +24,15 @@ impl Api {
             Api::GraphUsers => &[
                 (4, 1, false),
                 (5, 0, false),
+                (5, 1, false),
+                (5, 2, false),
+                (6, 0, false),
+                (6, 1, false),
+                (7, 0, false),
+                (7, 1, false),
+                (7, 2, false),
+            ],
+            Api::Audit => &[
                 (5, 1, false),
                 (5, 2, false),
                 (6, 0, false),
@@ -219,6 +230,16 @@ mod tests {
         }
         assert!(!ok(Api::TokenAdmin, "5.0"));
         assert!(!ok(Api::TokenAdmin, "7.2"));
+    }
+
+    #[test]
+    fn audit_is_preview_only() {
+        assert!(ok(Api::Audit, "7.1-preview.1"));
+        assert!(ok(Api::Audit, "5.1-preview.1"));
+        let e = negotiate(Api::Audit, "GET", Some("7.1"), None).expect_err("released");
+        assert_eq!(e.kind, ExceptionType::InvalidPreviewVersion);
+        assert!(!ok(Api::Audit, "5.0-preview.1"));
+        assert!(!ok(Api::Audit, "7.1-preview.2"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The simulator's configuration: authentication, faults, paging and the revocation batch
-//! limit.
+//! The simulator's configuration: authentication, faults, paging, the revocation batch
+//! limit and the audit log.
 
+use super::audit::AuditConfig;
 use super::auth::AuthConfig;
 use super::faults::FaultConfig;
 use super::paging::PagingConfig;
@@ -20,6 +21,8 @@ pub struct SimConfig {
     /// When set, every Token Admin request (listings and revocations) waits for a permit of this gate: a test lets the
     /// scan go exactly as far as it wants to observe it there, whatever the machine's speed.
     pub gate: Option<Gate>,
+    /// The Audit Log route: on or answering 403, retention, batch sizes.
+    pub audit: AuditConfig,
 }
 
 /// A latch the test holds: Token Admin requests pass one permit each.
@@ -61,6 +64,7 @@ impl SimConfig {
             paging: PagingConfig::default(),
             revocation_batch_limit: DEFAULT_REVOCATION_BATCH_LIMIT,
             gate: None,
+            audit: AuditConfig::default(),
         }
     }
 

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::{Duration, OffsetDateTime, UtcOffset};
 
+use super::audit::{AuditActor, AuditLog, BROWSER_USER_AGENT, PatAction, pat_event};
 use super::hash::mix64;
 use super::names::{
     FIRST_NAMES, HOSTILE_PAT_NAMES, HOSTILE_USER_NAMES, LAST_NAMES, PAT_NAMES, PROJECTS, SCOPES,
@@ -170,6 +171,29 @@ pub struct SimOrg {
     pub name: String,
     /// In Graph listing order: humans with service identities interleaved.
     pub users: Vec<SimUser>,
+    /// The org's audit log: empty when generated, written by [`evolve`](Self::evolve) and
+    /// [`Mutations`]. A running [`SimServer`](super::SimServer) keeps its own (see
+    /// `SimServer::audit_log`).
+    pub audit: AuditLog,
+}
+
+impl SimUser {
+    /// The user's id as Token Admin (`SessionToken.userId`) and the audit log
+    /// (`actorUserId`) show it: the id on the user's PATs, or for a user without any a
+    /// stable id derived from the descriptor.
+    pub fn user_id(&self) -> String {
+        self.pats.first().map_or_else(
+            || {
+                let h = mix64(super::hash::hash_bytes(
+                    USER_ID_STREAM,
+                    self.descriptor.as_bytes(),
+                ));
+                let v = (u128::from(h) << 64) | u128::from(mix64(h));
+                guid_from_u128((v & !(0xF << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62))
+            },
+            |p| p.user_id.clone(),
+        )
+    }
 }
 
 impl SimOrg {
@@ -205,16 +229,34 @@ impl SimOrg {
                     .map(|_| person())
                     .find(|&i| !valid(&users[i]).is_empty())
             };
+            // Each change writes the audit event the owner's action would (owner as actor,
+            // in the browser), so the demo org has an audit log to read.
+            let by_owner = |u: &SimUser| AuditActor::user(u, "AAD_Cookie", BROWSER_USER_AGENT);
             if let Some(revoked) = holder(&self.users) {
                 let pats = valid(&self.users[revoked]);
-                self.users[revoked]
-                    .pats
-                    .remove(pats[step as usize % pats.len()]);
+                let owner = &self.users[revoked];
+                let at = pats[step as usize % pats.len()];
+                self.audit.record(pat_event(
+                    PatAction::Revoke,
+                    &owner.pats[at],
+                    owner,
+                    by_owner(owner),
+                    now,
+                ));
+                self.users[revoked].pats.remove(at);
             }
             if let Some(renamed) = holder(&self.users) {
                 let first = valid(&self.users[renamed])[0];
                 self.users[renamed].pats[first].display_name =
                     Some(format!("renamed at step {step}"));
+                let owner = &self.users[renamed];
+                self.audit.record(pat_event(
+                    PatAction::Update,
+                    &owner.pats[first],
+                    owner,
+                    by_owner(owner),
+                    now,
+                ));
             }
             let creator = holder(&self.users).unwrap_or_else(&mut person);
             let mut rng = fastrand::Rng::with_seed(mix64(seed ^ EVOLVE_STREAM ^ mix64(!step)));
@@ -229,6 +271,16 @@ impl SimOrg {
                     token: Some(secret(&mut rng)),
                     ..model
                 });
+                let owner = &self.users[creator];
+                if let Some(pat) = owner.pats.last() {
+                    self.audit.record(pat_event(
+                        PatAction::Create,
+                        pat,
+                        owner,
+                        by_owner(owner),
+                        now,
+                    ));
+                }
             }
         }
     }
@@ -350,6 +402,7 @@ impl<'a> Generator<'a> {
         SimOrg {
             name: self.name.to_string(),
             users,
+            audit: AuditLog::new(mix64(self.spec.seed ^ AUDIT_STREAM)),
         }
     }
 
@@ -618,6 +671,12 @@ impl<'a> Generator<'a> {
 
 /// Tells the stream of [`SimOrg::evolve`] from the org's.
 const EVOLVE_STREAM: u64 = 0xE7_01E0_5EED_0002;
+
+/// Tells the audit log's ids from the org's other draws.
+const AUDIT_STREAM: u64 = 0xA0D1_7000_5EED_0003;
+
+/// Tells derived user ids from the org's other draws.
+const USER_ID_STREAM: u64 = 0x05E2_1D00_5EED_0004;
 
 /// Tells the SSH key stream's seed from the org's.
 const SSH_STREAM: u64 = 0x55E4_4B3E_5EED_0001;

@@ -1,5 +1,6 @@
 //! A simulated Azure DevOps organization: a deterministic org generator and an HTTP server
 //! that speaks the Graph users and Token Admin APIs (PAT and SSH key listings, revocations)
+//! and the Audit Log query,
 //! exactly as docs/contracts.md ("Azure DevOps") describes them, including the awkward parts (header vs body paging, four "last
 //! page" markers, sign-in pages instead of 401s, throttling, BOMs).
 //!
@@ -19,11 +20,13 @@
 //! ```
 
 mod api_version;
+mod audit;
 mod auth;
 mod config;
 mod data;
 mod faults;
 mod hash;
+mod mutations;
 mod names;
 mod paging;
 mod ratelimit;
@@ -34,16 +37,25 @@ mod stats;
 mod wire;
 
 #[cfg(test)]
+mod audit_tests;
+#[cfg(test)]
 mod revocation_tests;
 #[cfg(test)]
 mod tests;
 
+pub use audit::{
+    AuditActor, AuditCategory, AuditConfig, AuditEvent, AuditLog, AuditMode, BROWSER_USER_AGENT,
+    DEMO_PAT_AUTHORIZATION_ID, EventDraft, GIT_USER_AGENT, PatAction, SYSTEM_ACTOR_ID,
+    TOKEN_ADMIN_DISPLAY_NAME, TOKEN_ADMIN_UPN, TOKEN_ADMIN_USER_ID, pat_event, pat_mechanism,
+    ssh_revoke_event, ticks,
+};
 pub use auth::{AuthConfig, AuthFailureMode, BearerValidator, DEMO_BEARER, DEMO_PAT};
 pub use config::{Gate, SimConfig};
 pub use data::{
     OrgSpec, SECRET_MARKER, SimOrg, SimPat, SimSshKey, SimUser, SubjectKind, no_date_sentinel,
 };
 pub use faults::{FaultConfig, Hostile, Persistence, Storm};
+pub use mutations::{Change, MutationError, Mutations, NewPat, PatChange, PatUse};
 pub use paging::PagingConfig;
 pub use ratelimit::WindowLimit;
 pub use server::{SimServer, router};

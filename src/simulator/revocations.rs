@@ -1,29 +1,24 @@
 //! Token Admin revocations (docs/contracts.md, "Revocations"): the checks on a revocation
 //! request's body, and the organization's revoked authorizations that later listings read.
 //!
-//! The generated [`SimOrg`] stays as generated; revocations live beside it, behind one lock,
+//! The served org's PATs and keys stay as they are; revocations live beside them, behind one lock,
 //! and the listings lay them over the org's entries. A request's ids are applied under the
 //! write lock all at once, and a listing page is built under the read lock, so no page shows
 //! half a revocation request.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{RwLock, RwLockReadGuard};
 
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
-use super::data::SimOrg;
 use super::reply::Reply;
 use super::wire::{ExceptionType, parse_guid};
 
 /// The organization's revocation state.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Revocations {
-    /// Authorization id → whether the generated org has it valid, per kind: a revocation
-    /// with `isPublic=true` reaches SSH keys only, one without reaches PATs only.
-    pats: HashMap<u128, bool>,
-    ssh_keys: HashMap<u128, bool>,
     state: RwLock<State>,
 }
 
@@ -44,42 +39,22 @@ impl State {
 }
 
 impl Revocations {
-    pub fn new(org: &SimOrg) -> Self {
-        let mut pats = HashMap::new();
-        let mut ssh_keys = HashMap::new();
-        for user in &org.users {
-            for pat in &user.pats {
-                if let Some(id) = parse_guid(&pat.authorization_id) {
-                    pats.insert(id, pat.is_valid);
-                }
-            }
-            for key in &user.ssh_keys {
-                if let Some(id) = parse_guid(&key.authorization_id) {
-                    ssh_keys.insert(id, key.is_valid);
-                }
-            }
-        }
-        Revocations {
-            pats,
-            ssh_keys,
-            state: RwLock::new(State::default()),
-        }
-    }
-
-    /// Applies one accepted request (`ids` checked by [`parse_body`]). Ids of no PAT (or, for
-    /// `ssh_keys`, no SSH key) of the org have no effect; the contract does not say what the
-    /// service does with them, and a 204 is the answer least likely to hide a client bug that
-    /// a 400 would have shown. Returns how many tokens went from valid to invalid.
-    pub fn apply(&self, ids: Vec<String>, ssh_keys: bool) -> usize {
-        let known = if ssh_keys { &self.ssh_keys } else { &self.pats };
+    /// Applies one accepted request (`ids` checked by [`parse_body`]). `validity` tells, for
+    /// an id, whether the org has such a token (a PAT, or for an `isPublic=true` request an
+    /// SSH key: each reaches its own kind only) and whether it is valid in the org as it is
+    /// now (the org changes under [`Mutations`](super::Mutations)). Ids of no such token
+    /// have no effect; the contract does not say what the service does with them, and a 204
+    /// is the answer least likely to hide a client bug that a 400 would have shown. Returns
+    /// the tokens that went from valid to invalid, in request order.
+    pub fn apply(&self, ids: Vec<String>, validity: &dyn Fn(u128) -> Option<bool>) -> Vec<u128> {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        let mut newly_invalid = 0;
+        let mut newly_invalid = Vec::new();
         for id in ids.iter().filter_map(|id| parse_guid(id)) {
-            if let Some(&valid) = known.get(&id)
+            if let Some(valid) = validity(id)
                 && state.revoked.insert(id)
                 && valid
             {
-                newly_invalid += 1;
+                newly_invalid.push(id);
             }
         }
         state.log.push(ids);

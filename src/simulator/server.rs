@@ -1,11 +1,16 @@
 //! The HTTP side: route matching (case-insensitive, as the service does), the request
 //! pipeline (organization, authentication, faults, `api-version`), the handlers (Graph users;
 //! the Token Admin listing, of PATs or, with `isPublic=true`, SSH keys; Token Admin
-//! revocations), and the [`SimServer`] that runs it all on a loopback port.
+//! revocations; the Audit Log query), and the [`SimServer`] that runs it all on a loopback
+//! port.
+//!
+//! The served org can change while it is served ([`SimServer::mutate`]): handlers work on a
+//! snapshot (an `Arc` of the org and its indexes) taken when the request arrives, and a
+//! mutation swaps in a changed copy, so one answer never sees half a change.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -18,11 +23,16 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::api_version::{Api, negotiate};
+use super::audit::{
+    self, AuditActor, AuditConfig, AuditLog, AuditMode, AuditQuery, DEMO_PAT_AUTHORIZATION_ID,
+    PatAction, Scope,
+};
 use super::auth::{self, AuthConfig};
 use super::config::SimConfig;
 use super::data::SimOrg;
 use super::faults::{self, Early, Faults};
 use super::hash::{hash_bytes, mix64};
+use super::mutations::Mutations;
 use super::paging::{
     GraphCursor, PagingConfig, PatCursor, decode_graph_token, decode_pat_token, encode_graph_token,
     encode_pat_token, graph_page, listing_key, pat_page_size, subject_mask,
@@ -94,10 +104,31 @@ impl SimServer {
         self.base_url.clone()
     }
 
-    /// The organization being served, as generated: revocations do not change it (see
-    /// [`revocations`](Self::revocations)).
-    pub fn org(&self) -> &SimOrg {
-        &self.state.org
+    /// A snapshot of the organization being served: as generated, plus what
+    /// [`mutate`](Self::mutate) changed since. Revocations through the Token Admin route do not
+    /// change it (see [`revocations`](Self::revocations)). Its `audit` is empty: the server
+    /// keeps the log, see [`audit_log`](Self::audit_log).
+    pub fn org(&self) -> Arc<SimOrg> {
+        Arc::clone(&self.state.snapshot().org)
+    }
+
+    /// A copy of the audit log being served (newest first), with the events of the
+    /// generated org, of [`mutate`](Self::mutate) and of Token Admin revocations.
+    pub fn audit_log(&self) -> AuditLog {
+        self.state.live().audit.clone()
+    }
+
+    /// Changes the served org: `f`'s mutations change it and append their audit events
+    /// (stamped at the `at` each is given), all at once for requests that arrive later.
+    /// Requests already being answered finish on the org as it was.
+    pub fn mutate<R>(&self, f: impl FnOnce(&mut Mutations<'_>) -> R) -> R {
+        let mut live = self.state.live_mut();
+        let live = &mut *live;
+        let org = Arc::make_mut(&mut live.org);
+        let result = org.mutate(f);
+        live.audit.append(&mut org.audit);
+        live.index = Arc::new(Index::new(org));
+        result
     }
 
     pub fn stats(&self) -> SimStatsSnapshot {
@@ -139,10 +170,54 @@ impl Drop for SimServer {
     }
 }
 
-struct AppState {
-    org: Arc<SimOrg>,
+/// Where to find users and tokens in one version of the org.
+#[derive(Debug, Default)]
+struct Index {
     /// Descriptor → position in `org.users`.
-    index: HashMap<String, usize>,
+    users: HashMap<String, usize>,
+    /// Authorization id → (user, position) of PATs and of SSH keys.
+    pats: HashMap<u128, (usize, usize)>,
+    ssh_keys: HashMap<u128, (usize, usize)>,
+}
+
+impl Index {
+    fn new(org: &SimOrg) -> Self {
+        let mut index = Index::default();
+        for (u, user) in org.users.iter().enumerate() {
+            index.users.insert(user.descriptor.clone(), u);
+            for (p, pat) in user.pats.iter().enumerate() {
+                if let Some(id) = parse_guid(&pat.authorization_id) {
+                    index.pats.insert(id, (u, p));
+                }
+            }
+            for (k, key) in user.ssh_keys.iter().enumerate() {
+                if let Some(id) = parse_guid(&key.authorization_id) {
+                    index.ssh_keys.insert(id, (u, k));
+                }
+            }
+        }
+        index
+    }
+}
+
+/// The org as served now. `org.audit` stays empty: the log lives in `audit`, so recording
+/// an event never copies the org.
+struct Live {
+    org: Arc<SimOrg>,
+    index: Arc<Index>,
+    audit: AuditLog,
+}
+
+/// What one request works on.
+#[derive(Clone)]
+struct Snapshot {
+    org: Arc<SimOrg>,
+    index: Arc<Index>,
+}
+
+struct AppState {
+    live: RwLock<Live>,
+    audit_config: AuditConfig,
     auth: AuthConfig,
     paging: PagingConfig,
     gate: Option<super::config::Gate>,
@@ -177,6 +252,7 @@ enum Route {
     GraphUsers { org: String },
     Pats { org: String, descriptor: String },
     Revocations { org: String },
+    AuditLog { org: String },
     Unknown,
 }
 
@@ -199,6 +275,9 @@ impl Route {
                 descriptor: owned.nth(3).unwrap_or_default(),
             },
             [_, "_apis", "tokenadmin", "revocations"] => Route::Revocations {
+                org: owned.next().unwrap_or_default(),
+            },
+            [_, "_apis", "audit", "auditlog"] => Route::AuditLog {
                 org: owned.next().unwrap_or_default(),
             },
             _ => Route::Unknown,
@@ -342,25 +421,40 @@ async fn handle(
 }
 
 impl AppState {
-    fn new(org: Arc<SimOrg>, config: SimConfig) -> Self {
-        let index = org
-            .users
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (u.descriptor.clone(), i))
-            .collect();
+    fn new(mut org: Arc<SimOrg>, config: SimConfig) -> Self {
         let token_key = hash_bytes(0x70CE_2026 ^ config.faults.seed, org.name.as_bytes());
+        let mut audit = AuditLog::default();
+        if !org.audit.is_empty() {
+            audit.append(&mut Arc::make_mut(&mut org).audit);
+        }
+        let index = Arc::new(Index::new(&org));
         AppState {
-            index,
+            live: RwLock::new(Live { org, index, audit }),
+            audit_config: config.audit,
             auth: config.auth,
             paging: config.paging,
             gate: config.gate,
             faults: Faults::new(config.faults),
-            revocations: Revocations::new(&org),
+            revocations: Revocations::default(),
             revocation_batch_limit: config.revocation_batch_limit,
             stats: SimStats::default(),
             token_key,
-            org,
+        }
+    }
+
+    fn live(&self) -> std::sync::RwLockReadGuard<'_, Live> {
+        self.live.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn live_mut(&self) -> std::sync::RwLockWriteGuard<'_, Live> {
+        self.live.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let live = self.live();
+        Snapshot {
+            org: Arc::clone(&live.org),
+            index: Arc::clone(&live.index),
         }
     }
 
@@ -412,8 +506,10 @@ impl AppState {
             }
             Route::GraphUsers { org } => (org, Api::GraphUsers),
             Route::Pats { org, .. } => (org, Api::TokenAdmin),
+            Route::AuditLog { org } => (org, Api::Audit),
         };
-        if !org.eq_ignore_ascii_case(&self.org.name) {
+        let live = self.snapshot();
+        if !org.eq_ignore_ascii_case(&live.org.name) {
             bump(&stats.not_found);
             let message = format!(
                 "The organization '{org}' does not exist, or you do not have permission to access it."
@@ -437,6 +533,7 @@ impl AppState {
             Api::TokenAdmin if revocation => &stats.revocation_requests,
             Api::TokenAdmin if ssh_listing => &stats.ssh_key_requests,
             Api::TokenAdmin => &stats.pat_requests,
+            Api::Audit => &stats.audit_requests,
         });
         let path_and_query = uri.path_and_query().map_or(path, |pq| pq.as_str());
         if !auth::authenticate(&self.auth, headers) {
@@ -446,6 +543,10 @@ impl AppState {
         if api == Api::TokenAdmin && !self.auth.token_admin {
             bump(&stats.not_token_admin);
             return auth::not_token_admin().into();
+        }
+        if api == Api::Audit && self.audit_config.mode != AuditMode::Enabled {
+            bump(&stats.audit_forbidden);
+            return audit::forbidden(self.audit_config.mode).into();
         }
         let mut fault_key = path_and_query.to_ascii_lowercase();
         let configured = if revocation {
@@ -498,9 +599,12 @@ impl AppState {
                     ),
                 )
             }
-            Route::Pats { descriptor, .. } => self.token_listing(descriptor, &query, activity),
-            Route::Revocations { .. } => self.revoke(&query, headers, body),
-            _ => self.graph_users(org, &query, headers),
+            Route::Pats { descriptor, .. } => {
+                self.token_listing(&live, descriptor, &query, activity)
+            }
+            Route::Revocations { .. } => self.revoke(&live, &query, headers, body),
+            Route::AuditLog { .. } => self.audit_log(&live, &query),
+            _ => self.graph_users(&live, org, &query, headers),
         };
         let mut hold = Duration::ZERO;
         let reply = match reply.status {
@@ -531,7 +635,7 @@ impl AppState {
     /// `POST {org}/_apis/tokenadmin/revocations`: checks the body and, when it is good,
     /// revokes the org's PATs (or, with `isPublic=true`, SSH keys) it names; 204 without a
     /// body, as the service answers.
-    fn revoke(&self, query: &Query, headers: &HeaderMap, body: &[u8]) -> Reply {
+    fn revoke(&self, live: &Snapshot, query: &Query, headers: &HeaderMap, body: &[u8]) -> Reply {
         let Some(ssh_keys) = is_public(query) else {
             return bad_is_public();
         };
@@ -542,16 +646,97 @@ impl AppState {
             Ok(ids) => ids,
             Err(message) => return bad_request(ExceptionType::Argument, &message),
         };
-        add(
-            &self.stats.tokens_revoked,
-            self.revocations.apply(ids, ssh_keys),
-        );
+        let (org, index) = (&live.org, &live.index);
+        let validity = |id: u128| {
+            if ssh_keys {
+                index
+                    .ssh_keys
+                    .get(&id)
+                    .map(|&(u, k)| org.users[u].ssh_keys[k].is_valid)
+            } else {
+                index
+                    .pats
+                    .get(&id)
+                    .map(|&(u, p)| org.users[u].pats[p].is_valid)
+            }
+        };
+        let revoked = self.revocations.apply(ids, &validity);
+        add(&self.stats.tokens_revoked, revoked.len());
+        self.record_revocations(live, &revoked, ssh_keys, headers);
         Reply::empty(StatusCode::NO_CONTENT)
+    }
+
+    /// Writes a `Token.PatRevokeEvent` (or `Token.SshRevokeEvent`) for each token a
+    /// revocation request turned invalid, with the simulator's token administrator as actor:
+    /// with `DEMO_PAT`-style Basic credentials the mechanism names the admin's own PAT, with
+    /// a bearer token it is `AAD`.
+    fn record_revocations(
+        &self,
+        live: &Snapshot,
+        revoked: &[u128],
+        ssh_keys: bool,
+        headers: &HeaderMap,
+    ) {
+        if revoked.is_empty() {
+            return;
+        }
+        let bearer = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
+        let mechanism = if bearer {
+            "AAD".to_string()
+        } else {
+            audit::pat_mechanism(DEMO_PAT_AUTHORIZATION_ID)
+        };
+        let agent = headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let at = time::OffsetDateTime::now_utc();
+        let actor = AuditActor::token_admin(&mechanism, agent);
+        let mut log = self.live_mut();
+        for id in revoked {
+            let draft = if ssh_keys {
+                live.index.ssh_keys.get(id).map(|&(u, k)| {
+                    let key = &live.org.users[u].ssh_keys[k];
+                    audit::ssh_revoke_event(key, actor.clone(), at)
+                })
+            } else {
+                live.index.pats.get(id).map(|&(u, p)| {
+                    let owner = &live.org.users[u];
+                    audit::pat_event(PatAction::Revoke, &owner.pats[p], owner, actor.clone(), at)
+                })
+            };
+            if let Some(draft) = draft {
+                log.audit.record(draft);
+            }
+        }
+    }
+
+    /// `GET {org}/_apis/audit/auditlog`: the events of the window, newest first, in uneven
+    /// pages; the continuation token is the id of a page's last entry.
+    fn audit_log(&self, live: &Snapshot, query: &Query) -> Reply {
+        let config = &self.audit_config;
+        let parsed = match AuditQuery::parse(|name| query.get(name), config) {
+            Ok(q) => q,
+            Err(reply) => return reply,
+        };
+        let scope = Scope::of(&live.org.name);
+        let now = time::OffsetDateTime::now_utc();
+        let (body, served) = {
+            let log = self.live();
+            audit::query_page(&log.audit, &parsed, now, config, &scope, self.token_key)
+        };
+        bump(&self.stats.audit_pages);
+        add(&self.stats.audit_events_served, served);
+        Reply::json(StatusCode::OK, body)
     }
 
     /// `GET {org}/_apis/graph/users`: uneven server-chosen pages, the token in
     /// `X-MS-ContinuationToken` only, absent on the last page.
-    fn graph_users(&self, org: &str, query: &Query, headers: &HeaderMap) -> Reply {
+    fn graph_users(&self, live: &Snapshot, org: &str, query: &Query, headers: &HeaderMap) -> Reply {
+        let all = &live.org.users;
         let mask = subject_mask(query.get("subjectTypes"));
         let cursor = match query.get("continuationToken").filter(|t| !t.is_empty()) {
             None => GraphCursor {
@@ -560,7 +745,14 @@ impl AppState {
                 mask,
             },
             Some(token) => match decode_graph_token(self.token_key, token) {
-                Some(c) if c.mask == mask && c.next_index as usize <= self.org.users.len() => c,
+                // A user removed mid-listing can leave a token past the end: it ends the
+                // listing rather than failing it.
+                Some(c) if c.mask == mask => GraphCursor {
+                    next_index: c
+                        .next_index
+                        .min(u32::try_from(all.len()).unwrap_or(u32::MAX)),
+                    ..c
+                },
                 Some(_) => {
                     return bad_request(
                         ExceptionType::Argument,
@@ -578,11 +770,10 @@ impl AppState {
             },
         };
         let size = self.paging.graph_page_size(cursor.page);
-        let (mut users, next, more) =
-            graph_page(&self.org.users, cursor.next_index as usize, size, mask);
+        let (mut users, next, more) = graph_page(all, cursor.next_index as usize, size, mask);
         if self.faults.config().hostile.repeat_entries && cursor.page > 0 {
             // The previous page's last user, again.
-            let (before, _, _) = graph_page(&self.org.users, 0, cursor.next_index as usize, mask);
+            let (before, _, _) = graph_page(all, 0, cursor.next_index as usize, mask);
             if let Some(last) = before.last() {
                 users.insert(0, last);
             }
@@ -617,7 +808,13 @@ impl AppState {
     /// a GUID token in the body, one of four end markers on the last page. The user's PATs,
     /// or with `isPublic=true` the user's SSH keys, under the same rules and faults; a token
     /// is good only for the user and the listing that issued it.
-    fn token_listing(&self, descriptor: &str, query: &Query, activity: &str) -> Reply {
+    fn token_listing(
+        &self,
+        live: &Snapshot,
+        descriptor: &str,
+        query: &Query,
+        activity: &str,
+    ) -> Reply {
         if !well_formed_descriptor(descriptor) {
             return bad_request(
                 ExceptionType::Argument,
@@ -626,7 +823,7 @@ impl AppState {
                 ),
             );
         }
-        let Some(&position) = self.index.get(descriptor) else {
+        let Some(&position) = live.index.users.get(descriptor) else {
             return Reply::error(
                 StatusCode::NOT_FOUND,
                 ExceptionType::SubjectNotFound,
@@ -658,7 +855,7 @@ impl AppState {
         let Some(ssh_keys) = is_public(query) else {
             return bad_is_public();
         };
-        let user = &self.org.users[position];
+        let user = &live.org.users[position];
         let entries = if ssh_keys {
             Entries::SshKeys(&user.ssh_keys)
         } else {

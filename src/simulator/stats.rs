@@ -42,6 +42,13 @@ pub struct SimStatsSnapshot {
     pub users_served: u64,
     pub pats_served: u64,
     pub ssh_keys_served: u64,
+    /// Audit Log queries to this organization, whatever their answer.
+    pub audit_requests: u64,
+    /// Audit Log queries refused with 403 (auditing off, or no permission).
+    pub audit_forbidden: u64,
+    /// Audit Log pages answered with 200, and the entries on them.
+    pub audit_pages: u64,
+    pub audit_events_served: u64,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +75,10 @@ pub(crate) struct SimStats {
     pub users_served: AtomicU64,
     pub pats_served: AtomicU64,
     pub ssh_keys_served: AtomicU64,
+    pub audit_requests: AtomicU64,
+    pub audit_forbidden: AtomicU64,
+    pub audit_pages: AtomicU64,
+    pub audit_events_served: AtomicU64,
 }
 
 /// Adds one.
@@ -105,6 +116,10 @@ impl SimStats {
             users_served: g(&self.users_served),
             pats_served: g(&self.pats_served),
             ssh_keys_served: g(&self.ssh_keys_served),
+            audit_requests: g(&self.audit_requests),
+            audit_forbidden: g(&self.audit_forbidden),
+            audit_pages: g(&self.audit_pages),
+            audit_events_served: g(&self.audit_events_served),
         }
     }
 }

@@ -613,6 +613,7 @@ async fn ssh_keys_are_listed_with_is_public_under_the_same_paging_rules() {
         .org()
         .human_users()
         .find(|u| u.ssh_keys.is_empty())
+        .cloned()
         .expect("a user without SSH keys");
     let (none, bodies) = list_entries(&server, &keyless.descriptor, None, SSH_KEYS).await;
     assert!(none.is_empty() && bodies.len() == 1);

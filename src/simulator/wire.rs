@@ -351,6 +351,7 @@ pub enum ExceptionType {
     Http,
     UnsupportedMediaType,
     Internal,
+    AccessCheck,
 }
 
 impl ExceptionType {
@@ -385,6 +386,9 @@ impl ExceptionType {
             Self::Http => "System.Web.HttpException, System.Web",
             Self::UnsupportedMediaType => {
                 "System.Net.Http.UnsupportedMediaTypeException, System.Net.Http.Formatting"
+            }
+            Self::AccessCheck => {
+                "Microsoft.TeamFoundation.Framework.Server.AccessCheckException, Microsoft.TeamFoundation.Framework.Server"
             }
             Self::Internal => {
                 "Microsoft.TeamFoundation.Framework.Server.TeamFoundationServiceException, Microsoft.TeamFoundation.Framework.Server"
