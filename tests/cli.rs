@@ -1075,3 +1075,88 @@ async fn revoke_is_a_dry_run_until_yes_and_every_run_is_audited() {
     assert!(!audit.contains(PAT), "no credential in the audit file");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_second_run_reads_only_changed_owners_and_shows_a_leak_everywhere() {
+    let org = fabrikam(60);
+    let dir = tempfile::tempdir().unwrap();
+    let server = sim(org, SimConfig::strict()).await;
+    let url = server.base_url();
+    let audit = ["--incremental", "--audit-url", url.as_str()];
+
+    let first = report_into(&server, dir.path(), &audit).await;
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(stdout.contains("no earlier state"), "{stdout}");
+    let state_file = dir.path().join(".patreport").join("fabrikam.state.json");
+    let state = std::fs::read_to_string(&state_file).unwrap();
+    assert!(!state.contains(patreport::simulator::SECRET_MARKER));
+
+    // A token found in a public repository, still valid.
+    let leaked = json_report(&first)["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["status"] == "active" && r["pat_name"].is_string())
+        .unwrap()["authorization_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let at = OffsetDateTime::now_utc() - time::Duration::milliseconds(5);
+    server.mutate(|m| m.public_discovery(&leaked, at).unwrap());
+    let listings = server.stats().pat_requests;
+    let second = report_into(&server, dir.path(), &audit).await;
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let read = server.stats().pat_requests - listings;
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(stdout.contains("Refresh: incremental"), "{stdout}");
+    assert!(
+        read <= 3,
+        "only the leaked token's owner(s) are read again, not {read}"
+    );
+
+    let report = json_report(&second);
+    assert_eq!(report["run"]["refresh"]["mode"], "incremental");
+    let row = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["authorization_id"] == leaked.as_str())
+        .unwrap();
+    assert_eq!(row["severity"], "critical");
+    assert!(
+        row["findings"].to_string().contains("leaked_publicly"),
+        "{row}"
+    );
+    assert!(row["publicly_discovered"].is_string(), "{row}");
+    let csv = std::fs::read_to_string(written(&second, "csv")).unwrap();
+    assert!(csv.contains("Found in a public repository"));
+    let cells = all_cells(&written(&second, "xlsx"));
+    let run = &cells.iter().find(|(n, _)| n == "Run").unwrap().1;
+    assert!(
+        run.iter()
+            .any(|r| r.first() == Some(&Data::String("Refresh".into()))
+                && r.get(1) == Some(&Data::String("incremental".into()))),
+        "{run:?}"
+    );
+    let findings = &cells.iter().find(|(n, _)| n == "Findings").unwrap().1;
+    assert!(
+        findings.iter().any(|r| r.iter().any(
+            |c| matches!(c, Data::String(t) if t.starts_with("Found in a public repository"))
+        )),
+        "{findings:?}"
+    );
+    let html = std::fs::read_to_string(written(&second, "html")).unwrap();
+    assert!(html.contains("leaked_publicly"));
+    server.shutdown().await;
+}

@@ -89,6 +89,7 @@ async fn world_on(
     );
     settings.insert("PATREPORT_ORGS".into(), orgs.into());
     settings.insert("PATREPORT_ADO_URL".into(), sim.base_url());
+    settings.insert("PATREPORT_AUDIT_URL".into(), sim.base_url());
     settings.insert("AZURE_DEVOPS_PAT".into(), DEMO_PAT.into());
     for (k, v) in [
         ("AZURE_AUTHORITY_HOST", cloud.entra.loopback_authority()),

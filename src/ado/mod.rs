@@ -233,54 +233,13 @@ impl AdoClient {
     /// host that is down is one clear error now, not minutes of retries. Skipped behind a
     /// proxy (the proxy resolves and connects, not us).
     pub async fn reach(&self) -> Result<(), AdoError> {
-        const WITHIN: Duration = Duration::from_secs(10);
-        let proxied = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
-            .iter()
-            .any(|v| std::env::var_os(v).is_some_and(|p| !p.is_empty()));
-        let url = &self.settings.base_url;
-        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-            return Err(AdoError::Config(format!("{url} names no host")));
-        };
-        if proxied {
-            return Ok(());
-        }
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let addresses: Vec<std::net::SocketAddr> = match tokio::time::timeout(
-            WITHIN,
-            tokio::net::lookup_host((host, port)),
-        )
-        .await
-        {
-            Ok(Ok(found)) => found.collect(),
-            Ok(Err(e)) => {
-                return Err(AdoError::Unreachable(format!(
-                    "the host name {host} does not resolve ({e}): check the Azure DevOps URL and the network"
-                )));
-            }
-            Err(_) => {
-                return Err(AdoError::Unreachable(format!(
-                    "the host name {host} did not resolve within {} s: check the network and DNS",
-                    WITHIN.as_secs()
-                )));
-            }
-        };
-        let mut last = None;
-        for address in addresses {
-            match tokio::time::timeout(WITHIN, tokio::net::TcpStream::connect(address)).await {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(e)) => last = Some(format!("{address} refused the connection ({e})")),
-                Err(_) => {
-                    last = Some(format!(
-                        "{address} did not accept a connection within {} s",
-                        WITHIN.as_secs()
-                    ))
-                }
-            }
-        }
-        Err(AdoError::Unreachable(format!(
-            "cannot reach {host}:{port}: {}",
-            last.unwrap_or_else(|| "it has no address".into())
-        )))
+        reach(&self.settings.base_url).await
+    }
+
+    /// [`Self::reach`] for the Audit Log's host: an audit host that cannot be reached is a
+    /// reason for a full scan found in seconds, not after minutes of retries.
+    pub async fn reach_audit(&self) -> Result<(), AdoError> {
+        reach(&self.settings.audit_url).await
     }
 
     /// One page of `GET {org}/_apis/graph/users`.
@@ -561,4 +520,56 @@ where
             other => return other,
         }
     }
+}
+
+/// Whether `url`'s host resolves and accepts a connection, each within seconds (skipped behind a
+/// proxy).
+async fn reach(url: &Url) -> Result<(), AdoError> {
+    const WITHIN: Duration = Duration::from_secs(10);
+    let proxied = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|p| !p.is_empty()));
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return Err(AdoError::Config(format!("{url} names no host")));
+    };
+    if proxied {
+        return Ok(());
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses: Vec<std::net::SocketAddr> = match tokio::time::timeout(
+        WITHIN,
+        tokio::net::lookup_host((host, port)),
+    )
+    .await
+    {
+        Ok(Ok(found)) => found.collect(),
+        Ok(Err(e)) => {
+            return Err(AdoError::Unreachable(format!(
+                "the host name {host} does not resolve ({e}): check the Azure DevOps URL and the network"
+            )));
+        }
+        Err(_) => {
+            return Err(AdoError::Unreachable(format!(
+                "the host name {host} did not resolve within {} s: check the network and DNS",
+                WITHIN.as_secs()
+            )));
+        }
+    };
+    let mut last = None;
+    for address in addresses {
+        match tokio::time::timeout(WITHIN, tokio::net::TcpStream::connect(address)).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => last = Some(format!("{address} refused the connection ({e})")),
+            Err(_) => {
+                last = Some(format!(
+                    "{address} did not accept a connection within {} s",
+                    WITHIN.as_secs()
+                ))
+            }
+        }
+    }
+    Err(AdoError::Unreachable(format!(
+        "cannot reach {host}:{port}: {}",
+        last.unwrap_or_else(|| "it has no address".into())
+    )))
 }

@@ -83,8 +83,13 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// In the order a token's findings are listed within one severity (a leak's action comes
+    /// before any other). Not the bit order: that is the declaration order, append only.
     pub const ALL: [Rule; 16] = [
+        Rule::LeakedPublicly,
         Rule::FullAccess,
+        Rule::UsedFromBrowser,
+        Rule::SensitiveUse,
         Rule::Global,
         Rule::GlobalRetired,
         Rule::MarketplaceGlobal,
@@ -97,9 +102,6 @@ impl Rule {
         Rule::MissingDates,
         Rule::OwnerManyTokens,
         Rule::SshKeyLongLived,
-        Rule::LeakedPublicly,
-        Rule::UsedFromBrowser,
-        Rule::SensitiveUse,
     ];
 
     /// The stable name used in JSON, CSV and policy files.
@@ -369,7 +371,7 @@ impl FindingCounts {
         }
         counts.by_rule = Rule::ALL
             .into_iter()
-            .zip(per_rule)
+            .map(|rule| (rule, per_rule[rule as usize]))
             .filter(|(_, n)| *n > 0)
             .map(|(rule, tokens)| RuleCount {
                 rule: rule.code().to_owned(),
@@ -430,9 +432,13 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), Rule::ALL.len());
         assert!(Rule::ALL.len() <= 16, "Findings is a u16 bit set");
-        for (i, rule) in Rule::ALL.into_iter().enumerate() {
-            assert_eq!(rule as usize, i, "ALL is in bit order");
-        }
+        let mut bits: Vec<usize> = Rule::ALL.iter().map(|r| *r as usize).collect();
+        bits.sort_unstable();
+        assert_eq!(
+            bits,
+            (0..Rule::ALL.len()).collect::<Vec<_>>(),
+            "every bit names one rule"
+        );
     }
 
     #[test]

@@ -106,11 +106,16 @@ pub trait Sink: Send + Sync {
     }
 }
 
-/// `patreport-{org}.state.json`: the state of the organization's last full picture, next to
-/// its reports (not matched by [`newest_report`], whose names have a `-` after the org).
-pub fn state_file_name(org: &OrgName) -> String {
-    format!("patreport-{}.state.json", org.as_str())
+/// `.patreport/{org}.state.json` under the output folder: the state of the organization's last
+/// full picture. In a folder of its own, so that whatever lists or globs the reports (`*.json`)
+/// never takes it for one.
+pub fn state_path(dir: &Path, org: &OrgName) -> PathBuf {
+    dir.join(STATE_DIR)
+        .join(format!("{}.state.json", org.key()))
 }
+
+/// The folder of the states under the output folder.
+pub const STATE_DIR: &str = ".patreport";
 
 /// An earlier report found for a comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,16 +258,16 @@ impl Sink for LocalFiles {
     }
 
     async fn state(&self, org: &OrgName) -> Result<Option<PathBuf>, SinkError> {
-        let path = self.dir.join(state_file_name(org));
+        let path = state_path(&self.dir, org);
         Ok(path.is_file().then_some(path))
     }
 
     fn open_state(&self, org: &OrgName) -> Result<Option<(PathBuf, File)>, SinkError> {
-        let path = self.dir.join(format!(
-            ".{}.{}.tmp",
-            state_file_name(org),
-            std::process::id()
-        ));
+        let folder = self.dir.join(STATE_DIR);
+        std::fs::create_dir_all(&folder).map_err(|e| {
+            SinkError::local("could not create the folder of the state", &folder, Some(e))
+        })?;
+        let path = state_path(&self.dir, org).with_extension(format!("{}.tmp", std::process::id()));
         let file = File::create(&path)
             .map_err(|e| SinkError::local("could not create the state file", &path, Some(e)))?;
         // Taken back with the report's files if the run fails.
@@ -274,7 +279,7 @@ impl Sink for LocalFiles {
     }
 
     async fn keep_state(&self, org: &OrgName, path: PathBuf) -> Result<(), SinkError> {
-        let target = self.dir.join(state_file_name(org));
+        let target = state_path(&self.dir, org);
         // A rename within the folder replaces the old state at once: never half a state.
         std::fs::rename(&path, &target).map_err(|e| {
             let _ = std::fs::remove_file(&path);

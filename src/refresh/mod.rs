@@ -121,6 +121,10 @@ async fn read_audit(
     from: OffsetDateTime,
     to: OffsetDateTime,
 ) -> Result<Read, String> {
+    client
+        .reach_audit()
+        .await
+        .map_err(|e| format!("the audit log cannot be reached: {e}"))?;
     let mut seen = HashSet::new();
     let mut read = Read {
         token_events: Vec::new(),
