@@ -200,7 +200,7 @@ impl Mutations<'_> {
     /// The owner acting in the web UI or, for some PATs, with an Entra token from a tool:
     /// both mechanisms occur for PAT management.
     fn owner_actor(user: &SimUser, authorization_id: &str) -> AuditActor {
-        if hash_bytes(0x0A_AD, authorization_id.as_bytes()) % 3 == 0 {
+        if hash_bytes(0x0A_AD, authorization_id.as_bytes()).is_multiple_of(3) {
             AuditActor::user(user, "AAD", "azure-devops-node-api/14.1.0 (Node.js 20)")
         } else {
             AuditActor::user(user, "AAD_Cookie", BROWSER_USER_AGENT)

@@ -720,7 +720,7 @@ impl AppState {
         let config = &self.audit_config;
         let parsed = match AuditQuery::parse(|name| query.get(name), config) {
             Ok(q) => q,
-            Err(reply) => return reply,
+            Err((kind, message)) => return bad_request(kind, &message),
         };
         let scope = Scope::of(&live.org.name);
         let now = time::OffsetDateTime::now_utc();
