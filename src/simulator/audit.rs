@@ -407,6 +407,18 @@ impl AuditLog {
         self.entries.values()
     }
 
+    /// How many ids the log has handed out: grows with every event and correlation id, also
+    /// when events move to another log, so it tells one mutation from the next.
+    pub fn issued(&self) -> u64 {
+        self.issued
+    }
+
+    /// A new, empty log that continues this one's id sequence under another stream (the
+    /// server's own log, beside the org's).
+    pub(crate) fn sibling(&self, stream: u64) -> AuditLog {
+        AuditLog::new(mix64(self.seed ^ stream))
+    }
+
     /// The event with this id.
     pub fn get(&self, id: &str) -> Option<&AuditEvent> {
         self.entries.get(id)

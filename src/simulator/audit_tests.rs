@@ -113,6 +113,8 @@ async fn pages_are_newest_first_uneven_and_chained_by_the_last_id() {
     assert_eq!(all.len(), 200);
     let ids: HashSet<&str> = all.iter().map(|e| e["id"].as_str().expect("id")).collect();
     assert_eq!(ids.len(), 200, "no entry twice");
+    let areas: HashSet<&str> = all.iter().filter_map(|e| e["area"].as_str()).collect();
+    assert!(areas.len() >= 4, "noise from several areas: {areas:?}");
     assert!(
         all.windows(2).all(|w| timestamp(&w[0]) >= timestamp(&w[1])),
         "newest first"

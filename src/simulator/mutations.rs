@@ -231,7 +231,7 @@ impl Mutations<'_> {
         let u = self.find_user(owner)?;
         let user = &self.org.users[u];
         let h = mix64(hash_bytes(
-            self.org.audit.len() as u64 ^ 0x9A7,
+            self.org.audit.issued() ^ 0x9A7,
             format!("{owner}|{}", ticks_text(at)).as_bytes(),
         ));
         let authorization_id = guid_of(h ^ user.pats.len() as u64);
@@ -397,7 +397,7 @@ impl Mutations<'_> {
             hash_bytes(
                 0xADD,
                 format!("{display_name}|{n}|{}", ticks_text(at)).as_bytes(),
-            ) ^ self.org.audit.len() as u64,
+            ) ^ self.org.audit.issued(),
         );
         let id = guid_of(h);
         let domain = self
@@ -455,7 +455,8 @@ impl Mutations<'_> {
     /// One unrelated event (another area, a person signed in with Entra or FedAuth, or the
     /// system), for a client to filter out.
     pub fn noise(&mut self, at: OffsetDateTime) {
-        let k = self.org.audit.len();
+        // Drawn from the log's id counter: each call picks anew, the same history the same.
+        let k = usize::try_from(mix64(self.org.audit.issued() ^ 0x0015E) % 1_000_003).unwrap_or(0);
         let person = self
             .org
             .users
@@ -547,6 +548,12 @@ impl Mutations<'_> {
             }
         };
         self.org.audit.record(draft);
+    }
+
+    /// Records an event as drafted, with no change to the org (for events no other mutation
+    /// writes, such as unusual `data`). Returns its id.
+    pub fn record(&mut self, draft: EventDraft) -> String {
+        self.org.audit.record(draft)
     }
 
     /// `count` mutations drawn from `rng_seed`, stamped one second apart and ending at `at`.
