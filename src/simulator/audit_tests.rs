@@ -884,3 +884,44 @@ async fn a_server_serves_the_log_of_the_org_it_was_given() {
     assert_eq!(all.len(), events);
     assert!(all.iter().all(|e| e["area"] == "Token"));
 }
+
+#[tokio::test]
+async fn a_generated_orgs_history_can_be_written_to_its_log() {
+    let n = now();
+    let mut generated = SimOrg::generate(ORG, &OrgSpec::with_users(120), n);
+    let written = generated.record_history(n, Duration::days(90));
+    assert!(written > 20, "{written} events");
+    let log = &generated.audit;
+    assert_eq!(log.len(), written);
+    let actions: HashSet<&str> = log.newest_first().map(|e| e.action_id.as_str()).collect();
+    for action in [
+        "Token.PatCreateEvent",
+        "Token.PatRevokeEvent",
+        "Token.PatExpiredEvent",
+    ] {
+        assert!(actions.contains(action), "{action}");
+    }
+    assert!(
+        log.newest_first()
+            .all(|e| e.timestamp <= n && e.timestamp >= n - Duration::days(90))
+    );
+    // Every created PAT is one the listing shows, named as the event names it.
+    let names: HashSet<Option<&str>> = generated
+        .users
+        .iter()
+        .flat_map(|u| &u.pats)
+        .map(|p| p.display_name.as_deref())
+        .collect();
+    for e in log
+        .newest_first()
+        .filter(|e| e.action_id == "Token.PatCreateEvent")
+    {
+        let name = e.data["DisplayName"].as_str().filter(|n| !n.is_empty());
+        assert!(names.contains(&name), "{name:?}");
+    }
+    let server = SimServer::start(generated, SimConfig::strict())
+        .await
+        .expect("starts");
+    let served = entries(&audit_pages(&server, "&batchSize=1000").await);
+    assert_eq!(served.len(), written);
+}

@@ -148,6 +148,60 @@ impl SimOrg {
     }
 }
 
+impl SimOrg {
+    /// Writes the audit events the generated PATs' history implies within `retention` before
+    /// `now`: creation (by the owner, at `validFrom`), the owner's revocation of those no
+    /// longer valid (between creation and `now`), and expiry (by the system, at `validTo`) of
+    /// valid ones that expired. Generated orgs start with an empty log; this gives a demo org
+    /// a log that matches its listings. Returns how many events it wrote.
+    pub fn record_history(&mut self, now: OffsetDateTime, retention: Duration) -> usize {
+        let since = now - retention;
+        let mut drafts = Vec::new();
+        for user in self.users.iter().filter(|u| u.kind.is_human()) {
+            for pat in &user.pats {
+                let owner = || {
+                    if hash_bytes(0x0A_AD, pat.authorization_id.as_bytes()).is_multiple_of(3) {
+                        AuditActor::user(user, "AAD", "azure-devops-node-api/14.1.0 (Node.js 20)")
+                    } else {
+                        AuditActor::user(user, "AAD_Cookie", BROWSER_USER_AGENT)
+                    }
+                };
+                if pat.valid_from >= since && pat.valid_from <= now {
+                    drafts.push(pat_event(
+                        PatAction::Create,
+                        pat,
+                        user,
+                        owner(),
+                        pat.valid_from,
+                    ));
+                }
+                let start = pat.valid_from.max(since);
+                if !pat.is_valid && start < now {
+                    let span = (now - start).whole_seconds().max(1);
+                    let h = hash_bytes(0x2E0C, pat.authorization_id.as_bytes());
+                    let offset = i64::try_from(h % span.unsigned_abs()).unwrap_or(0);
+                    let at = start + Duration::seconds(offset);
+                    drafts.push(pat_event(PatAction::Revoke, pat, user, owner(), at));
+                } else if pat.is_valid && pat.valid_to >= since && pat.valid_to <= now {
+                    let system = AuditActor::system();
+                    drafts.push(pat_event(
+                        PatAction::Expired,
+                        pat,
+                        user,
+                        system,
+                        pat.valid_to,
+                    ));
+                }
+            }
+        }
+        let written = drafts.len();
+        for draft in drafts {
+            self.audit.record(draft);
+        }
+        written
+    }
+}
+
 /// A version-4 GUID from a hash.
 fn guid_of(h: u64) -> String {
     let v = (u128::from(h) << 64) | u128::from(mix64(h ^ 0x6A1D));

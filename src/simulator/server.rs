@@ -424,7 +424,7 @@ impl AppState {
     fn new(mut org: Arc<SimOrg>, config: SimConfig) -> Self {
         let token_key = hash_bytes(0x70CE_2026 ^ config.faults.seed, org.name.as_bytes());
         // Revocation events go straight into the server's log, under ids of their own.
-        let mut audit = org.audit.sibling(0x5E2_7E);
+        let mut audit = org.audit.sibling(0x0005_E27E);
         if !org.audit.is_empty() {
             audit.append(&mut Arc::make_mut(&mut org).audit);
         }
