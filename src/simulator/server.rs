@@ -137,8 +137,8 @@ impl SimServer {
 
     /// The authorization ids of each revocation request that took effect (answered 204), as
     /// sent and in order, unknown ids included: a test can check that no id was sent twice.
-    /// [`org`](Self::org) stays as generated; the listings show the revoked entries with
-    /// `isValid: false`.
+    /// [`org`](Self::org) does not show them (it changes only under [`mutate`](Self::mutate));
+    /// the listings show the revoked entries with `isValid: false`.
     pub fn revocations(&self) -> Vec<Vec<String>> {
         self.state.revocations.log()
     }
