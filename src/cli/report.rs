@@ -245,6 +245,8 @@ async fn start_demo(args: &ReportArgs) -> anyhow::Result<(SimServer, AdoCredenti
     let now = OffsetDateTime::now_utc();
     let midnight = now.replace_time(time::Time::MIDNIGHT);
     let mut org = SimOrg::generate("demo", &spec, midnight);
+    // An audit log to match: the generated tokens' last 90 days, then each minute's changes.
+    org.record_history(midnight, time::Duration::days(90));
     let minutes = (now - midnight).whole_minutes().max(0) as u64;
     org.evolve(args.demo_seed, 0..minutes, midnight);
     // A throwaway PAT known only to this process and the simulator.

@@ -4,7 +4,7 @@
 
 use super::wire::ExceptionType;
 
-/// The two API areas the simulator serves. Token Admin covers both of its resources the
+/// The API areas the simulator serves. Token Admin covers both of its resources the
 /// simulator has, the PAT listing and revocations: one spec file per version holds both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {

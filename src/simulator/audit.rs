@@ -407,6 +407,18 @@ impl AuditLog {
         self.entries.values()
     }
 
+    /// How many ids the log has handed out: grows with every event and correlation id, also
+    /// when events move to another log, so it tells one mutation from the next.
+    pub fn issued(&self) -> u64 {
+        self.issued
+    }
+
+    /// A new, empty log that continues this one's id sequence under another stream (the
+    /// server's own log, beside the org's).
+    pub(crate) fn sibling(&self, stream: u64) -> AuditLog {
+        AuditLog::new(mix64(self.seed ^ stream))
+    }
+
     /// The event with this id.
     pub fn get(&self, id: &str) -> Option<&AuditEvent> {
         self.entries.get(id)
@@ -477,8 +489,11 @@ pub(crate) struct AuditQuery {
     after: Option<String>,
 }
 
-fn bad(kind: ExceptionType, message: &str) -> Reply {
-    Reply::error(StatusCode::BAD_REQUEST, kind, message)
+/// A refused query: the exception type and message of its 400.
+pub(crate) type Refusal = (ExceptionType, String);
+
+fn bad(kind: ExceptionType, message: &str) -> Refusal {
+    (kind, message.to_string())
 }
 
 /// Whether `token` has the shape of an entry id (`{19 digits};{guid};{guid}`).
@@ -495,8 +510,8 @@ impl AuditQuery {
     pub fn parse<'a>(
         get: impl Fn(&str) -> Option<&'a str>,
         config: &AuditConfig,
-    ) -> Result<AuditQuery, Reply> {
-        let time = |name: &str| -> Result<Option<OffsetDateTime>, Reply> {
+    ) -> Result<AuditQuery, Refusal> {
+        let time = |name: &str| -> Result<Option<OffsetDateTime>, Refusal> {
             match get(name).filter(|v| !v.is_empty()) {
                 None => Ok(None),
                 Some(text) => OffsetDateTime::parse(text, &Rfc3339)
@@ -578,7 +593,7 @@ pub(crate) struct Scope<'a> {
 
 impl Scope<'_> {
     pub fn of(org: &str) -> Scope<'_> {
-        let h = hash_bytes(0x5C0E_1D, org.to_ascii_lowercase().as_bytes());
+        let h = hash_bytes(0x005C_0E1D, org.to_ascii_lowercase().as_bytes());
         Scope {
             id: guid_from_u128(
                 ((u128::from(h) << 64 | u128::from(mix64(h))) & !(0xF << 76)) | (0x4 << 76),
@@ -668,7 +683,7 @@ fn page_size(key: u64, after: Option<&str>, batch: usize, uneven: bool) -> usize
         return batch;
     }
     let h = hash_bytes(key, after.unwrap_or("").as_bytes());
-    if h % 3 == 0 {
+    if h.is_multiple_of(3) {
         1 + (mix64(h) % batch as u64) as usize
     } else {
         batch

@@ -34,8 +34,13 @@ fn encode(value: &str) -> String {
 
 /// Every page of one query (`extra` is more query text), newest first, retrying 429/5xx.
 async fn audit_pages(server: &SimServer, extra: &str) -> Vec<Value> {
+    audit_pages_after(server, extra, None).await
+}
+
+/// As [`audit_pages`], starting after the continuation token `token`.
+async fn audit_pages_after(server: &SimServer, extra: &str, token: Option<String>) -> Vec<Value> {
     let mut pages = Vec::new();
-    let mut token: Option<String> = None;
+    let mut token = token;
     loop {
         let continuation = token
             .as_deref()
@@ -113,6 +118,8 @@ async fn pages_are_newest_first_uneven_and_chained_by_the_last_id() {
     assert_eq!(all.len(), 200);
     let ids: HashSet<&str> = all.iter().map(|e| e["id"].as_str().expect("id")).collect();
     assert_eq!(ids.len(), 200, "no entry twice");
+    let areas: HashSet<&str> = all.iter().filter_map(|e| e["area"].as_str()).collect();
+    assert!(areas.len() >= 4, "noise from several areas: {areas:?}");
     assert!(
         all.windows(2).all(|w| timestamp(&w[0]) >= timestamp(&w[1])),
         "newest first"
@@ -881,4 +888,102 @@ async fn a_server_serves_the_log_of_the_org_it_was_given() {
     let all = entries(&audit_pages(&server, "").await);
     assert_eq!(all.len(), events);
     assert!(all.iter().all(|e| e["area"] == "Token"));
+}
+
+#[tokio::test]
+async fn a_generated_orgs_history_can_be_written_to_its_log() {
+    let n = now();
+    let mut generated = SimOrg::generate(ORG, &OrgSpec::with_users(120), n);
+    let written = generated.record_history(n, Duration::days(90));
+    assert!(written > 20, "{written} events");
+    let log = &generated.audit;
+    assert_eq!(log.len(), written);
+    let actions: HashSet<&str> = log.newest_first().map(|e| e.action_id.as_str()).collect();
+    for action in [
+        "Token.PatCreateEvent",
+        "Token.PatRevokeEvent",
+        "Token.PatExpiredEvent",
+    ] {
+        assert!(actions.contains(action), "{action}");
+    }
+    assert!(
+        log.newest_first()
+            .all(|e| e.timestamp <= n && e.timestamp >= n - Duration::days(90))
+    );
+    // Every created PAT is one the listing shows, named as the event names it.
+    let names: HashSet<Option<&str>> = generated
+        .users
+        .iter()
+        .flat_map(|u| &u.pats)
+        .map(|p| p.display_name.as_deref())
+        .collect();
+    for e in log
+        .newest_first()
+        .filter(|e| e.action_id == "Token.PatCreateEvent")
+    {
+        let name = e.data["DisplayName"].as_str().filter(|n| !n.is_empty());
+        assert!(names.contains(&name), "{name:?}");
+    }
+    let server = SimServer::start(generated, SimConfig::strict())
+        .await
+        .expect("starts");
+    let served = entries(&audit_pages(&server, "&batchSize=1000").await);
+    assert_eq!(served.len(), written);
+}
+
+#[tokio::test]
+async fn events_written_while_a_window_is_paged_do_not_disturb_it() {
+    let server = started(SimConfig::strict()).await;
+    let base = now() - Duration::days(1);
+    let times: Vec<OffsetDateTime> = (0..30).map(|i| base - Duration::minutes(i)).collect();
+    noise_at(&server, &times);
+    let first = json(get(&server, &format!("{ORG}/{AUDIT}&batchSize=10")).await).await;
+    let token = first["continuationToken"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let seen = first["decoratedAuditLogEntries"]
+        .as_array()
+        .map_or(0, Vec::len);
+    // Newer events arrive between pages: the rest of the listing goes on after the token.
+    noise_at(
+        &server,
+        &[base + Duration::minutes(5), base + Duration::minutes(6)],
+    );
+    let rest = audit_pages_after(&server, "&batchSize=10", Some(token)).await;
+    assert_eq!(seen + entries(&rest).len(), 30);
+    assert_eq!(entries(&audit_pages(&server, "").await).len(), 32);
+}
+
+#[tokio::test]
+async fn ssh_key_revocations_write_ssh_revoke_events() {
+    let server = started(SimConfig::strict()).await;
+    let org = server.org();
+    let key = org
+        .human_users()
+        .flat_map(|u| &u.ssh_keys)
+        .find(|k| k.is_valid)
+        .cloned()
+        .expect("a valid SSH key");
+    let response = client()
+        .post(format!(
+            "{}/{ORG}/_apis/tokenadmin/revocations?api-version=7.1&isPublic=true",
+            server.base_url()
+        ))
+        .header("authorization", format!("Bearer {DEMO_BEARER}"))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"[{{"authorizationId":"{}"}}]"#,
+            key.authorization_id
+        ))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let all = entries(&audit_pages(&server, "").await);
+    let revoked = of_action(&all, "Token.SshRevokeEvent");
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0]["authenticationMechanism"], "AAD");
+    assert_eq!(revoked[0]["actorUserId"], TOKEN_ADMIN_USER_ID);
+    assert!(of_action(&all, "Token.PatRevokeEvent").is_empty());
 }

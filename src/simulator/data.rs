@@ -172,7 +172,7 @@ pub struct SimOrg {
     /// In Graph listing order: humans with service identities interleaved.
     pub users: Vec<SimUser>,
     /// The org's audit log: empty when generated, written by [`evolve`](Self::evolve) and
-    /// [`Mutations`]. A running [`SimServer`](super::SimServer) keeps its own (see
+    /// [`Mutations`](super::Mutations). A running [`SimServer`](super::SimServer) keeps its own (see
     /// `SimServer::audit_log`).
     pub audit: AuditLog,
 }

@@ -1,8 +1,9 @@
 //! A simulated Azure DevOps organization: a deterministic org generator and an HTTP server
 //! that speaks the Graph users and Token Admin APIs (PAT and SSH key listings, revocations)
-//! and the Audit Log query,
-//! exactly as docs/contracts.md ("Azure DevOps") describes them, including the awkward parts (header vs body paging, four "last
-//! page" markers, sign-in pages instead of 401s, throttling, BOMs).
+//! and the Audit Log query exactly as docs/contracts.md ("Azure DevOps") describes them,
+//! including the awkward parts (header vs body paging, four "last page" markers, sign-in pages
+//! instead of 401s, throttling, BOMs). The served org can change while it runs
+//! ([`SimServer::mutate`]), each change written to its audit log.
 //!
 //! It backs `patreport report --demo`, the integration tests and the benchmark. It is at
 //! least as strict as the real service: a client that passes against it should not trip

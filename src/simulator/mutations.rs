@@ -148,6 +148,60 @@ impl SimOrg {
     }
 }
 
+impl SimOrg {
+    /// Writes the audit events the generated PATs' history implies within `retention` before
+    /// `now`: creation (by the owner, at `validFrom`), the owner's revocation of those no
+    /// longer valid (between creation and `now`), and expiry (by the system, at `validTo`) of
+    /// valid ones that expired. Generated orgs start with an empty log; this gives a demo org
+    /// a log that matches its listings. Returns how many events it wrote.
+    pub fn record_history(&mut self, now: OffsetDateTime, retention: Duration) -> usize {
+        let since = now - retention;
+        let mut drafts = Vec::new();
+        for user in self.users.iter().filter(|u| u.kind.is_human()) {
+            for pat in &user.pats {
+                let owner = || {
+                    if hash_bytes(0x0A_AD, pat.authorization_id.as_bytes()).is_multiple_of(3) {
+                        AuditActor::user(user, "AAD", "azure-devops-node-api/14.1.0 (Node.js 20)")
+                    } else {
+                        AuditActor::user(user, "AAD_Cookie", BROWSER_USER_AGENT)
+                    }
+                };
+                if pat.valid_from >= since && pat.valid_from <= now {
+                    drafts.push(pat_event(
+                        PatAction::Create,
+                        pat,
+                        user,
+                        owner(),
+                        pat.valid_from,
+                    ));
+                }
+                let start = pat.valid_from.max(since);
+                if !pat.is_valid && start < now {
+                    let span = (now - start).whole_seconds().max(1);
+                    let h = hash_bytes(0x2E0C, pat.authorization_id.as_bytes());
+                    let offset = i64::try_from(h % span.unsigned_abs()).unwrap_or(0);
+                    let at = start + Duration::seconds(offset);
+                    drafts.push(pat_event(PatAction::Revoke, pat, user, owner(), at));
+                } else if pat.is_valid && pat.valid_to >= since && pat.valid_to <= now {
+                    let system = AuditActor::system();
+                    drafts.push(pat_event(
+                        PatAction::Expired,
+                        pat,
+                        user,
+                        system,
+                        pat.valid_to,
+                    ));
+                }
+            }
+        }
+        let written = drafts.len();
+        for draft in drafts {
+            self.audit.record(draft);
+        }
+        written
+    }
+}
+
 /// A version-4 GUID from a hash.
 fn guid_of(h: u64) -> String {
     let v = (u128::from(h) << 64) | u128::from(mix64(h ^ 0x6A1D));
@@ -200,7 +254,7 @@ impl Mutations<'_> {
     /// The owner acting in the web UI or, for some PATs, with an Entra token from a tool:
     /// both mechanisms occur for PAT management.
     fn owner_actor(user: &SimUser, authorization_id: &str) -> AuditActor {
-        if hash_bytes(0x0A_AD, authorization_id.as_bytes()) % 3 == 0 {
+        if hash_bytes(0x0A_AD, authorization_id.as_bytes()).is_multiple_of(3) {
             AuditActor::user(user, "AAD", "azure-devops-node-api/14.1.0 (Node.js 20)")
         } else {
             AuditActor::user(user, "AAD_Cookie", BROWSER_USER_AGENT)
@@ -231,7 +285,7 @@ impl Mutations<'_> {
         let u = self.find_user(owner)?;
         let user = &self.org.users[u];
         let h = mix64(hash_bytes(
-            self.org.audit.len() as u64 ^ 0x9A7,
+            self.org.audit.issued() ^ 0x9A7,
             format!("{owner}|{}", ticks_text(at)).as_bytes(),
         ));
         let authorization_id = guid_of(h ^ user.pats.len() as u64);
@@ -397,7 +451,7 @@ impl Mutations<'_> {
             hash_bytes(
                 0xADD,
                 format!("{display_name}|{n}|{}", ticks_text(at)).as_bytes(),
-            ) ^ self.org.audit.len() as u64,
+            ) ^ self.org.audit.issued(),
         );
         let id = guid_of(h);
         let domain = self
@@ -455,7 +509,8 @@ impl Mutations<'_> {
     /// One unrelated event (another area, a person signed in with Entra or FedAuth, or the
     /// system), for a client to filter out.
     pub fn noise(&mut self, at: OffsetDateTime) {
-        let k = self.org.audit.len();
+        // Drawn from the log's id counter: each call picks anew, the same history the same.
+        let k = usize::try_from(mix64(self.org.audit.issued() ^ 0x0015E) % 1_000_003).unwrap_or(0);
         let person = self
             .org
             .users
@@ -547,6 +602,12 @@ impl Mutations<'_> {
             }
         };
         self.org.audit.record(draft);
+    }
+
+    /// Records an event as drafted, with no change to the org (for events no other mutation
+    /// writes, such as unusual `data`). Returns its id.
+    pub fn record(&mut self, draft: EventDraft) -> String {
+        self.org.audit.record(draft)
     }
 
     /// `count` mutations drawn from `rng_seed`, stamped one second apart and ending at `at`.

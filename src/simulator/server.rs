@@ -137,8 +137,8 @@ impl SimServer {
 
     /// The authorization ids of each revocation request that took effect (answered 204), as
     /// sent and in order, unknown ids included: a test can check that no id was sent twice.
-    /// [`org`](Self::org) stays as generated; the listings show the revoked entries with
-    /// `isValid: false`.
+    /// [`org`](Self::org) does not show them (it changes only under [`mutate`](Self::mutate));
+    /// the listings show the revoked entries with `isValid: false`.
     pub fn revocations(&self) -> Vec<Vec<String>> {
         self.state.revocations.log()
     }
@@ -423,7 +423,8 @@ async fn handle(
 impl AppState {
     fn new(mut org: Arc<SimOrg>, config: SimConfig) -> Self {
         let token_key = hash_bytes(0x70CE_2026 ^ config.faults.seed, org.name.as_bytes());
-        let mut audit = AuditLog::default();
+        // Revocation events go straight into the server's log, under ids of their own.
+        let mut audit = org.audit.sibling(0x0005_E27E);
         if !org.audit.is_empty() {
             audit.append(&mut Arc::make_mut(&mut org).audit);
         }
@@ -720,7 +721,7 @@ impl AppState {
         let config = &self.audit_config;
         let parsed = match AuditQuery::parse(|name| query.get(name), config) {
             Ok(q) => q,
-            Err(reply) => return reply,
+            Err((kind, message)) => return bad_request(kind, &message),
         };
         let scope = Scope::of(&live.org.name);
         let now = time::OffsetDateTime::now_utc();
