@@ -159,6 +159,41 @@ async fn refresh_after_refresh_is_the_full_scan_whatever_changed() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_through_throttling_and_transient_errors_are_still_the_full_scan() {
+    // The demo's faults: 429s with Retry-After, transient 500s, delayed answers, BOMs, on every
+    // route, the audit log's included.
+    let mut config = SimConfig::demo();
+    config.faults.transient_500_probability = 0.05;
+    config.faults.throttle_probability = 0.01;
+    let server = SimServer::start(org(40, 21), config).await.unwrap();
+    let client = client_for(&server);
+    let started = OffsetDateTime::now_utc();
+    let first = full(&client).await;
+    let mut state = state_of(&first, started, started);
+    for round in 0..3u64 {
+        let at = OffsetDateTime::now_utc() - time::Duration::milliseconds(5);
+        server.mutate(|m| m.random(90 + round, 12, at));
+        let (inventory, info) = refreshed(&client, Some(state)).await;
+        let truth = full(&client).await;
+        assert_same(
+            &inventory,
+            &truth,
+            &format!("round {round}: {}", info.describe()),
+        );
+        state = state_of(
+            &inventory,
+            info.as_of.unwrap(),
+            info.last_full_scan.unwrap(),
+        );
+    }
+    assert!(
+        server.stats().throttled_429 + server.stats().server_errors_500 > 0,
+        "faults were served"
+    );
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn no_state_a_forbidden_log_or_an_old_state_fall_back_to_a_full_scan_and_say_why() {
     let forbidden = SimConfig {

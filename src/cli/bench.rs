@@ -82,6 +82,9 @@ pub enum Case {
     Throttled,
     /// The HTML view of a 100,000-PAT report in headless Chromium (`scripts/view-bench.mjs`).
     View,
+    /// An incremental refresh after 20 owners changed, against a full scan of the same
+    /// organization at the same latency.
+    Refresh,
 }
 
 /// One target's outcome.
@@ -224,6 +227,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<u8> {
     }
     if args.case.contains(&Case::View) {
         verdicts.extend(view_case(memory_users).await?);
+    }
+    if args.case.contains(&Case::Refresh) {
+        verdicts.extend(refresh_case(args, users).await?);
     }
     let missed = verdicts.iter().filter(|v| **v == Verdict::Missed).count();
     let unmeasured = verdicts
@@ -783,4 +789,183 @@ async fn throttled_case(args: &BenchArgs, users: usize) -> anyhow::Result<Vec<Ve
         verdict.text()
     );
     Ok(vec![verdict])
+}
+
+/// Owners changed between the full scan and the refresh in the refresh case.
+const REFRESH_CHANGED_OWNERS: usize = 20;
+
+/// An incremental refresh after [`REFRESH_CHANGED_OWNERS`] owners changed: its Token Admin
+/// requests and wall time against a full scan's of the same organization at the same latency,
+/// and its inventory against the full scan's. The simulator runs in this process here: the
+/// organization has to change between the scans, and both scans are measured the same way.
+async fn refresh_case(args: &BenchArgs, users: usize) -> anyhow::Result<Vec<Verdict>> {
+    use crate::refresh::{self, RefreshOptions, STATE_VERSION, State};
+    use crate::simulator::{NewPat, OrgSpec, PatChange, PatUse, SimConfig, SimOrg, SimServer};
+    println!(
+        "\n[refresh] {users} people, {} ms latency, {REFRESH_CHANGED_OWNERS} owners changed since the state",
+        args.latency.as_millis()
+    );
+    let org = SimOrg::generate(
+        "demo",
+        &OrgSpec::with_users(users),
+        OffsetDateTime::now_utc(),
+    );
+    let mut config = SimConfig::strict();
+    config.faults.latency = args.latency;
+    config.auth = crate::simulator::AuthConfig::accepting(&[BENCH_PAT], &[]);
+    let server = SimServer::start(org, config).await?;
+    let url: url::Url = server.base_url().parse()?;
+    let mut settings = AdoSettings::new(url.clone(), OrgName::parse("demo")?);
+    settings.audit_url = url;
+    let client = AdoClient::new(settings, AdoCredential::Pat(Secret::new(BENCH_PAT)))?;
+    let options = scan_options(args);
+
+    let as_of = OffsetDateTime::now_utc();
+    let listings = || server.stats().pat_requests;
+    let (before, started) = (listings(), Instant::now());
+    let first = engine::scan(&client, &options, &NoProgress).await?;
+    let full_wall = started.elapsed();
+    let full_listings = listings() - before;
+
+    // Twenty people change: each gets one of the changes the audit log records, in turn.
+    let people: Vec<(String, Option<String>)> = first
+        .users
+        .iter()
+        .filter_map(|u| {
+            let valid = u
+                .pats
+                .iter()
+                .find(|p| p.is_valid && p.display_name.is_some());
+            valid.map(|p| (u.user.descriptor.clone(), p.authorization_id.clone()))
+        })
+        .step_by((first.users.len() / (REFRESH_CHANGED_OWNERS * 3)).max(1))
+        .take(REFRESH_CHANGED_OWNERS)
+        .collect();
+    let at = OffsetDateTime::now_utc();
+    server.mutate(|m| {
+        for (i, (owner, pat)) in people.iter().enumerate() {
+            let Some(pat) = pat.as_deref() else { continue };
+            let done = match i % 6 {
+                0 => m
+                    .create_pat(
+                        owner,
+                        NewPat::named(&format!("bench new {i}"), at + time::Duration::days(30)),
+                        at,
+                    )
+                    .map(drop),
+                1 => m.update_pat(
+                    pat,
+                    PatChange {
+                        display_name: Some(format!("bench renamed {i}")),
+                        ..PatChange::default()
+                    },
+                    at,
+                ),
+                2 => m.revoke_by_owner(pat, at),
+                3 => m.revoke_by_admin(pat, at),
+                4 => m.expire(pat, at),
+                _ => m.public_discovery(pat, at),
+            };
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "a bench change could not be made");
+            }
+            let _ = m.pat_use(
+                pat,
+                PatUse::GitRepositoryCreated,
+                crate::simulator::GIT_USER_AGENT,
+                at,
+            );
+        }
+    });
+    let state = State {
+        version: STATE_VERSION,
+        org: first.org.clone(),
+        as_of,
+        last_full_scan: as_of,
+        ssh_keys: false,
+        users: first.users,
+        signals: first.signals,
+    };
+    let incremental = RefreshOptions {
+        incremental: true,
+        ..RefreshOptions::default()
+    };
+    let (before, started) = (listings(), Instant::now());
+    let (refreshed, info) = refresh::inventory(
+        &client,
+        &options,
+        &incremental,
+        Some(Ok(state)),
+        &NoProgress,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    let refresh_wall = started.elapsed();
+    let refresh_listings = listings() - before;
+
+    // The refresh's floor: the users listing, one page after the other.
+    let started = Instant::now();
+    let mut pages = std::pin::pin!(client.users());
+    while let Some(page) = futures::StreamExt::next(&mut pages).await {
+        page?;
+    }
+    let listing_wall = started.elapsed();
+    println!(
+        "  the users listing alone {:.2}s",
+        listing_wall.as_secs_f64()
+    );
+    let (before, started) = (listings(), Instant::now());
+    let truth = engine::scan(&client, &options, &NoProgress).await?;
+    let second_full = started.elapsed();
+    let _ = listings() - before;
+    let by_user = |inv: &crate::inventory::Inventory| {
+        inv.users
+            .iter()
+            .map(|u| (u.user.descriptor.clone(), u.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let (mine, theirs) = (by_user(&refreshed), by_user(&truth));
+    let identical = mine.len() == theirs.len()
+        && mine.iter().all(|(d, u)| {
+            theirs
+                .get(d)
+                .is_some_and(|t| t.user == u.user && refresh::same_tokens(u, t))
+        })
+        && refreshed.failures.is_empty()
+        && truth.failures.is_empty();
+    server.shutdown().await;
+
+    println!(
+        "  full scan {:.2}s ({full_listings} Token Admin requests); again after the changes {:.2}s",
+        full_wall.as_secs_f64(),
+        second_full.as_secs_f64()
+    );
+    println!(
+        "  refresh {:.2}s ({refresh_listings} Token Admin requests, {} user pages, {} requests in all): {}",
+        refresh_wall.as_secs_f64(),
+        refreshed.stats.user_pages,
+        refreshed.stats.api_calls,
+        info.describe()
+    );
+    let full_size = users >= 10_000;
+    let calls = refresh_listings as f64 / full_listings.max(1) as f64;
+    let time = refresh_wall.as_secs_f64() / full_wall.as_secs_f64().max(f64::EPSILON);
+    let calls_verdict = Verdict::of(full_size, calls <= 0.02 && info.is_incremental());
+    let time_verdict = Verdict::of(full_size, time <= 0.05 && info.is_incremental());
+    let same_verdict = Verdict::of(true, identical);
+    println!(
+        "  Token Admin requests refresh / full = {:.2}%   target <= 2% at 10,000 people: {}",
+        calls * 100.0,
+        calls_verdict.text()
+    );
+    println!(
+        "  wall refresh / full = {:.2}%   target <= 5% at 10,000 people: {}",
+        time * 100.0,
+        time_verdict.text()
+    );
+    println!(
+        "  the refreshed inventory is the full scan's (users, ids, fields): {}",
+        same_verdict.text()
+    );
+    Ok(vec![calls_verdict, time_verdict, same_verdict])
 }

@@ -40,23 +40,81 @@ pub enum Decision {
     Full(String),
 }
 
-/// Stored tokens by display name: `(owner descriptor, owner display name)`.
-fn holders(stored: &[UserTokens]) -> HashMap<&str, Vec<(&str, &str)>> {
-    let mut by_name: HashMap<&str, Vec<(&str, &str)>> = HashMap::new();
+/// A stored token as the events can name it.
+#[derive(Debug, Clone, Copy)]
+struct Holder<'a> {
+    owner: &'a str,
+    owner_name: &'a str,
+    /// Validity bounds in whole seconds (events and listings differ in precision).
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+/// Stored tokens by display name.
+fn holders(stored: &[UserTokens]) -> HashMap<&str, Vec<Holder<'_>>> {
+    let mut by_name: HashMap<&str, Vec<Holder<'_>>> = HashMap::new();
+    let secs = |t: Option<time::OffsetDateTime>| t.map(|t| t.unix_timestamp());
     for u in stored {
-        let names = u
+        let tokens = u
             .pats
             .iter()
-            .filter_map(|p| p.display_name.as_deref())
-            .chain(u.ssh_keys.iter().filter_map(|k| k.display_name.as_deref()));
-        for name in names {
-            by_name
-                .entry(name.trim())
-                .or_default()
-                .push((u.user.descriptor.as_str(), u.user.display_name.as_str()));
+            .map(|p| (p.display_name.as_deref(), p.valid_from, p.valid_to))
+            .chain(
+                u.ssh_keys
+                    .iter()
+                    .map(|k| (k.display_name.as_deref(), k.valid_from, k.valid_to)),
+            );
+        for (name, from, to) in tokens {
+            let Some(name) = name else { continue };
+            by_name.entry(name.trim()).or_default().push(Holder {
+                owner: u.user.descriptor.as_str(),
+                owner_name: u.user.display_name.as_str(),
+                from: secs(from),
+                to: secs(to),
+            });
         }
     }
     by_name
+}
+
+/// The holders an event names: by token name (and owner name, when it gives one), narrowed by
+/// its validity dates when they single tokens out. Names repeat across an organization
+/// ("build", "terraform"); the dates of one token rarely do. An expiry may have moved the end
+/// date, so the start date alone is tried next; when nothing fits, every holder of the name.
+fn named<'a>(event: &AuditEvent, by_name: &HashMap<&str, Vec<Holder<'a>>>) -> Vec<&'a str> {
+    let Some(found) = event.data_text("DisplayName").and_then(|n| by_name.get(n)) else {
+        return Vec::new();
+    };
+    let owner_name = event.data_text("OwnerName");
+    let of_owner: Vec<Holder<'a>> = found
+        .iter()
+        .filter(|h| owner_name.is_none_or(|o| o == h.owner_name.trim()))
+        .copied()
+        .collect();
+    let secs = |key: &str| {
+        event
+            .data_text(key)
+            .and_then(|t| crate::ado::wire::parse_datetime(t).ok().flatten())
+            .map(|t| t.unix_timestamp())
+    };
+    let (from, to) = (secs("ValidFrom"), secs("ValidTo"));
+    let narrowed = |keep: &dyn Fn(&Holder<'_>) -> bool| -> Vec<&'a str> {
+        of_owner
+            .iter()
+            .filter(|h| keep(h))
+            .map(|h| h.owner)
+            .collect()
+    };
+    let tries: [&dyn Fn(&Holder<'_>) -> bool; 3] = [
+        &|h| from.is_some() && h.from == from && to.is_some() && h.to == to,
+        &|h| from.is_some() && h.from == from,
+        &|h| to.is_some() && h.to == to,
+    ];
+    tries
+        .iter()
+        .map(|keep| narrowed(keep))
+        .find(|owners| !owners.is_empty())
+        .unwrap_or_else(|| of_owner.iter().map(|h| h.owner).collect())
 }
 
 fn describe(event: &AuditEvent) -> String {
@@ -94,16 +152,11 @@ pub fn decide(events: &[AuditEvent], stored: &[UserTokens]) -> Decision {
         let name = event.data_text("DisplayName");
         let owner_name = event.data_text("OwnerName");
         let upn = event.actor_upn.as_deref().map(str::to_ascii_lowercase);
-        let candidates: Vec<(&str, &str)> = name
-            .and_then(|n| by_name.get(n))
-            .map(|found| {
-                found
-                    .iter()
-                    .filter(|(_, owner)| owner_name.is_none_or(|o| o == *owner))
-                    .copied()
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Made by its owner: the actor is who to read again, not everyone holding the name.
+        let candidates = match action.by_owner() {
+            true => Vec::new(),
+            false => named(event, &by_name),
+        };
         let mut check = Check {
             what: describe(event),
             stored: !candidates.is_empty() || name.is_some_and(|n| made_here.contains(n)),
@@ -112,7 +165,7 @@ pub fn decide(events: &[AuditEvent], stored: &[UserTokens]) -> Decision {
         };
         targets
             .descriptors
-            .extend(candidates.iter().map(|(d, _)| (*d).to_owned()));
+            .extend(candidates.iter().map(|d| (*d).to_owned()));
         match action {
             a if a.by_owner() => {
                 // Made by its owner: the actor is who to read again.
