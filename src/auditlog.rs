@@ -100,8 +100,11 @@ impl AuditEvent {
 
     /// `data.ValidTo`, when present and readable.
     pub fn valid_to(&self) -> Option<OffsetDateTime> {
-        self.data_text("ValidTo")
-            .and_then(|t| crate::ado::wire::parse_datetime(t).ok().flatten())
+        self.data_text("ValidTo").and_then(|t| {
+            crate::domain::timestamp::parse_service_datetime(t)
+                .ok()
+                .flatten()
+        })
     }
 
     /// The authorization id of the PAT this event was made with, if it was made with one:

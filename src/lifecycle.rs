@@ -137,7 +137,7 @@ pub struct RunSummary {
     pub changes: Option<ChangeCounts>,
     /// Full scan or incremental refresh, and why (`None` in statuses written before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh: Option<crate::refresh::RefreshInfo>,
+    pub refresh: Option<crate::inventory::RefreshInfo>,
 }
 
 impl RunSummary {

@@ -6,7 +6,6 @@
 
 use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// `TokenAdminPagedSessionTokens`: one page of a user's PATs.
 #[derive(Debug, Deserialize)]
@@ -53,24 +52,7 @@ fn lenient_datetime<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDate
     }
 }
 
-/// Parse an Azure DevOps datetime.
-///
-/// The service sends RFC 3339, but also values without an offset (taken as UTC), up to
-/// 7 fractional digits, and `0001-01-01T00:00:00` as a "no date" sentinel (→ `None`).
-pub fn parse_datetime(text: &str) -> Result<Option<OffsetDateTime>, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    let parsed = OffsetDateTime::parse(text, &Rfc3339)
-        .or_else(|_| OffsetDateTime::parse(&format!("{text}Z"), &Rfc3339))
-        .map_err(|e| format!("unreadable date {text:?}: {e}"))?;
-    // Year 1 is .NET's DateTime.MinValue: the service's way of saying "no date".
-    if parsed.year() <= 1 {
-        return Ok(None);
-    }
-    Ok(Some(parsed))
-}
+pub use crate::domain::timestamp::parse_service_datetime as parse_datetime;
 
 /// `AuditLogQueryResult`, read leniently: real clients find the fields at the top level, the
 /// spec's example wraps them in `value`; every field may be missing or null.

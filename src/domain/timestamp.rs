@@ -51,6 +51,25 @@ pub fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// Parse an RFC 3339 time.
+/// Parse an Azure DevOps datetime.
+///
+/// The service sends RFC 3339, but also values without an offset (taken as UTC), up to
+/// 7 fractional digits, and `0001-01-01T00:00:00` as a "no date" sentinel (→ `None`).
+pub fn parse_service_datetime(text: &str) -> Result<Option<OffsetDateTime>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let parsed = OffsetDateTime::parse(text, &Rfc3339)
+        .or_else(|_| OffsetDateTime::parse(&format!("{text}Z"), &Rfc3339))
+        .map_err(|e| format!("unreadable date {text:?}: {e}"))?;
+    // Year 1 is .NET's DateTime.MinValue: the service's way of saying "no date".
+    if parsed.year() <= 1 {
+        return Ok(None);
+    }
+    Ok(Some(parsed))
+}
+
 pub fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, time::error::Parse> {
     OffsetDateTime::parse(text.trim(), &Rfc3339)
 }

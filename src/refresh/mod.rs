@@ -9,6 +9,7 @@
 pub mod plan;
 pub mod state;
 
+pub use crate::inventory::RefreshInfo;
 pub use plan::{Decision, Targets};
 pub use state::{STATE_VERSION, State, StateError, StateRef};
 
@@ -47,63 +48,6 @@ pub const DEFAULT_FULL_SCAN_EVERY: Duration = Duration::from_secs(7 * 24 * 3600)
 pub const OVERLAP: time::Duration = time::Duration::minutes(15);
 /// Audit events are kept this long (not configurable on the service).
 pub const RETENTION: time::Duration = time::Duration::days(90);
-
-/// How a report's inventory was made, for the Run sheet, the JSON and the run status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RefreshInfo {
-    /// `full` or `incremental`.
-    pub mode: String,
-    /// Why a full scan ran when a refresh was asked for.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// The audit log window read, if it was read.
-    #[serde(default, with = "crate::domain::timestamp::serde::option")]
-    pub audit_from: Option<OffsetDateTime>,
-    #[serde(default, with = "crate::domain::timestamp::serde::option")]
-    pub audit_to: Option<OffsetDateTime>,
-    #[serde(default)]
-    pub audit_events: u64,
-    #[serde(default)]
-    pub token_events: u64,
-    /// Users whose tokens were listed in this run.
-    #[serde(default)]
-    pub owners_read: u64,
-    /// Users whose tokens came from the state.
-    #[serde(default)]
-    pub owners_reused: u64,
-    /// What a scheduled full scan found against what the refreshes predicted.
-    #[serde(default)]
-    pub check: Option<String>,
-    /// The picture holds as of this time (the next refresh reads the log from here).
-    #[serde(default, with = "crate::domain::timestamp::serde::option")]
-    pub as_of: Option<OffsetDateTime>,
-    #[serde(default, with = "crate::domain::timestamp::serde::option")]
-    pub last_full_scan: Option<OffsetDateTime>,
-}
-
-impl RefreshInfo {
-    pub fn is_incremental(&self) -> bool {
-        self.mode == "incremental"
-    }
-
-    /// One line for summaries.
-    pub fn describe(&self) -> String {
-        let mut text = match self.is_incremental() {
-            true => format!(
-                "incremental: {} token events in the audit log, {} owners read again, {} taken from the last state",
-                self.token_events, self.owners_read, self.owners_reused
-            ),
-            false => format!("full scan of {} owners", self.owners_read),
-        };
-        if let Some(reason) = &self.reason {
-            text.push_str(&format!(" (because {reason})"));
-        }
-        if let Some(check) = &self.check {
-            text.push_str(&format!("; check: {check}"));
-        }
-        text
-    }
-}
 
 /// The state found for the organization: none, unusable (why), or read.
 pub type Found = Option<Result<State, String>>;

@@ -94,7 +94,11 @@ fn named<'a>(event: &AuditEvent, by_name: &HashMap<&str, Vec<Holder<'a>>>) -> Ve
     let secs = |key: &str| {
         event
             .data_text(key)
-            .and_then(|t| crate::ado::wire::parse_datetime(t).ok().flatten())
+            .and_then(|t| {
+                crate::domain::timestamp::parse_service_datetime(t)
+                    .ok()
+                    .flatten()
+            })
             .map(|t| t.unix_timestamp())
     };
     let (from, to) = (secs("ValidFrom"), secs("ValidTo"));

@@ -234,7 +234,7 @@ pub struct RunInfo {
     pub generated: OffsetDateTime,
     /// How the inventory was made: a full scan or an incremental refresh, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh: Option<crate::refresh::RefreshInfo>,
+    pub refresh: Option<crate::inventory::RefreshInfo>,
 }
 
 /// The version of the report's JSON shape. 2: `summary.users_listed` / `users_read` (was
