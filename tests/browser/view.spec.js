@@ -304,7 +304,9 @@ test('hostile names show as text and do nothing', async ({ page }) => {
 test('the CSV download holds the rows shown, as the CSV writer writes them', async ({ page }) => {
   const written = parseCsv(fs.readFileSync(demo.csv, 'utf8'));
   const header = written[0];
-  const byId = new Map(written.slice(1).map((record) => [record[record.length - 1], record]));
+  const idColumn = header.indexOf('Authorization id');
+  expect(idColumn).toBeGreaterThan(-1);
+  const byId = new Map(written.slice(1).map((record) => [record[idColumn], record]));
 
   const download = async () => {
     const [file] = await Promise.all([page.waitForEvent('download'), page.locator('#download').click()]);
@@ -318,8 +320,8 @@ test('the CSV download holds the rows shown, as the CSV writer writes them', asy
   expect(formulas[0]).toEqual(header);
   const expected = byExpiry(rows.filter((r) => matchesSearch(r, '=')));
   expect(formulas.length - 1).toBe(expected.length);
-  expect(formulas.slice(1).map((r) => r[r.length - 1])).toEqual(expected.map((r) => r.authorization_id));
-  for (const record of formulas.slice(1)) expect(record).toEqual(byId.get(record[record.length - 1]));
+  expect(formulas.slice(1).map((r) => r[idColumn])).toEqual(expected.map((r) => r.authorization_id));
+  for (const record of formulas.slice(1)) expect(record).toEqual(byId.get(record[idColumn]));
   const nameColumn = header.indexOf('PAT name');
   const guarded = formulas.slice(1).map((r) => r[nameColumn]).filter((name) => name.startsWith("'="));
   expect(guarded.length).toBeGreaterThan(0);
@@ -333,8 +335,8 @@ test('the CSV download holds the rows shown, as the CSV writer writes them', asy
   await page.locator('#only-global').check();
   const filtered = await download();
   const kept = byExpiry(rows.filter((r) => r.status === 'expired' && r.global));
-  expect(filtered.slice(1).map((r) => r[r.length - 1])).toEqual(kept.map((r) => r.authorization_id));
-  for (const record of filtered.slice(1)) expect(record).toEqual(byId.get(record[record.length - 1]));
+  expect(filtered.slice(1).map((r) => r[idColumn])).toEqual(kept.map((r) => r.authorization_id));
+  for (const record of filtered.slice(1)) expect(record).toEqual(byId.get(record[idColumn]));
 });
 
 test('a narrow window keeps the page usable', async ({ page }) => {
