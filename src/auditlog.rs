@@ -59,6 +59,11 @@ impl TokenAction {
         })
     }
 
+    /// About an SSH key rather than a PAT.
+    pub fn is_ssh(self) -> bool {
+        matches!(self, Self::SshCreate | Self::SshUpdate | Self::SshRevoke)
+    }
+
     /// Made by the token's owner, normally (self-service).
     pub fn by_owner(self) -> bool {
         matches!(
@@ -119,12 +124,25 @@ impl AuditEvent {
             return None;
         }
         let at = mechanism.to_ascii_lowercase().find("authorizationid")?;
-        let rest = mechanism[at + "authorizationid".len()..].trim_start_matches([':', ' ', '=']);
-        let id: String = rest
+        let rest =
+            mechanism[at + "authorizationid".len()..].trim_start_matches([':', ' ', '=', '{']);
+        let hex: String = rest
             .chars()
             .take_while(|c| c.is_ascii_hexdigit() || *c == '-')
+            .filter(|c| *c != '-')
             .collect();
-        (id.len() >= 32).then(|| id.to_ascii_lowercase())
+        // One spelling for every id (the inventory's): lowercase, hyphenated 8-4-4-4-12.
+        (hex.len() == 32).then(|| {
+            let h = hex.to_ascii_lowercase();
+            format!(
+                "{}-{}-{}-{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..]
+            )
+        })
     }
 
     /// A web browser's user agent (Microsoft Sentinel's "PAT used with browser" rule).
@@ -264,6 +282,15 @@ mod tests {
         assert_eq!(
             e(&format!("SessionToken_Unscoped authorizationId: {ID}")),
             None
+        );
+        assert_eq!(
+            e("PAT_Unscoped authorizationId: 5F0B2A1C111140008000000000000001"),
+            Some(id.clone()),
+            "32 digits without hyphens are the same id"
+        );
+        assert_eq!(
+            e(&format!("PAT_Unscoped authorizationId: {{{ID}}}")),
+            Some(id.clone())
         );
         assert_eq!(e("AAD_Cookie"), None);
         assert_eq!(e("PAT_Unscoped authorizationId: 12"), None);

@@ -183,6 +183,9 @@ pub struct RefreshInfo {
     pub as_of: Option<OffsetDateTime>,
     #[serde(default, with = "crate::domain::timestamp::serde::option")]
     pub last_full_scan: Option<OffsetDateTime>,
+    /// Ids of the `Token` events this run read (they go into the state, not the report).
+    #[serde(skip)]
+    pub seen_events: Vec<String>,
 }
 
 impl RefreshInfo {

@@ -50,6 +50,7 @@ fn state_of(inventory: &Inventory, as_of: OffsetDateTime, last_full: OffsetDateT
         ssh_keys: false,
         users: inventory.users.clone(),
         signals: inventory.signals.clone(),
+        seen_events: Vec::new(),
     }
 }
 
@@ -149,6 +150,7 @@ async fn refresh_after_refresh_is_the_full_scan_whatever_changed() {
                 info.as_of.unwrap(),
                 info.last_full_scan.unwrap(),
             );
+            state.seen_events = info.seen_events.clone();
         }
         server.shutdown().await;
     }
@@ -186,6 +188,7 @@ async fn refreshes_through_throttling_and_transient_errors_are_still_the_full_sc
             info.as_of.unwrap(),
             info.last_full_scan.unwrap(),
         );
+        state.seen_events = info.seen_events.clone();
     }
     assert!(
         server.stats().throttled_429 + server.stats().server_errors_500 > 0,
@@ -295,7 +298,8 @@ async fn a_public_discovery_is_a_leak_on_the_token_and_uses_give_the_last_audite
         .unwrap();
     let client = client_for(&server);
     let first = full(&client).await;
-    let state = state_of(&first, OffsetDateTime::now_utc(), OffsetDateTime::now_utc());
+    let now = OffsetDateTime::now_utc();
+    let state = state_of(&first, now, now);
     // Two tokens of people with named, valid PATs: one is found in public, one used from a
     // browser for a security change.
     let mut named = first.users.iter().flat_map(|u| {

@@ -366,7 +366,7 @@ impl AdoClient {
                     detail: e.to_string(),
                 }
             })?;
-        Ok(page.into_page())
+        page.into_page()
     }
 
     /// Revoke these authorizations (PATs, or SSH keys with [`TokenListing::SshKeys`]): one

@@ -100,13 +100,13 @@ pub struct AuditEntry {
 impl AuditPage {
     /// Our page: events with an id and a time, the count of those without, and the next
     /// token only when `hasMore` (the service sends a token on the last page too).
-    pub fn into_page(self) -> super::AuditPage {
+    pub fn into_page(self) -> Result<super::AuditPage, super::AdoError> {
         let page = match self.value {
             Some(inner) if self.decorated_audit_log_entries.is_empty() => *inner,
             _ => self,
         };
         let mut unreadable = 0;
-        let events = page
+        let events: Vec<crate::auditlog::AuditEvent> = page
             .decorated_audit_log_entries
             .into_iter()
             .filter_map(|e| {
@@ -131,15 +131,25 @@ impl AuditPage {
                 })
             })
             .collect();
-        let continuation = match page.has_more {
-            Some(true) => page.continuation_token.filter(|t| !t.trim().is_empty()),
-            _ => None,
+        // The log is newest first: ending early would silently drop the window's oldest
+        // events, so a page that does not say plainly whether more follow is an error.
+        let token = page.continuation_token.filter(|t| !t.trim().is_empty());
+        let continuation = match (page.has_more, token) {
+            (Some(false), _) => None,
+            (Some(true), Some(token)) => Some(token),
+            (None, None) if events.is_empty() && unreadable == 0 => None,
+            (more, _) => {
+                return Err(super::AdoError::Paging(format!(
+                    "the audit log answered hasMore {} without a usable continuation token",
+                    more.map_or("missing".to_owned(), |m| m.to_string())
+                )));
+            }
         };
-        super::AuditPage {
+        Ok(super::AuditPage {
             events,
             unreadable,
             continuation,
-        }
+        })
     }
 }
 
@@ -153,7 +163,10 @@ mod tests {
         let top = r#"{"decoratedAuditLogEntries":[{"id":"1;a;b","timestamp":"2019-03-05T14:05:02.1460838Z",
             "actionId":"Token.PatCreateEvent","area":"Token","actorUPN":"a@x","data":{"DisplayName":"t"},
             "ipAddress":null,"userAgent":""}],"continuationToken":"1;a;b","hasMore":false}"#;
-        let page = serde_json::from_str::<AuditPage>(top).unwrap().into_page();
+        let page = serde_json::from_str::<AuditPage>(top)
+            .unwrap()
+            .into_page()
+            .unwrap();
         assert_eq!(page.events.len(), 1);
         assert_eq!(page.continuation, None, "hasMore false ends the log");
         assert_eq!(page.events[0].actor_upn.as_deref(), Some("a@x"));
@@ -162,13 +175,24 @@ mod tests {
             {"timestamp":"2019-03-05T14:00:35Z"}],"continuationToken":"2","hasMore":true}}"#;
         let page = serde_json::from_str::<AuditPage>(wrapped)
             .unwrap()
-            .into_page();
+            .into_page()
+            .unwrap();
         assert_eq!(page.events.len(), 1);
         assert_eq!(
             page.unreadable, 1,
             "an entry without an id is counted, not kept"
         );
         assert_eq!(page.continuation.as_deref(), Some("2"));
+        for unclear in [
+            r#"{"decoratedAuditLogEntries":[{"id":"3","timestamp":"2019-03-05T14:00:35Z"}],"continuationToken":"3"}"#,
+            r#"{"decoratedAuditLogEntries":[],"continuationToken":" ","hasMore":true}"#,
+        ] {
+            let page = serde_json::from_str::<AuditPage>(unclear).unwrap();
+            assert!(
+                matches!(page.into_page(), Err(crate::ado::AdoError::Paging(_))),
+                "{unclear}"
+            );
+        }
     }
 
     #[test]

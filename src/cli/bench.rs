@@ -885,6 +885,7 @@ async fn refresh_case(args: &BenchArgs, users: usize) -> anyhow::Result<Vec<Verd
         ssh_keys: false,
         users: first.users,
         signals: first.signals,
+        seen_events: Vec::new(),
     };
     let incremental = RefreshOptions {
         incremental: true,

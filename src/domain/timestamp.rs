@@ -50,7 +50,6 @@ pub fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {
     at.replace_nanosecond(0).unwrap_or(at)
 }
 
-/// Parse an RFC 3339 time.
 /// Parse an Azure DevOps datetime.
 ///
 /// The service sends RFC 3339, but also values without an offset (taken as UTC), up to
@@ -70,6 +69,7 @@ pub fn parse_service_datetime(text: &str) -> Result<Option<OffsetDateTime>, Stri
     Ok(Some(parsed))
 }
 
+/// Parse an RFC 3339 time.
 pub fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, time::error::Parse> {
     OffsetDateTime::parse(text.trim(), &Rfc3339)
 }

@@ -162,7 +162,8 @@ async fn run_job(
     }
     tracing::info!("scan started");
 
-    let made = make_report(state, runs, &job, &status, attempt.credential).await;
+    let on_behalf_of = attempt.auth == AuthMode::OnBehalfOf.name();
+    let made = make_report(state, runs, &job, &status, attempt.credential, on_behalf_of).await;
     let now = OffsetDateTime::now_utc();
     match made {
         Ok((produced, progress)) => {
@@ -347,6 +348,7 @@ async fn make_report(
     job: &JobMessage,
     status: &RunStatus,
     credential: &AdoCredential,
+    on_behalf_of: bool,
 ) -> Result<(Produced, RunProgress), Failure> {
     // A job queued before the organization was removed from the settings is not run.
     let Some(org) = state.settings.find_org(job.org.as_str()) else {
@@ -359,7 +361,13 @@ async fn make_report(
             transient: false,
         });
     };
-    let plan = state.settings.report_plan(org.clone());
+    let mut plan = state.settings.report_plan(org.clone());
+    if on_behalf_of {
+        // The caller's rights are not the service's: a state made with the service's
+        // credential must not hand the caller tokens it could not list itself, and the
+        // caller's view must not become the state the service refreshes from.
+        plan.refresh.incremental = false;
+    }
     let progress = StatusProgress::default();
     let sink = BlobSink::new(runs, job.run_id.clone());
     let (stop, stopped) = watch::channel(false);

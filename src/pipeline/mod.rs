@@ -231,8 +231,9 @@ async fn produce(
     timings.scan = started.elapsed();
     timings.note_memory("scan");
     // Written now, before the report takes the inventory apart; kept once the report is
-    // delivered. Only a complete picture can be refreshed from.
-    let new_state = match inventory.is_complete() {
+    // delivered. Only a complete picture can be refreshed from, and only refreshing runs keep
+    // one (a run without the audit log would drop the signals the state carries).
+    let new_state = match plan.refresh.incremental && inventory.is_complete() {
         true => save_state(sink, &inventory, &refreshed, plan.scan.include_ssh_keys),
         false => None,
     };
@@ -367,6 +368,7 @@ fn save_state(
         ssh_keys,
         users: &inventory.users,
         signals: &inventory.signals,
+        seen_events: &refreshed.seen_events,
     };
     match state.write(file) {
         Ok(()) => Some(path),

@@ -64,6 +64,18 @@ async fn read_audit(
     client: &AdoClient,
     from: OffsetDateTime,
     to: OffsetDateTime,
+    stop: &crate::stop::Stop,
+) -> Result<Read, String> {
+    match stop.or_cut(read_window(client, from, to)).await {
+        Some(read) => read,
+        None => Err("the run was stopped while the audit log was being read".into()),
+    }
+}
+
+async fn read_window(
+    client: &AdoClient,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
 ) -> Result<Read, String> {
     client
         .reach_audit()
@@ -85,12 +97,11 @@ async fn read_audit(
             ));
         }
         for event in page.events {
-            if !seen.insert(event.id.clone()) {
-                continue;
-            }
             read.events += 1;
+            // A repeated use changes nothing (the latest is kept); only token events, which
+            // are few, are deduplicated, so a busy organization's log costs no memory.
             auditlog::record_uses(&mut read.uses, [&event]);
-            if event.meaning() != Meaning::Other {
+            if event.meaning() != Meaning::Other && seen.insert(event.id.clone()) {
                 read.token_events.push(event);
             }
         }
@@ -148,6 +159,7 @@ pub async fn inventory(
         as_of: Some(now),
         ..RefreshInfo::default()
     };
+    let started = tokio::time::Instant::now();
     if !options.incremental {
         let inventory = engine::scan(client, scan, progress).await?;
         info.owners_read = inventory.users.len() as u64;
@@ -157,7 +169,7 @@ pub async fn inventory(
     let state = match found {
         None => Err("there is no earlier state of this organization".to_owned()),
         Some(Err(why)) => Err(format!("the earlier state cannot be used: {why}")),
-        Some(Ok(state)) => usable(state, scan, options, now),
+        Some(Ok(state)) => usable(state, scan, now),
     };
     // The window: since the state (with an overlap), or the last day on a first run so that
     // leaks and uses still show.
@@ -166,7 +178,7 @@ pub async fn inventory(
         Err(_) => now - time::Duration::days(1),
     }
     .max(now - RETENTION);
-    let audit = read_audit(client, from, now).await;
+    let audit = read_audit(client, from, now, &scan.stop).await;
     if audit.is_ok() {
         info.audit_from = Some(from);
         info.audit_to = Some(now);
@@ -184,7 +196,15 @@ pub async fn inventory(
     };
     info.audit_events = read.events;
     info.token_events = read.token_events.len() as u64;
-    let targets = match plan::decide(&read.token_events, &state.users) {
+    info.seen_events = seen_since(&read, now);
+    let already: HashSet<&str> = state.seen_events.iter().map(String::as_str).collect();
+    let fresh: Vec<AuditEvent> = read
+        .token_events
+        .iter()
+        .filter(|e| !already.contains(e.id.as_str()))
+        .cloned()
+        .collect();
+    let targets = match plan::decide(&fresh, &state.users, scan.include_ssh_keys) {
         Decision::Full(why) => {
             info.reason = Some(why);
             return full_scan(client, scan, progress, info, Some(read), Some(state), now).await;
@@ -210,6 +230,17 @@ pub async fn inventory(
         targets: &targets,
     };
     let mut inventory = engine::scan_reusing(client, scan, progress, &reusing).await?;
+    // A stopped or incomplete refresh is a partial report like a stopped full scan's: its
+    // users not reached are records, and a second scan would outlive the budget.
+    if scan.stop.reason().is_some() || !inventory.is_complete() {
+        info.mode = "incremental".into();
+        info.reason = Some("the refresh did not finish; the report is partial".into());
+        info.owners_reused = inventory.stats.reused_users;
+        info.owners_read = (inventory.users.len() as u64).saturating_sub(info.owners_reused);
+        info.last_full_scan = Some(state.last_full_scan);
+        inventory.signals = signals(state.signals, &read, &inventory.users);
+        return Ok((inventory, info));
+    }
     if let Some(event) = targets.unresolved(
         inventory
             .users
@@ -221,7 +252,12 @@ pub async fn inventory(
             "an audit event could not be matched to a user listed now ({event})"
         ));
         let state_signals = state.signals;
-        let mut inventory = engine::scan(client, scan, progress).await?;
+        // The full scan gets what is left of the time budget, not a new one.
+        let mut rest = scan.clone();
+        rest.time_budget = scan
+            .time_budget
+            .map(|budget| budget.saturating_sub(started.elapsed()));
+        let mut inventory = engine::scan(client, &rest, progress).await?;
         info.owners_read = inventory.users.len() as u64;
         info.owners_reused = 0;
         info.last_full_scan = Some(now);
@@ -245,12 +281,7 @@ fn days(d: Duration) -> String {
 }
 
 /// The state, if a refresh can start from it.
-fn usable(
-    state: State,
-    scan: &ScanOptions,
-    _options: &RefreshOptions,
-    now: OffsetDateTime,
-) -> Result<State, String> {
+fn usable(state: State, scan: &ScanOptions, now: OffsetDateTime) -> Result<State, String> {
     if state.ssh_keys != scan.include_ssh_keys {
         return Err(format!(
             "the earlier state was made {} SSH keys",
@@ -263,10 +294,21 @@ fn usable(
             crate::domain::timestamp::rfc3339(state.as_of)
         ));
     }
-    if state.as_of > now {
-        return Err("the earlier state is dated in the future".into());
+    if state.as_of > now || state.last_full_scan > state.as_of {
+        return Err(
+            "the earlier state is dated in the future (or its last full scan after it)".into(),
+        );
     }
     Ok(state)
+}
+
+/// The ids of the token events the next window's overlap will read again.
+fn seen_since(read: &Read, now: OffsetDateTime) -> Vec<String> {
+    read.token_events
+        .iter()
+        .filter(|e| e.timestamp >= now - OVERLAP)
+        .map(|e| e.id.clone())
+        .collect()
 }
 
 /// The signals: the state's, plus this window's uses and leaks, for the tokens listed now.
@@ -312,6 +354,7 @@ async fn full_scan(
     if let Some(read) = &read {
         info.audit_events = read.events;
         info.token_events = read.token_events.len() as u64;
+        info.seen_events = seen_since(read, now);
         inventory.signals = signals(kept, read, &inventory.users);
     } else {
         inventory.signals = signals(
@@ -343,6 +386,7 @@ async fn checked_full_scan(
     let mut inventory = engine::scan(client, scan, progress).await?;
     info.owners_read = inventory.users.len() as u64;
     info.last_full_scan = Some(now);
+    info.seen_events = seen_since(&read, now);
     let stored: HashMap<&str, &UserTokens> = state
         .users
         .iter()

@@ -30,6 +30,10 @@ pub struct State {
     pub users: Vec<UserTokens>,
     #[serde(default)]
     pub signals: Signals,
+    /// Ids of the `Token` events already applied that the next window's overlap reads again:
+    /// skipped then, so an event whose token is gone by now cannot force a full scan.
+    #[serde(default)]
+    pub seen_events: Vec<String>,
 }
 
 /// A state as written: borrows the inventory, so writing it copies nothing.
@@ -44,6 +48,7 @@ pub struct StateRef<'a> {
     pub ssh_keys: bool,
     pub users: &'a [UserTokens],
     pub signals: &'a Signals,
+    pub seen_events: &'a [String],
 }
 
 /// Why a stored state cannot be used.
@@ -113,6 +118,7 @@ mod tests {
             ssh_keys: false,
             users: &users,
             signals: &signals,
+            seen_events: &[],
         }
         .write(&mut bytes)
         .unwrap();
