@@ -1216,6 +1216,17 @@ async fn scheduled_runs_notify_record_what_became_of_each_webhook_and_compare_wi
         "{second}"
     );
     assert_eq!(bodies[1]["changes"]["new_pats"], 0);
+    // Scheduled runs refresh from the audit log: the first had no state (its own run wrote
+    // {org}/state.json), the second refreshed from it.
+    assert_eq!(first["summary"]["refresh"]["mode"], "full", "{first}");
+    assert!(
+        first["summary"]["refresh"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no earlier state"),
+        "{first}"
+    );
+    assert_eq!(second["summary"]["refresh"]["mode"], "incremental", "{second}");
     let worker = host.logs_of("PatReportWorker").join("\n");
     for log in [host.log_text(), worker.clone()] {
         assert!(
