@@ -341,7 +341,9 @@ pub async fn scan(
             duplicate_pats: tally.duplicate_pats.into_inner(),
             ssh_key_pages: tally.ssh_key_pages.into_inner(),
             duplicate_ssh_keys: tally.duplicate_ssh_keys.into_inner(),
-        },
+            ..RunStats::default()
+        }
+        .with_pacing(&pacing),
     })
 }
 

@@ -98,6 +98,37 @@ pub struct RunStats {
     /// SSH key entries the service listed more than once for the same user (kept once).
     #[serde(default)]
     pub duplicate_ssh_keys: u64,
+    /// The rate limit as the service reported it (`X-RateLimit-Limit`, TSTU per window);
+    /// `None` when no answer carried it.
+    #[serde(default)]
+    pub tstu_limit: Option<f64>,
+    /// TSTU the scan consumed, as measured from `X-RateLimit-Remaining`.
+    #[serde(default)]
+    pub tstu_consumed: f64,
+    /// Estimated TSTU per call over all calls, and per API (`graph`, `tokenadmin`, ...).
+    #[serde(default)]
+    pub tstu_per_call: Option<f64>,
+    #[serde(default)]
+    pub tstu_per_call_by_api: std::collections::BTreeMap<String, f64>,
+    /// Time the service reported holding answers (`X-RateLimit-Delay`, summed over answers).
+    #[serde(default, with = "duration_secs")]
+    pub rate_limit_delay: Duration,
+    /// The lowest `X-RateLimit-Remaining` seen: how close the scan came to being delayed.
+    #[serde(default)]
+    pub lowest_remaining: Option<f64>,
+}
+
+impl RunStats {
+    /// The rate-limit figures of a client's pacing.
+    pub fn with_pacing(mut self, pacing: &crate::ado::PacingStats) -> Self {
+        self.tstu_limit = pacing.tstu_limit;
+        self.tstu_consumed = pacing.tstu_consumed;
+        self.tstu_per_call = pacing.mean_tstu_per_call();
+        self.tstu_per_call_by_api = pacing.tstu_per_call.clone();
+        self.rate_limit_delay = pacing.delayed;
+        self.lowest_remaining = pacing.lowest_remaining;
+        self
+    }
 }
 
 /// Everything one scan of one organization found.
