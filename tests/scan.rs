@@ -756,7 +756,11 @@ async fn a_403_that_says_the_request_was_blocked_is_retried_as_throttling() {
     assert_exact(&inv, &truth);
     let sim = server.stats();
     assert!(sim.throttled_429 > 0, "some requests were refused: {sim:?}");
-    assert!(inv.stats.throttled > 0 && inv.stats.retries > 0, "{:?}", inv.stats);
+    assert!(
+        inv.stats.throttled > 0 && inv.stats.retries > 0,
+        "{:?}",
+        inv.stats
+    );
     // The figures of the run: the limit as reported, what was consumed, the closest call.
     assert_eq!(inv.stats.tstu_limit, Some(10.0));
     assert!(inv.stats.tstu_consumed > 10.0, "{:?}", inv.stats);

@@ -406,6 +406,11 @@ impl Pacer {
             if !state.window.mirrored() {
                 state.decrease(now);
             }
+        } else if let (Some(limit), Some(remaining)) = (signals.limit, signals.remaining)
+            && remaining / limit >= GATE_OFF
+        {
+            // The service itself reports plenty of room: that outranks an older backoff.
+            state.backoff_rate = None;
         }
     }
 }
