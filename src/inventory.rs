@@ -174,3 +174,27 @@ mod duration_secs {
         Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_written_before_the_rate_limit_figures_still_read() {
+        let old = r#"{"api_calls":3,"retries":0,"throttled":0,"throttle_wait":0.5,"user_pages":1,"pat_pages":2}"#;
+        let stats: RunStats = serde_json::from_str(old).unwrap();
+        assert_eq!(stats.api_calls, 3);
+        assert_eq!(
+            (
+                stats.tstu_limit,
+                stats.tstu_per_call,
+                stats.lowest_remaining
+            ),
+            (None, None, None)
+        );
+        assert_eq!(stats.rate_limit_delay, Duration::ZERO);
+        let again: RunStats =
+            serde_json::from_str(&serde_json::to_string(&stats).unwrap()).unwrap();
+        assert_eq!(again, stats);
+    }
+}

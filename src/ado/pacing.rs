@@ -61,6 +61,8 @@ pub const GATE_OFF: f64 = 0.6;
 pub const RESERVE: f64 = 0.03;
 /// Weight of a new observation in a cost estimate (an average over about 50 calls).
 const COST_WEIGHT: f64 = 0.02;
+/// A single answer's rise above this many times the estimate counts as this many.
+const JUMP: f64 = 32.0;
 /// Longest window believed from `X-RateLimit-Reset` (the documented one is five minutes).
 const MAX_WINDOW: Duration = Duration::from_secs(3600);
 /// One multiplicative decrease per this interval.
@@ -540,9 +542,10 @@ impl Window {
 
     fn learn(&mut self, kind: ApiKind, consumed: f64) {
         let c = self.costs.entry(kind).or_default();
-        // One jump (another client of the same identity) must not become the estimate.
+        // One jump (another client of the same identity) must not become the estimate; but
+        // answers overtake one another, so one may show the rise of a dozen calls or more.
         let consumed = if c.samples >= 10 {
-            consumed.min(5.0 * c.mean)
+            consumed.min(JUMP * c.mean)
         } else {
             consumed
         };
@@ -1072,14 +1075,12 @@ mod window_tests {
         r
     }
 
-    /// The least time for `calls` calls: the latency floor, or the budget floor (an empty
-    /// window admits `limit`, then each further window another `limit`: the last share starts
-    /// `k` windows in and takes its own latency time).
+    /// The least time for `calls` calls: the latency floor, or the budget floor (the bench's).
     fn floor(calls: usize, charged: f64, limit: f64, window: Duration) -> Duration {
-        let rounds = |n: f64| LATENCY.mul_f64((n / WORKERS as f64).ceil());
-        let k = (charged / limit).ceil().max(1.0) - 1.0;
-        let last = calls as f64 * (charged - k * limit) / charged;
-        rounds(calls as f64).max(window.mul_f64(k) + rounds(last))
+        let latency = LATENCY * u32::try_from(calls.div_ceil(WORKERS)).unwrap_or(u32::MAX);
+        let budget =
+            crate::bench::budget_floor(charged, limit, window, calls as u64, LATENCY, WORKERS);
+        latency.max(budget)
     }
 
     #[tokio::test(start_paused = true)]
