@@ -444,13 +444,10 @@ pub(crate) fn server_error(activity_id: &str) -> Reply {
     )
 }
 
-/// Adds the rate-limit headers of a successful answer.
-pub(crate) fn rate_limit_headers(
-    reply: Reply,
-    late: &Late,
-    send_always: bool,
-    now_epoch: i64,
-) -> Reply {
+/// Adds the rate-limit headers of a successful answer. `Reset` is the whole second by which
+/// usage is surely back at zero (rounded up, as the TSTU model's: rounded down it came up to a
+/// second early, and a client reading the window's length from it saw 4 s for 5).
+pub(crate) fn rate_limit_headers(reply: Reply, late: &Late, send_always: bool) -> Reply {
     if !send_always && late.usage.is_none() && late.throttled.is_none() {
         return reply;
     }
@@ -460,7 +457,7 @@ pub(crate) fn rate_limit_headers(
     } else {
         limit.saturating_sub(used)
     };
-    let reset = now_epoch + i64::try_from(ceil_secs(late.reset_in)).unwrap_or(0);
+    let reset = reset_epoch(late.reset_in);
     let mut reply = reply
         .header("x-ratelimit-resource", "Core")
         .header("x-ratelimit-limit", limit.to_string())

@@ -529,7 +529,7 @@ impl AppState {
                     bump(&stats.delayed_200);
                 }
                 let always = self.faults.config().rate_limit_headers;
-                let reply = faults::rate_limit_headers(reply, &late, always, now_epoch());
+                let reply = faults::rate_limit_headers(reply, &late, always);
                 match (&metered, &self.faults.config().tstu) {
                     (Some(m), Some(limit)) => {
                         if matches!(m.decision, Decision::Delayed { .. }) {
