@@ -913,6 +913,52 @@ mod tests {
     }
 
     #[test]
+    fn a_delay_without_retry_after_is_counted_not_obeyed() {
+        let pacer = Pacer::default();
+        pacer.observe(Signals {
+            status: 200,
+            delay: Some(Duration::from_millis(50)),
+            ..Signals::default()
+        });
+        let stats = pacer.stats();
+        assert_eq!(stats.delayed, Duration::from_millis(50));
+        assert_eq!(
+            (stats.throttled, stats.throttle_wait, stats.rate_limit),
+            (0, Duration::ZERO, None)
+        );
+    }
+
+    #[test]
+    fn a_403_is_throttling_only_when_its_body_says_the_request_was_blocked() {
+        assert!(says_request_blocked(
+            br#"{"message":"TF400733: The request has been canceled","typeKey":"RequestBlockedException"}"#
+        ));
+        assert!(!says_request_blocked(
+            br#"{"message":"TF400813: not authorized","typeKey":"UnauthorizedRequestException"}"#
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_blocked_403_becomes_a_429_with_a_retry_after_and_others_pass() {
+        let answer = |body: &str| {
+            AsyncRawResponse::from_bytes(
+                StatusCode::Forbidden,
+                Headers::new(),
+                body.as_bytes().to_vec(),
+            )
+        };
+        let blocked = blocked_as_throttling(answer("TF400733: blocked"))
+            .await
+            .unwrap();
+        assert_eq!(blocked.status(), StatusCode::TooManyRequests);
+        assert_eq!(blocked.headers().get_optional_str(&RETRY_AFTER), Some("1"));
+        let denied = blocked_as_throttling(answer("TF400813: not authorized"))
+            .await
+            .unwrap();
+        assert_eq!(denied.status(), StatusCode::Forbidden);
+    }
+
+    #[test]
     fn a_plain_200_or_500_does_not_pause_or_pace() {
         let pacer = Pacer::default();
         pacer.observe(Signals {

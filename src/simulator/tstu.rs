@@ -308,6 +308,23 @@ mod tests {
     }
 
     #[test]
+    fn some_answers_are_held_whatever_the_usage() {
+        let mut m = TstuMeter::new(TstuLimit {
+            shared_delay_probability: 0.5,
+            ..TstuLimit::documented(0.01)
+        });
+        let now = Instant::now();
+        let held = (0..1000)
+            .map(|_| m.admit("a", TstuApi::TokenAdmin, now))
+            .filter(|got| {
+                assert!(matches!(got.decision, Decision::Normal { .. }));
+                got.shared_delay == Some(Duration::from_millis(50))
+            })
+            .count();
+        assert!((400..600).contains(&held), "{held}");
+    }
+
+    #[test]
     fn costs_differ_by_api_and_vary_around_their_mean() {
         let mut m = TstuMeter::new(TstuLimit {
             limit: 1e9,
