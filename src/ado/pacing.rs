@@ -512,6 +512,8 @@ impl Window {
             self.gating = false;
         }
         let served = (200..300).contains(&s.status);
+        // `Remaining` 0 hides how far past the limit usage is.
+        self.blind |= remaining <= 0.0;
         if remaining > 0.0 {
             let first = self.blind || (self.log.is_empty() && self.consumed == 0.0);
             self.blind = false;
@@ -530,7 +532,6 @@ impl Window {
                 self.consumed += reserved.min(consumed);
             }
         } else if served {
-            self.blind = true;
             // Usage is past the limit and `Remaining` no longer moves; charge what the
             // call is expected to cost.
             let cost = self.cost_of(s.kind);
