@@ -462,7 +462,7 @@ pub(crate) fn rate_limit_headers(reply: Reply, late: &Late, send_always: bool) -
         .header("x-ratelimit-resource", "Core")
         .header("x-ratelimit-limit", limit.to_string())
         .header("x-ratelimit-remaining", remaining.to_string())
-        .header("x-ratelimit-reset", reset.to_string());
+        .header("x-ratelimit-reset", reset);
     if let Some(secs) = late.throttled {
         reply = reply.header("retry-after", secs.to_string()).header(
             "x-ratelimit-delay",
