@@ -24,6 +24,34 @@ pub fn floor(
     chain.max(work)
 }
 
+/// The least time any client that is never delayed needs when each identity may consume
+/// `limit` TSTU in any sliding `window`, for `calls` requests costing `total_cost` TSTU in all,
+/// at this latency and concurrency.
+///
+/// An empty window admits `limit` at once; after that no window can hold more than `limit`.
+/// So the windows `[0, W)`, `[W, 2W)`, ... hold `limit` each at most, and with
+/// `k = ⌈total / limit⌉ - 1` the last `total - k × limit` TSTU cannot start before `k × W`;
+/// those calls then take their own latency time (`⌈calls' / concurrency⌉ × latency`). The
+/// bound is reached by spending each window's `limit` as soon as it frees. A client that lets
+/// itself be delayed can finish a little sooner when the total is just past a multiple of
+/// `limit`, at the cost of delays of up to 30 s per request.
+pub fn budget_floor(
+    total_cost: f64,
+    limit: f64,
+    window: Duration,
+    calls: u64,
+    latency: Duration,
+    concurrency: usize,
+) -> Duration {
+    if total_cost <= limit || limit <= 0.0 || calls == 0 {
+        return Duration::ZERO;
+    }
+    let k = (total_cost / limit).ceil() - 1.0;
+    let last_calls = (calls as f64 * (total_cost - k * limit) / total_cost).ceil() as u64;
+    let rounds = last_calls.div_ceil(concurrency.max(1) as u64);
+    window.mul_f64(k) + latency * u32::try_from(rounds).unwrap_or(u32::MAX)
+}
+
 /// The sample's algorithm, made complete: one request at a time, every users page, then every
 /// page of each user's PATs in turn. Returns (users, PATs, requests).
 pub async fn sequential_scan(client: &AdoClient) -> Result<(u64, u64, u64), AdoError> {
@@ -85,6 +113,28 @@ mod tests {
         // Few PATs: the chain of user pages dominates.
         assert_eq!(floor(50, 10, ms(20), 16), ms(20) * 51);
         assert_eq!(floor(1, 0, ms(10), 0), ms(20));
+    }
+
+    #[test]
+    fn the_budget_floor_spends_each_window_as_it_frees() {
+        let ms = Duration::from_millis;
+        let minute = Duration::from_secs(60);
+        // Within the first window's budget: no budget floor at all.
+        assert_eq!(
+            budget_floor(150.0, 200.0, minute, 10_000, ms(20), 16),
+            ms(0)
+        );
+        // 500 TSTU: two full windows, then the last 100 TSTU (2,000 of 10,000 calls: 125
+        // rounds of 16) after two minutes.
+        assert_eq!(
+            budget_floor(500.0, 200.0, minute, 10_000, ms(20), 16),
+            minute * 2 + ms(20) * 125
+        );
+        // Exactly two windows' worth: the second 200 starts after one window.
+        assert_eq!(
+            budget_floor(400.0, 200.0, minute, 1_600, ms(20), 16),
+            minute + ms(20) * 50
+        );
     }
 
     #[test]

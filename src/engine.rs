@@ -375,7 +375,9 @@ pub async fn scan_reusing(
             ssh_key_pages: tally.ssh_key_pages.into_inner(),
             duplicate_ssh_keys: tally.duplicate_ssh_keys.into_inner(),
             reused_users: reused.into_inner(),
-        },
+            ..RunStats::default()
+        }
+        .with_pacing(&pacing),
         signals: Default::default(),
     })
 }

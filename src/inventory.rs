@@ -102,6 +102,37 @@ pub struct RunStats {
     /// refresh; 0 for a full scan).
     #[serde(default)]
     pub reused_users: u64,
+    /// The rate limit as the service reported it (`X-RateLimit-Limit`, TSTU per window);
+    /// `None` when no answer carried it.
+    #[serde(default)]
+    pub tstu_limit: Option<f64>,
+    /// TSTU the scan consumed, as measured from `X-RateLimit-Remaining`.
+    #[serde(default)]
+    pub tstu_consumed: f64,
+    /// Estimated TSTU per call over all calls, and per API (`graph`, `tokenadmin`, ...).
+    #[serde(default)]
+    pub tstu_per_call: Option<f64>,
+    #[serde(default)]
+    pub tstu_per_call_by_api: std::collections::BTreeMap<String, f64>,
+    /// Time the service reported holding answers (`X-RateLimit-Delay`, summed over answers).
+    #[serde(default, with = "duration_secs")]
+    pub rate_limit_delay: Duration,
+    /// The lowest `X-RateLimit-Remaining` seen: how close the scan came to being delayed.
+    #[serde(default)]
+    pub lowest_remaining: Option<f64>,
+}
+
+impl RunStats {
+    /// The rate-limit figures of a client's pacing.
+    pub fn with_pacing(mut self, pacing: &crate::ado::PacingStats) -> Self {
+        self.tstu_limit = pacing.tstu_limit;
+        self.tstu_consumed = pacing.tstu_consumed;
+        self.tstu_per_call = pacing.mean_tstu_per_call();
+        self.tstu_per_call_by_api = pacing.tstu_per_call.clone();
+        self.rate_limit_delay = pacing.delayed;
+        self.lowest_remaining = pacing.lowest_remaining;
+        self
+    }
 }
 
 /// Everything one scan of one organization found.
@@ -209,5 +240,29 @@ impl RefreshInfo {
             text.push_str(&format!("; check: {check}"));
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_written_before_the_rate_limit_figures_still_read() {
+        let old = r#"{"api_calls":3,"retries":0,"throttled":0,"throttle_wait":0.5,"user_pages":1,"pat_pages":2}"#;
+        let stats: RunStats = serde_json::from_str(old).unwrap();
+        assert_eq!(stats.api_calls, 3);
+        assert_eq!(
+            (
+                stats.tstu_limit,
+                stats.tstu_per_call,
+                stats.lowest_remaining
+            ),
+            (None, None, None)
+        );
+        assert_eq!(stats.rate_limit_delay, Duration::ZERO);
+        let again: RunStats =
+            serde_json::from_str(&serde_json::to_string(&stats).unwrap()).unwrap();
+        assert_eq!(again, stats);
     }
 }

@@ -107,7 +107,31 @@ pub struct RunProgress {
     pub throttled: u64,
     #[serde(default)]
     pub throttle_wait_seconds: u64,
+    /// The rate-limit figures so far (see `RunStats`): estimated TSTU per call, TSTU
+    /// consumed, whole seconds the service delayed answers, the lowest `Remaining` seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tstu_per_call: Option<Figure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tstu_consumed: Option<Figure>,
+    #[serde(default)]
+    pub rate_limit_delay_seconds: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lowest_remaining: Option<Figure>,
 }
+
+/// A measured figure in the status document. Equal when bit for bit equal: the document is
+/// compared as a whole (has the progress changed?), never computed with.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Figure(pub f64);
+
+impl PartialEq for Figure {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Figure {}
 
 /// The headline figures of a finished report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

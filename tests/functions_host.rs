@@ -1226,7 +1226,10 @@ async fn scheduled_runs_notify_record_what_became_of_each_webhook_and_compare_wi
             .contains("no earlier state"),
         "{first}"
     );
-    assert_eq!(second["summary"]["refresh"]["mode"], "incremental", "{second}");
+    assert_eq!(
+        second["summary"]["refresh"]["mode"], "incremental",
+        "{second}"
+    );
     let worker = host.logs_of("PatReportWorker").join("\n");
     for log in [host.log_text(), worker.clone()] {
         assert!(

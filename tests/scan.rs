@@ -8,7 +8,7 @@ use patreport::inventory::Inventory;
 use patreport::secret::Secret;
 use patreport::simulator::{
     AuthConfig, AuthFailureMode, DEMO_PAT, FaultConfig, OrgSpec, Persistence, SimConfig, SimOrg,
-    SimServer, SimUser, Storm,
+    SimServer, SimUser, Storm, TstuCosts, TstuLimit,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -570,9 +570,14 @@ async fn a_rate_limited_scan_slows_down_and_loses_no_user() {
     let inv = result.unwrap();
     assert_exact(&inv, &truth);
     let sim = server.stats();
-    // The window was reached (the scan needs ~530 requests, 2.6 windows' worth) ...
-    assert!(sim.delayed_200 + sim.throttled_429 > 0, "{sim:?}");
-    // ... and the governor kept the scan mostly under the hard budget.
+    // The scan needs ~500 requests, 2.5 windows' worth: it came close to the limit ...
+    assert_eq!(inv.stats.tstu_limit, Some(200.0));
+    assert!(
+        inv.stats.lowest_remaining.is_some_and(|r| r < 60.0),
+        "{:?}",
+        inv.stats
+    );
+    // ... and the governor kept it under the limit, and mostly under the hard budget.
     assert!(sim.throttled_429 < 20, "{sim:?}");
 }
 
@@ -725,4 +730,45 @@ async fn a_retry_after_longer_than_the_budget_left_ends_the_run_instead_of_waiti
                 .is_some_and(|s| s.contains("time budget")),
         "{inv:?}"
     );
+}
+
+/// The documented limit in small: 10 TSTU per second, a listing costing 1, refusals as the
+/// 403 some clients meet (`TF400733`, `RequestBlockedException`). The first burst of listings
+/// goes past the limit before any answer can slow it, so some are refused; every refusal is
+/// retried as throttling and no user is lost.
+#[tokio::test]
+async fn a_403_that_says_the_request_was_blocked_is_retried_as_throttling() {
+    let org = org(40);
+    let truth = org.clone();
+    let mut config = SimConfig::strict();
+    config.faults.tstu = Some(TstuLimit {
+        window: Duration::from_secs(1),
+        limit: 10.0,
+        block_over: 1.0,
+        max_delay: Duration::from_millis(20),
+        costs: TstuCosts {
+            graph: 0.1,
+            token_admin: 1.0,
+            revocations: 1.0,
+            audit: 1.0,
+        },
+        noise: 0.0,
+        blocked_as_403: true,
+        ..TstuLimit::documented(1.0)
+    });
+    let (result, server) = scan_with(org, config).await;
+    let inv = result.unwrap();
+    assert_exact(&inv, &truth);
+    let sim = server.stats();
+    assert!(sim.throttled_429 > 0, "some requests were refused: {sim:?}");
+    assert!(
+        inv.stats.throttled > 0 && inv.stats.retries > 0,
+        "{:?}",
+        inv.stats
+    );
+    // The figures of the run: the limit as reported, what was consumed, the closest call.
+    assert_eq!(inv.stats.tstu_limit, Some(10.0));
+    assert!(inv.stats.tstu_consumed > 10.0, "{:?}", inv.stats);
+    assert!(inv.stats.tstu_per_call_by_api.contains_key("tokenadmin"));
+    assert!(inv.stats.lowest_remaining.is_some_and(|r| r < 3.0));
 }

@@ -64,11 +64,30 @@ impl AdoError {
             AdoError::Transport(_) | AdoError::Unreachable(_) => true,
             // A managed identity endpoint can hiccup; a PAT never produces this.
             AdoError::Credential(_) => true,
-            AdoError::Service { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            AdoError::Service { status, .. } => {
+                *status == 408 || *status == 429 || *status >= 500 || self.is_throttling()
+            }
             AdoError::Authentication { .. }
             | AdoError::Decode { .. }
             | AdoError::Paging(_)
             | AdoError::Config(_) => false,
+        }
+    }
+
+    /// The service refused for usage, not permission: a 429, or any answer (a 403 too) whose
+    /// body says the request was blocked (`TF400733`, `RequestBlockedException`).
+    pub fn is_throttling(&self) -> bool {
+        match self {
+            AdoError::Service {
+                status,
+                type_key,
+                message,
+            } => {
+                *status == 429
+                    || type_key.as_deref() == Some("RequestBlockedException")
+                    || message.contains("TF400733")
+            }
+            _ => false,
         }
     }
 
@@ -196,5 +215,21 @@ mod tests {
             .is_transient()
         );
         assert!(!AdoError::Paging("loop".into()).is_transient());
+    }
+
+    #[test]
+    fn a_403_that_says_the_request_was_blocked_is_throttling() {
+        let blocked = AdoError::Service {
+            status: 403,
+            type_key: Some("RequestBlockedException".into()),
+            message: "TF400733: The request has been canceled".into(),
+        };
+        assert!(blocked.is_throttling() && blocked.is_transient());
+        let denied = AdoError::Service {
+            status: 403,
+            type_key: Some("UnauthorizedRequestException".into()),
+            message: "TF400813: not authorized".into(),
+        };
+        assert!(!denied.is_throttling() && !denied.is_transient());
     }
 }

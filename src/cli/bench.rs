@@ -54,6 +54,14 @@ pub struct BenchArgs {
     /// Throttled case: requests per window before 429.
     #[arg(long, default_value_t = 1500)]
     pub window_budget: usize,
+    /// TSTU cases: the mean cost of one Token Admin listing, one case each (a Graph page costs
+    /// ten times as much; each call varies by ±50%).
+    #[arg(long, value_delimiter = ',', default_value = "0.005,0.02,0.1")]
+    pub tstu_costs: Vec<f64>,
+    /// TSTU cases: the sliding window (the service's is 5m; the cases take about
+    /// ⌈cost / 200⌉ windows each).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub tstu_window: Duration,
     /// Skip the sequential baseline (it takes (requests × latency): minutes at the defaults).
     #[arg(long)]
     pub skip_baseline: bool,
@@ -70,7 +78,7 @@ pub struct BenchArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "memory,speed,throttled,view"
+        default_value = "memory,speed,throttled,tstu,view"
     )]
     pub case: Vec<Case>,
 }
@@ -80,6 +88,8 @@ pub enum Case {
     Memory,
     Speed,
     Throttled,
+    /// The documented rate limit: 200 TSTU per sliding window, one scan per cost per call.
+    Tstu,
     /// The HTML view of a 100,000-PAT report in headless Chromium (`scripts/view-bench.mjs`).
     View,
     /// An incremental refresh after 20 owners changed, against a full scan of the same
@@ -128,6 +138,16 @@ impl Simulator {
         latency: Duration,
         window: Option<(&BenchArgs, Duration)>,
     ) -> anyhow::Result<Self> {
+        Self::start_with(users, latency, window, None)
+    }
+
+    /// As [`start`](Self::start), with the TSTU model at `(listing cost, window)`.
+    fn start_with(
+        users: usize,
+        latency: Duration,
+        window: Option<(&BenchArgs, Duration)>,
+        tstu: Option<(f64, Duration)>,
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the patreport binary")?;
         let mut cmd = Command::new(exe);
         cmd.args([
@@ -144,6 +164,10 @@ impl Simulator {
             cmd.args(["--window", &format!("{}ms", window.as_millis())])
                 .args(["--window-soft", &args.window_soft.to_string()])
                 .args(["--window-budget", &args.window_budget.to_string()]);
+        }
+        if let Some((cost, window)) = tstu {
+            cmd.args(["--tstu-cost", &cost.to_string()])
+                .args(["--tstu-window", &format!("{}ms", window.as_millis())]);
         }
         let mut child = cmd.spawn().context("starting the simulator process")?;
         let stdout = child.stdout.take().context("simulator stdout")?;
@@ -224,6 +248,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<u8> {
     }
     if args.case.contains(&Case::Throttled) {
         verdicts.extend(throttled_case(args, users).await?);
+    }
+    if args.case.contains(&Case::Tstu) {
+        verdicts.extend(tstu_case(args, users).await?);
     }
     if args.case.contains(&Case::View) {
         verdicts.extend(view_case(memory_users).await?);
@@ -969,4 +996,89 @@ async fn refresh_case(args: &BenchArgs, users: usize) -> anyhow::Result<Vec<Verd
         same_verdict.text()
     );
     Ok(vec![calls_verdict, time_verdict, same_verdict])
+}
+
+/// The documented rate limit: one scan per cost per call, each against its floor (the latency
+/// floor, or the budget floor when that is longer: `bench::budget_floor`), with no user lost;
+/// and, where the budget is never approached, against the same scan unthrottled.
+async fn tstu_case(args: &BenchArgs, users: usize) -> anyhow::Result<Vec<Verdict>> {
+    const LIMIT: f64 = 200.0;
+    let window = args.tstu_window;
+    println!(
+        "\n[tstu] {users} people, {} ms latency, concurrency {}: {LIMIT:.0} TSTU per {:.0} s sliding window; a Graph page costs 10x a Token Admin listing, each call ±50%",
+        args.latency.as_millis(),
+        args.concurrency,
+        window.as_secs_f64()
+    );
+    let full = users >= 10_000 && window >= Duration::from_secs(60);
+    // The unthrottled scan, for the cases that never approach the budget.
+    let sim = Simulator::start(users, args.latency, None)?;
+    let started = Instant::now();
+    engine::scan(&sim.client()?, &scan_options(args), &NoProgress).await?;
+    let unthrottled = started.elapsed();
+    drop(sim);
+    println!("  unthrottled scan {:.2}s", unthrottled.as_secs_f64());
+    let mut verdicts = Vec::new();
+    for &cost in &args.tstu_costs {
+        let sim = Simulator::start_with(users, args.latency, None, Some((cost, window)))?;
+        let client = sim.client()?;
+        let started = Instant::now();
+        let inventory = engine::scan(&client, &scan_options(args), &NoProgress).await?;
+        let wall = started.elapsed();
+        drop(sim);
+        let st = &inventory.stats;
+        // The model's mean costs: what the calls cost on average (each one varies).
+        let total = st.user_pages as f64 * cost * 10.0 + st.pat_pages as f64 * cost;
+        let latency_floor =
+            bench::floor(st.user_pages, st.pat_pages, args.latency, args.concurrency);
+        let budget = bench::budget_floor(
+            total,
+            LIMIT,
+            window,
+            st.user_pages + st.pat_pages,
+            args.latency,
+            args.concurrency,
+        );
+        let floor = latency_floor.max(budget);
+        let ratio = wall.as_secs_f64() / floor.as_secs_f64().max(f64::EPSILON);
+        println!(
+            "  cost {cost} TSTU per listing: {total:.1} TSTU in all; scan {:.2}s, {} requests, {} users failed, throttled {} times, delayed {:.1}s",
+            wall.as_secs_f64(),
+            st.api_calls,
+            inventory.failures.len(),
+            st.throttled,
+            st.rate_limit_delay.as_secs_f64()
+        );
+        println!(
+            "    measured by the client: {:.1} TSTU, {} per call ({}), lowest Remaining {}",
+            st.tstu_consumed,
+            st.tstu_per_call.map_or("-".into(), |c| format!("{c:.4}")),
+            st.tstu_per_call_by_api
+                .iter()
+                .map(|(api, c)| format!("{api} {c:.4}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            st.lowest_remaining
+                .map_or("-".into(), |r| format!("{r:.1}"))
+        );
+        let verdict = Verdict::of(full, ratio <= 1.05 && inventory.failures.is_empty());
+        println!(
+            "    floor {:.2}s (latency {:.2}s, budget {:.2}s), wall / floor = {ratio:.3}   target <= 1.05 with 0 failed users: {}",
+            floor.as_secs_f64(),
+            latency_floor.as_secs_f64(),
+            budget.as_secs_f64(),
+            verdict.text()
+        );
+        verdicts.push(verdict);
+        if total <= LIMIT {
+            let against = wall.as_secs_f64() / unthrottled.as_secs_f64().max(f64::EPSILON);
+            let verdict = Verdict::of(full, against <= 1.05);
+            println!(
+                "    budget never approached: wall / unthrottled = {against:.3}   target <= 1.05 (no slower, within run-to-run noise): {}",
+                verdict.text()
+            );
+            verdicts.push(verdict);
+        }
+    }
+    Ok(verdicts)
 }

@@ -74,6 +74,9 @@ impl CliProgress {
                 msg.push_str(&format!("; {waiting}"));
             }
             let pacing = client.pacing();
+            if pacing.gating {
+                msg.push_str("; pacing to the rate limit");
+            }
             if pacing.throttled > 0 {
                 msg.push_str(&format!(
                     ", throttled {}x ({:.1}s waiting)",

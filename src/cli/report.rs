@@ -298,6 +298,19 @@ pub fn closing_summary(produced: &Produced) -> String {
         r.retries,
         r.throttled,
     );
+    if let (Some(limit), Some(lowest)) = (r.tstu_limit, r.lowest_remaining) {
+        text.push_str(&format!(
+            " Rate limit: {:.1} TSTU consumed (about {} per call), at least {lowest:.1} of {limit:.0} TSTU left at the closest{}.",
+            r.tstu_consumed,
+            r.tstu_per_call
+                .map_or("unknown".to_owned(), |c| format!("{c:.4}")),
+            if r.rate_limit_delay_seconds > 0.0 {
+                format!(", answers delayed {:.1}s", r.rate_limit_delay_seconds)
+            } else {
+                String::new()
+            }
+        ));
+    }
     let revoked_unlisted = s.pats
         < s.by_status.active + s.by_status.expiring + s.by_status.expired + s.by_status.invalid;
     if revoked_unlisted {

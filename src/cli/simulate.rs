@@ -2,7 +2,7 @@
 //! by hand, and the out-of-process server of `patreport bench`.
 
 use crate::settings::parse::duration as parse_duration;
-use crate::simulator::{AuthConfig, OrgSpec, SimConfig, SimOrg, SimServer, WindowLimit};
+use crate::simulator::{AuthConfig, OrgSpec, SimConfig, SimOrg, SimServer, TstuLimit, WindowLimit};
 use anyhow::Context;
 use std::io::Write;
 use std::time::Duration;
@@ -40,6 +40,25 @@ pub struct SimulateArgs {
     /// Rate-limit model: how long a delayed answer is held.
     #[arg(long, default_value = "100ms", value_parser = parse_duration, requires = "window")]
     pub window_delay: Duration,
+    /// The documented rate limit: TSTUs of one Token Admin listing (a Graph or audit page costs
+    /// 10x, a revocation 5x); off when absent.
+    #[arg(long)]
+    pub tstu_cost: Option<f64>,
+    /// TSTU model: the sliding window.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, requires = "tstu_cost")]
+    pub tstu_window: Duration,
+    /// TSTU model: TSTU per window before delays.
+    #[arg(long, default_value_t = 200.0, requires = "tstu_cost")]
+    pub tstu_limit: f64,
+    /// TSTU model: each call costs its mean times 1 ± this.
+    #[arg(long, default_value_t = 0.5, requires = "tstu_cost")]
+    pub tstu_noise: f64,
+    /// TSTU model: refuse with 403 (body: RequestBlockedException) instead of 429.
+    #[arg(long, requires = "tstu_cost")]
+    pub tstu_403: bool,
+    /// TSTU model: share of answers held 50 ms for reasons unrelated to this client's use.
+    #[arg(long, default_value_t = 0.0, requires = "tstu_cost")]
+    pub tstu_shared_delays: f64,
 }
 
 pub async fn run(args: &SimulateArgs) -> anyhow::Result<u8> {
@@ -62,6 +81,14 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<u8> {
         budget: args.window_budget,
         soft_threshold: args.window_soft,
         delay: args.window_delay,
+    });
+    config.faults.tstu = args.tstu_cost.map(|cost| TstuLimit {
+        window: args.tstu_window,
+        limit: args.tstu_limit,
+        noise: args.tstu_noise,
+        blocked_as_403: args.tstu_403,
+        shared_delay_probability: args.tstu_shared_delays,
+        ..TstuLimit::documented(cost)
     });
     let server = SimServer::start_on(org, config, args.port)
         .await

@@ -400,7 +400,17 @@ struct StatusProgress {
 
 impl StatusProgress {
     fn snapshot(&self) -> RunProgress {
+        let pacing = self.client.get().map(|c| c.pacing());
+        let limited = pacing.as_ref().filter(|p| p.tstu_limit.is_some());
         RunProgress {
+            tstu_per_call: limited
+                .and_then(|p| p.mean_tstu_per_call())
+                .map(crate::lifecycle::Figure),
+            tstu_consumed: limited.map(|p| crate::lifecycle::Figure(p.tstu_consumed)),
+            rate_limit_delay_seconds: pacing.as_ref().map_or(0, |p| p.delayed.as_secs()),
+            lowest_remaining: limited
+                .and_then(|p| p.lowest_remaining)
+                .map(crate::lifecycle::Figure),
             users_listed: self.listed.load(Ordering::Relaxed),
             users_scanned: self.scanned.load(Ordering::Relaxed),
             users_read: self
@@ -409,11 +419,8 @@ impl StatusProgress {
                 .saturating_sub(self.failed.load(Ordering::Relaxed)),
             users_failed: self.failed.load(Ordering::Relaxed),
             pats_found: self.pats.load(Ordering::Relaxed),
-            throttled: self.client.get().map_or(0, |c| c.pacing().throttled),
-            throttle_wait_seconds: self
-                .client
-                .get()
-                .map_or(0, |c| c.pacing().throttle_wait.as_secs()),
+            throttled: pacing.as_ref().map_or(0, |p| p.throttled),
+            throttle_wait_seconds: pacing.as_ref().map_or(0, |p| p.throttle_wait.as_secs()),
         }
     }
 }

@@ -197,6 +197,12 @@ pub fn build(
         tool_version: tool_version.to_owned(),
         duplicate_users: stats.duplicate_users,
         duplicate_pats: stats.duplicate_pats,
+        tstu_limit: stats.tstu_limit,
+        tstu_consumed: stats.tstu_consumed,
+        tstu_per_call: stats.tstu_per_call,
+        tstu_per_call_by_api: stats.tstu_per_call_by_api.clone(),
+        rate_limit_delay_seconds: stats.rate_limit_delay.as_secs_f64(),
+        lowest_remaining: stats.lowest_remaining,
         complete,
         stopped_early: stopped_early.is_some(),
         stop_reason: stopped_early,
@@ -930,7 +936,24 @@ pub(crate) mod tests {
             message: "timed out".into(),
         });
         inv.stats.throttle_wait = std::time::Duration::from_millis(1500);
+        inv.stats.tstu_limit = Some(200.0);
+        inv.stats.tstu_consumed = 51.5;
+        inv.stats.tstu_per_call = Some(0.005);
+        inv.stats.tstu_per_call_by_api = [("tokenadmin".to_owned(), 0.005)].into();
+        inv.stats.rate_limit_delay = std::time::Duration::from_millis(250);
+        inv.stats.lowest_remaining = Some(148.5);
         let r = build(inv.clone(), NOW, &ReportOptions::default(), "9.9.9");
+        assert_eq!(
+            (
+                r.run.tstu_limit,
+                r.run.tstu_consumed,
+                r.run.tstu_per_call,
+                r.run.rate_limit_delay_seconds,
+                r.run.lowest_remaining
+            ),
+            (Some(200.0), 51.5, Some(0.005), 0.25, Some(148.5))
+        );
+        assert_eq!(r.run.tstu_per_call_by_api["tokenadmin"], 0.005);
         assert_eq!(
             r.errors,
             [ErrorRow {

@@ -221,6 +221,22 @@ pub struct RunInfo {
     /// PAT entries the service repeated within a user's listing: kept once, counted here.
     #[serde(default)]
     pub duplicate_pats: u64,
+    /// The rate limit (`X-RateLimit-Limit`, TSTU per window) when the service reported it,
+    /// the TSTU consumed, the estimated TSTU per call (overall and per API), the time the
+    /// service held answers, and the lowest `X-RateLimit-Remaining` seen: how close the scan
+    /// came to the limit. Absent from reports written before they were recorded.
+    #[serde(default)]
+    pub tstu_limit: Option<f64>,
+    #[serde(default)]
+    pub tstu_consumed: f64,
+    #[serde(default)]
+    pub tstu_per_call: Option<f64>,
+    #[serde(default)]
+    pub tstu_per_call_by_api: std::collections::BTreeMap<String, f64>,
+    #[serde(default)]
+    pub rate_limit_delay_seconds: f64,
+    #[serde(default)]
+    pub lowest_remaining: Option<f64>,
     /// False when some users could not be read or the scan stopped early.
     pub complete: bool,
     /// Whether the scan stopped before it had listed every user (time budget, interrupt, a

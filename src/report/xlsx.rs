@@ -1267,6 +1267,12 @@ fn write_run(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(),
         "Tool version",
         "Users listed twice by the service (scanned once)",
         "PATs listed twice by the service (kept once)",
+        "Rate limit reported (TSTU per window, X-RateLimit-Limit)",
+        "TSTU consumed (measured from X-RateLimit-Remaining)",
+        "Estimated TSTU per call",
+        "Estimated TSTU per call, by API",
+        "Time the service delayed answers (s, X-RateLimit-Delay)",
+        "Lowest X-RateLimit-Remaining seen (TSTU)",
     ];
     for (row, label) in (1u32..).zip(labels) {
         ws.write_string(row, 0, label)?;
@@ -1294,6 +1300,37 @@ fn write_run(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(),
     write_text(ws, 13, 1, &run.tool_version)?;
     ws.write_number(14, 1, run.duplicate_users as f64)?;
     ws.write_number(15, 1, run.duplicate_pats as f64)?;
+    // Rate-limit figures: blank-free, so an admin sees "not reported" rather than a zero
+    // that would claim the limit was far away.
+    const NOT_REPORTED: &str = "not reported by the service";
+    match run.tstu_limit {
+        Some(limit) => ws.write_number(16, 1, limit)?,
+        None => ws.write_string(16, 1, NOT_REPORTED)?,
+    };
+    if run.tstu_limit.is_some() {
+        ws.write_number(17, 1, run.tstu_consumed)?;
+    } else {
+        ws.write_string(17, 1, NOT_REPORTED)?;
+    }
+    match run.tstu_per_call {
+        Some(cost) => ws.write_number(18, 1, cost)?,
+        None => ws.write_string(18, 1, NOT_REPORTED)?,
+    };
+    let by_api: Vec<String> = run
+        .tstu_per_call_by_api
+        .iter()
+        .map(|(api, cost)| format!("{api} {cost:.4}"))
+        .collect();
+    if by_api.is_empty() {
+        ws.write_string(19, 1, NOT_REPORTED)?;
+    } else {
+        write_text(ws, 19, 1, &by_api.join(", "))?;
+    }
+    ws.write_number_with_format(20, 1, run.rate_limit_delay_seconds, &styles.seconds)?;
+    match run.lowest_remaining {
+        Some(remaining) => ws.write_number(21, 1, remaining)?,
+        None => ws.write_string(21, 1, NOT_REPORTED)?,
+    };
     if let Some(refresh) = &run.refresh {
         let rows: [(&str, String); 6] = [
             ("Refresh", refresh.mode.clone()),
@@ -1325,7 +1362,7 @@ fn write_run(ws: &mut Worksheet, report: &Report, styles: &Styles) -> Result<(),
                 refresh.check.clone().unwrap_or_default(),
             ),
         ];
-        for (row, (label, value)) in (16u32..).zip(rows) {
+        for (row, (label, value)) in (22u32..).zip(rows) {
             ws.write_string(row, 0, label)?;
             write_text(ws, row, 1, &value)?;
         }

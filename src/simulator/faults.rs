@@ -19,6 +19,7 @@ use axum::http::StatusCode;
 use super::hash::{hash_parts, unit_float};
 use super::ratelimit::{Admission, SlidingWindow, WindowLimit};
 use super::reply::Reply;
+use super::tstu::{Decision, Metered, TstuApi, TstuLimit, TstuMeter};
 use super::wire::ExceptionType;
 
 /// Whether a descriptor's fault happens on every request or only on the first.
@@ -69,8 +70,11 @@ pub struct FaultConfig {
     /// Descriptors whose SSH key listing (`isPublic=true`) always gets 500 while their PAT
     /// listing works: a user read half is still an error record.
     pub failing_ssh_descriptors: BTreeSet<String>,
-    /// The sliding-window rate-limit model; `None` turns it off.
+    /// The sliding-window rate-limit model that counts requests; `None` turns it off.
     pub window: Option<WindowLimit>,
+    /// The documented rate limit: TSTUs per identity over a sliding window; `None` turns it
+    /// off.
+    pub tstu: Option<TstuLimit>,
     /// Hostile or broken server behaviour the client must survive (all off by default).
     pub hostile: Hostile,
     /// 1-based ordinals of the revocation POSTs (counted once authenticated) answered with a
@@ -121,6 +125,7 @@ impl FaultConfig {
             failing_descriptors: BTreeSet::new(),
             failing_ssh_descriptors: BTreeSet::new(),
             window: None,
+            tstu: None,
             hostile: Hostile::default(),
             failing_revocation_requests: BTreeSet::new(),
             throttled_revocation_requests: BTreeSet::new(),
@@ -182,6 +187,7 @@ pub(crate) struct Faults {
     slow_attempts: Mutex<HashMap<u64, u32>>,
     malformed_seen: Mutex<HashSet<String>>,
     window: Option<Mutex<SlidingWindow>>,
+    tstu: Option<Mutex<TstuMeter>>,
     /// Revocation POSTs that passed authentication so far.
     revocation_posts: AtomicU64,
 }
@@ -193,6 +199,7 @@ impl Faults {
                 .window
                 .clone()
                 .map(|w| Mutex::new(SlidingWindow::new(w))),
+            tstu: config.tstu.clone().map(|t| Mutex::new(TstuMeter::new(t))),
             config,
             attempts: Mutex::new(HashMap::new()),
             slow_attempts: Mutex::new(HashMap::new()),
@@ -203,6 +210,14 @@ impl Faults {
 
     pub fn config(&self) -> &FaultConfig {
         &self.config
+    }
+
+    /// Meters one call of `api` by `identity` (its credential) under the TSTU model, when it
+    /// is on.
+    pub fn meter(&self, identity: &str, api: TstuApi) -> Option<Metered> {
+        let meter = self.tstu.as_ref()?;
+        let mut meter = meter.lock().unwrap_or_else(|p| p.into_inner());
+        Some(meter.admit(identity, api, tokio::time::Instant::now()))
     }
 
     /// Faults that replace the answer: the storm, the window's 429, random 429/500.
@@ -354,6 +369,72 @@ pub(crate) fn throttled(retry_after_secs: u64, reset_epoch: i64) -> Reply {
     .header("x-ratelimit-reset", reset_epoch.to_string())
 }
 
+/// Unix time, to the millisecond.
+fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// `X-RateLimit-Reset`: the whole second by which usage is surely back at zero.
+fn reset_epoch(reset_in: Duration) -> String {
+    format!("{:.0}", (epoch_now() + reset_in.as_secs_f64()).ceil())
+}
+
+/// Whole seconds, at least one: a `Retry-After` of 0 would invite an immediate retry.
+fn retry_after_secs(wait: Duration) -> String {
+    ceil_secs(wait).max(1).to_string()
+}
+
+/// The TSTU model's refusal: 429, or the 403 some clients meet, with the
+/// `RequestBlockedException` body either way.
+pub(crate) fn blocked(limit: &TstuLimit, metered: &Metered, retry_after: Duration) -> Reply {
+    let status = if limit.blocked_as_403 {
+        StatusCode::FORBIDDEN
+    } else {
+        StatusCode::TOO_MANY_REQUESTS
+    };
+    Reply::error(
+        status,
+        ExceptionType::RequestBlocked,
+        "TF400733: The request has been canceled: Request was blocked due to exceeding usage of \
+         resource 'Core' in namespace 'User'.",
+    )
+    .header("retry-after", retry_after_secs(retry_after))
+    .header("x-ratelimit-resource", "Core")
+    .header("x-ratelimit-limit", format!("{}", limit.limit))
+    .header("x-ratelimit-remaining", "0")
+    .header("x-ratelimit-reset", reset_epoch(metered.reset_in))
+}
+
+/// The TSTU model's headers on a served answer, and how long to hold it: usage in TSTUs as
+/// documented; `Retry-After` and `X-RateLimit-Delay` once delays have begun; a hold unrelated
+/// to this identity's use carries `X-RateLimit-Delay` only.
+pub(crate) fn tstu_headers(
+    reply: Reply,
+    limit: &TstuLimit,
+    metered: &Metered,
+) -> (Reply, Duration) {
+    let remaining = match metered.decision {
+        Decision::Normal { remaining } => remaining,
+        _ => 0.0,
+    };
+    let mut reply = reply
+        .header("x-ratelimit-resource", "Core")
+        .header("x-ratelimit-limit", format!("{}", limit.limit))
+        .header("x-ratelimit-remaining", format!("{remaining:.3}"))
+        .header("x-ratelimit-reset", reset_epoch(metered.reset_in));
+    let mut hold = metered.shared_delay.unwrap_or_default();
+    if let Decision::Delayed { delay, retry_after } = metered.decision {
+        hold += delay;
+        reply = reply.header("retry-after", retry_after_secs(retry_after));
+    }
+    if !hold.is_zero() {
+        reply = reply.header("x-ratelimit-delay", format!("{:.3}", hold.as_secs_f64()));
+    }
+    (reply, hold)
+}
+
 /// The 500 answer, transient or persistent.
 pub(crate) fn server_error(activity_id: &str) -> Reply {
     Reply::error(
@@ -363,13 +444,10 @@ pub(crate) fn server_error(activity_id: &str) -> Reply {
     )
 }
 
-/// Adds the rate-limit headers of a successful answer.
-pub(crate) fn rate_limit_headers(
-    reply: Reply,
-    late: &Late,
-    send_always: bool,
-    now_epoch: i64,
-) -> Reply {
+/// Adds the rate-limit headers of a successful answer. `Reset` is the whole second by which
+/// usage is surely back at zero (rounded up, as the TSTU model's: rounded down it came up to a
+/// second early, and a client reading the window's length from it saw 4 s for 5).
+pub(crate) fn rate_limit_headers(reply: Reply, late: &Late, send_always: bool) -> Reply {
     if !send_always && late.usage.is_none() && late.throttled.is_none() {
         return reply;
     }
@@ -379,12 +457,12 @@ pub(crate) fn rate_limit_headers(
     } else {
         limit.saturating_sub(used)
     };
-    let reset = now_epoch + i64::try_from(ceil_secs(late.reset_in)).unwrap_or(0);
+    let reset = reset_epoch(late.reset_in);
     let mut reply = reply
         .header("x-ratelimit-resource", "Core")
         .header("x-ratelimit-limit", limit.to_string())
         .header("x-ratelimit-remaining", remaining.to_string())
-        .header("x-ratelimit-reset", reset.to_string());
+        .header("x-ratelimit-reset", reset);
     if let Some(secs) = late.throttled {
         reply = reply.header("retry-after", secs.to_string()).header(
             "x-ratelimit-delay",

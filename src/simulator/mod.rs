@@ -35,6 +35,7 @@ mod reply;
 mod revocations;
 mod server;
 mod stats;
+mod tstu;
 mod wire;
 
 #[cfg(test)]
@@ -61,3 +62,6 @@ pub use paging::PagingConfig;
 pub use ratelimit::WindowLimit;
 pub use server::{SimServer, router};
 pub use stats::SimStatsSnapshot;
+#[cfg(test)]
+pub(crate) use tstu::{Decision, TstuMeter};
+pub use tstu::{TstuApi, TstuCosts, TstuLimit};

@@ -40,6 +40,7 @@ use super::paging::{
 use super::reply::Reply;
 use super::revocations::{self, Revocations};
 use super::stats::{SimStats, SimStatsSnapshot, add, bump};
+use super::tstu::{Decision, TstuApi};
 use super::wire::{
     self, Continuation, Entries, ExceptionType, PageEnd, guid_from_u128, parse_guid,
 };
@@ -549,6 +550,25 @@ impl AppState {
             bump(&stats.audit_forbidden);
             return audit::forbidden(self.audit_config.mode).into();
         }
+        // The documented limit meters each identity: here, each credential.
+        let metered = self.faults.meter(
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+            match &route {
+                Route::GraphUsers { .. } => TstuApi::Graph,
+                Route::Revocations { .. } => TstuApi::Revocations,
+                Route::AuditLog { .. } => TstuApi::Audit,
+                _ => TstuApi::TokenAdmin,
+            },
+        );
+        if let (Some(m), Some(limit)) = (&metered, &self.faults.config().tstu)
+            && let Decision::Blocked { retry_after } = m.decision
+        {
+            bump(&stats.throttled_429);
+            return faults::blocked(limit, m, retry_after).into();
+        }
         let mut fault_key = path_and_query.to_ascii_lowercase();
         let configured = if revocation {
             // Every revocation POST has the same URL: the body tells one batch from another,
@@ -615,7 +635,18 @@ impl AppState {
                     bump(&stats.delayed_200);
                 }
                 let always = self.faults.config().rate_limit_headers;
-                faults::rate_limit_headers(reply, &late, always, now_epoch())
+                let reply = faults::rate_limit_headers(reply, &late, always);
+                match (&metered, &self.faults.config().tstu) {
+                    (Some(m), Some(limit)) => {
+                        if matches!(m.decision, Decision::Delayed { .. }) {
+                            bump(&stats.delayed_200);
+                        }
+                        let (reply, held) = faults::tstu_headers(reply, limit, m);
+                        hold = hold.max(held);
+                        reply
+                    }
+                    _ => reply,
+                }
             }
             status => {
                 bump(match status {
