@@ -217,6 +217,9 @@ pub struct RefreshInfo {
     /// Ids of the `Token` events this run read (they go into the state, not the report).
     #[serde(skip)]
     pub seen_events: Vec<String>,
+    /// The audit log has been read up to here (for the state; `None`: never).
+    #[serde(skip)]
+    pub audit_until: Option<OffsetDateTime>,
 }
 
 impl RefreshInfo {

@@ -51,6 +51,7 @@ fn state_of(inventory: &Inventory, as_of: OffsetDateTime, last_full: OffsetDateT
         users: inventory.users.clone(),
         signals: inventory.signals.clone(),
         seen_events: Vec::new(),
+        audit_until: None,
     }
 }
 
@@ -226,6 +227,11 @@ async fn no_state_a_forbidden_log_or_an_old_state_fall_back_to_a_full_scan_and_s
         "{info:?}"
     );
     assert_same(&inventory, &first, "forbidden");
+    assert_eq!(
+        info.audit_until,
+        Some(now),
+        "the next run reads the log from where this state's run got to"
+    );
 
     let old = now - time::Duration::days(91);
     let (_, info) = refreshed(&client, Some(state_of(&first, old, old))).await;
@@ -349,5 +355,43 @@ async fn a_public_discovery_is_a_leak_on_the_token_and_uses_give_the_last_audite
     );
     assert!(codes(&used).contains(&"used_from_browser"));
     assert!(codes(&used).contains(&"sensitive_use"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_gap_the_last_run_could_not_read_is_read_for_its_leaks() {
+    let server = SimServer::start(org(30, 5), SimConfig::strict())
+        .await
+        .unwrap();
+    let client = client_for(&server);
+    let first = full(&client).await;
+    let now = OffsetDateTime::now_utc();
+    let leaked = first
+        .users
+        .iter()
+        .flat_map(|u| &u.pats)
+        .find(|p| p.is_valid && p.display_name.is_some())
+        .and_then(|p| p.authorization_id.clone())
+        .unwrap();
+    // Found in public an hour ago; the last run (at `now`) could not read the log since two
+    // hours ago.
+    server.mutate(|m| {
+        m.public_discovery(&leaked, now - time::Duration::hours(1))
+            .unwrap()
+    });
+    let mut state = state_of(&first, now, now);
+    state.audit_until = Some(now - time::Duration::hours(2));
+    let (inventory, info) = refreshed(&client, Some(state)).await;
+    assert_eq!(
+        info.audit_from,
+        Some(now - time::Duration::hours(2) - refresh::OVERLAP)
+    );
+    assert!(
+        inventory.signals[&leaked.to_ascii_lowercase()]
+            .discovered
+            .is_some(),
+        "{info:?}"
+    );
+    assert_same(&inventory, &full(&client).await, "gap");
     server.shutdown().await;
 }

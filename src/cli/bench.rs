@@ -913,6 +913,7 @@ async fn refresh_case(args: &BenchArgs, users: usize) -> anyhow::Result<Vec<Verd
         users: first.users,
         signals: first.signals,
         seen_events: Vec::new(),
+        audit_until: None,
     };
     let incremental = RefreshOptions {
         incremental: true,

@@ -369,6 +369,7 @@ fn save_state(
         users: &inventory.users,
         signals: &inventory.signals,
         seen_events: &refreshed.seen_events,
+        audit_until: refreshed.audit_until,
     };
     match state.write(file) {
         Ok(()) => Some(path),

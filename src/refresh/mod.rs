@@ -174,14 +174,21 @@ pub async fn inventory(
     // The window: since the state (with an overlap), or the last day on a first run so that
     // leaks and uses still show.
     let from = match &state {
-        Ok(s) => s.as_of - OVERLAP,
+        // From where the log was last read, if that is earlier (a run that could not read it).
+        Ok(s) => s.audit_until.unwrap_or(s.as_of).min(s.as_of) - OVERLAP,
         Err(_) => now - time::Duration::days(1),
     }
     .max(now - RETENTION);
     let audit = read_audit(client, from, now, &scan.stop).await;
-    if audit.is_ok() {
-        info.audit_from = Some(from);
-        info.audit_to = Some(now);
+    match (&audit, &state) {
+        (Ok(_), _) => {
+            info.audit_from = Some(from);
+            info.audit_to = Some(now);
+            info.audit_until = Some(now);
+        }
+        // Not read: the next run reads from where the last one got to.
+        (Err(_), Ok(s)) => info.audit_until = Some(s.audit_until.unwrap_or(s.as_of)),
+        (Err(_), Err(_)) => {}
     }
     let (state, read) = match (state, audit) {
         (Ok(state), Ok(read)) => (state, read),

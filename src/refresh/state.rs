@@ -34,6 +34,10 @@ pub struct State {
     /// skipped then, so an event whose token is gone by now cannot force a full scan.
     #[serde(default)]
     pub seen_events: Vec<String>,
+    /// The audit log has been read up to here (`None`: up to `as_of`). Behind `as_of` after a
+    /// run that could not read the log, so the next one reads the gap for its leaks and uses.
+    #[serde(default, with = "crate::domain::timestamp::serde::option")]
+    pub audit_until: Option<OffsetDateTime>,
 }
 
 /// A state as written: borrows the inventory, so writing it copies nothing.
@@ -49,6 +53,8 @@ pub struct StateRef<'a> {
     pub users: &'a [UserTokens],
     pub signals: &'a Signals,
     pub seen_events: &'a [String],
+    #[serde(with = "crate::domain::timestamp::serde::option")]
+    pub audit_until: Option<OffsetDateTime>,
 }
 
 /// Why a stored state cannot be used.
@@ -119,6 +125,7 @@ mod tests {
             users: &users,
             signals: &signals,
             seen_events: &[],
+            audit_until: None,
         }
         .write(&mut bytes)
         .unwrap();
