@@ -117,6 +117,27 @@ pub fn state_path(dir: &Path, org: &OrgName) -> PathBuf {
 /// The folder of the states under the output folder.
 pub const STATE_DIR: &str = ".patreport";
 
+/// Remove temporary state files a killed run left behind (a day old: a run still writing one
+/// is never that old). They hold the inventory, so they should not linger.
+fn forget_stale_states(folder: &Path) {
+    const STALE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE);
+        if old && path.extension().is_some_and(|e| e == "tmp") {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// An earlier report found for a comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreviousReport {
@@ -267,6 +288,7 @@ impl Sink for LocalFiles {
         std::fs::create_dir_all(&folder).map_err(|e| {
             SinkError::local("could not create the folder of the state", &folder, Some(e))
         })?;
+        forget_stale_states(&folder);
         let path = state_path(&self.dir, org).with_extension(format!("{}.tmp", std::process::id()));
         let file = File::create(&path)
             .map_err(|e| SinkError::local("could not create the state file", &path, Some(e)))?;
@@ -387,6 +409,31 @@ impl Sink for LocalFiles {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn a_killed_runs_temporary_state_is_removed_a_day_later_and_a_fresh_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join(STATE_DIR);
+        std::fs::create_dir_all(&folder).unwrap();
+        let (old, fresh) = (folder.join("a.state.1.tmp"), folder.join("a.state.2.tmp"));
+        let kept = folder.join("a.state.json");
+        for path in [&old, &fresh, &kept] {
+            std::fs::write(path, "{}").unwrap();
+        }
+        let two_days = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+        for path in [&old, &kept] {
+            File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(two_days)
+                .unwrap();
+        }
+        forget_stale_states(&folder);
+        assert!(!old.exists());
+        assert!(fresh.exists(), "a run may still be writing it");
+        assert!(kept.exists(), "the state itself is never removed");
+    }
 
     const AT: OffsetDateTime = datetime!(2026-11-24 09:05:03 +02:00);
 
