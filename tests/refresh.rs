@@ -395,3 +395,57 @@ async fn a_gap_the_last_run_could_not_read_is_read_for_its_leaks() {
     assert_same(&inventory, &full(&client).await, "gap");
     server.shutdown().await;
 }
+
+/// Requests the stop once the first page of users is listed (an interrupt at a known point).
+struct StopAfterFirstPage(patreport::engine::Stop);
+impl patreport::engine::Progress for StopAfterFirstPage {
+    fn users_listed(&self, _listed: usize) {
+        self.0.request(patreport::engine::StopReason::Interrupted);
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_refresh_is_a_partial_report_not_a_second_scan() {
+    let server = SimServer::start(org(1200, 9), SimConfig::strict())
+        .await
+        .unwrap();
+    let client = client_for(&server);
+    let first = full(&client).await;
+    let now = OffsetDateTime::now_utc();
+    let state = state_of(&first, now, now);
+    // A creation by someone on a later page: an interrupted refresh never lists them, so the
+    // event is unresolved, which must not start a full scan after the interrupt.
+    let last = first.users.last().unwrap().user.descriptor.clone();
+    server.mutate(|m| {
+        m.create_pat(
+            &last,
+            patreport::simulator::NewPat::named("late", now + time::Duration::days(9)),
+            now,
+        )
+        .unwrap()
+    });
+    let scan = ScanOptions::default();
+    let stopping = StopAfterFirstPage(scan.stop.clone());
+    let listings = server.stats().pat_requests;
+    let (inventory, info) = refresh::inventory(
+        &client,
+        &scan,
+        &incremental(),
+        Some(Ok(state)),
+        &stopping,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    assert!(inventory.stopped_early.is_some(), "{info:?}");
+    assert!(info.is_incremental(), "{info:?}");
+    assert!(
+        info.reason.as_deref().unwrap().contains("did not finish"),
+        "{info:?}"
+    );
+    assert!(
+        server.stats().pat_requests - listings < 10,
+        "no full scan followed the interrupted refresh"
+    );
+    server.shutdown().await;
+}
