@@ -132,17 +132,10 @@ impl AuditEvent {
             .filter(|c| *c != '-')
             .collect();
         // One spelling for every id (the inventory's): lowercase, hyphenated 8-4-4-4-12.
-        (hex.len() == 32).then(|| {
-            let h = hex.to_ascii_lowercase();
-            format!(
-                "{}-{}-{}-{}-{}",
-                &h[..8],
-                &h[8..12],
-                &h[12..16],
-                &h[16..20],
-                &h[20..]
-            )
-        })
+        if hex.len() != 32 {
+            return None;
+        }
+        u128::from_str_radix(&hex, 16).ok().map(crate::domain::guid)
     }
 
     /// A web browser's user agent (Microsoft Sentinel's "PAT used with browser" rule).

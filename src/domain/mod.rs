@@ -8,6 +8,19 @@ pub mod timestamp;
 pub use org::{OrgName, OrgNameError};
 pub use run_id::{RunId, RunIdError};
 
+/// A GUID in its usual spelling: lowercase, hyphenated 8-4-4-4-12 (Azure DevOps' ids).
+pub fn guid(value: u128) -> String {
+    let h = format!("{value:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 /// `text` as quoted back in an error message: short, and on one line whatever it held.
 fn quoted(text: &str) -> String {
     text.chars()

@@ -13,15 +13,7 @@ pub const ZERO_GUID: &str = "00000000-0000-0000-0000-000000000000";
 
 /// Formats 128 bits as a lower-case GUID (`8-4-4-4-12`), as the service prints them.
 pub fn guid_from_u128(v: u128) -> String {
-    let h = format!("{v:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    crate::domain::guid(v)
 }
 
 /// Parses a GUID in `8-4-4-4-12` form (any hex case); `None` for anything else.

@@ -885,14 +885,5 @@ fn sys(method: &str) -> Value {
 }
 
 fn new_guid() -> String {
-    let n = fastrand::u128(..);
-    let h = format!("{n:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    patreport::domain::guid(fastrand::u128(..))
 }
