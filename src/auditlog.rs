@@ -209,6 +209,23 @@ fn later(kept: &mut Option<AuditedUse>, seen: AuditedUse) {
     }
 }
 
+/// Add the uses a later window saw (`seen`, from [`record_uses`]) to the uses kept so far:
+/// the latest of each kind wins.
+pub fn merge_uses(kept: &mut Signals, seen: &Signals) {
+    for (id, seen) in seen {
+        let entry = kept.entry(id.clone()).or_default();
+        for (mine, theirs) in [
+            (&mut entry.last_use, &seen.last_use),
+            (&mut entry.browser_use, &seen.browser_use),
+            (&mut entry.sensitive_use, &seen.sensitive_use),
+        ] {
+            if let Some(theirs) = theirs {
+                later(mine, theirs.clone());
+            }
+        }
+    }
+}
+
 /// Add the uses that `events` show (events made with a PAT) to `signals`.
 pub fn record_uses<'a>(signals: &mut Signals, events: impl IntoIterator<Item = &'a AuditEvent>) {
     for event in events {

@@ -161,10 +161,7 @@ pub async fn inventory(
     };
     let started = tokio::time::Instant::now();
     if !options.incremental {
-        let inventory = engine::scan(client, scan, progress).await?;
-        info.owners_read = inventory.users.len() as u64;
-        info.last_full_scan = Some(now);
-        return Ok((inventory, info));
+        return full_scan(client, scan, progress, info, None, Signals::new(), now).await;
     }
     let state = match found {
         None => Err("there is no earlier state of this organization".to_owned()),
@@ -194,11 +191,20 @@ pub async fn inventory(
         (Ok(state), Ok(read)) => (state, read),
         (Err(why), audit) => {
             info.reason = Some(why);
-            return full_scan(client, scan, progress, info, audit.ok(), None, now).await;
+            return full_scan(
+                client,
+                scan,
+                progress,
+                info,
+                audit.ok(),
+                Signals::new(),
+                now,
+            )
+            .await;
         }
         (Ok(state), Err(why)) => {
             info.reason = Some(why);
-            return full_scan(client, scan, progress, info, None, Some(state), now).await;
+            return full_scan(client, scan, progress, info, None, state.signals, now).await;
         }
     };
     info.audit_events = read.events;
@@ -214,7 +220,7 @@ pub async fn inventory(
     let targets = match plan::decide(&fresh, &state.users, scan.include_ssh_keys) {
         Decision::Full(why) => {
             info.reason = Some(why);
-            return full_scan(client, scan, progress, info, Some(read), Some(state), now).await;
+            return full_scan(client, scan, progress, info, Some(read), state.signals, now).await;
         }
         Decision::Refresh(targets) => targets,
     };
@@ -239,43 +245,43 @@ pub async fn inventory(
     let mut inventory = engine::scan_reusing(client, scan, progress, &reusing).await?;
     // A stopped or incomplete refresh is a partial report like a stopped full scan's: its
     // users not reached are records, and a second scan would outlive the budget.
-    if scan.stop.reason().is_some() || !inventory.is_complete() {
-        info.mode = "incremental".into();
-        info.reason = Some("the refresh did not finish; the report is partial".into());
-        info.owners_reused = inventory.stats.reused_users;
-        info.owners_read = (inventory.users.len() as u64).saturating_sub(info.owners_reused);
-        info.last_full_scan = Some(state.last_full_scan);
-        inventory.signals = signals(state.signals, &read, &inventory.users);
-        return Ok((inventory, info));
-    }
-    if let Some(event) = targets.unresolved(
-        inventory
-            .users
-            .iter()
-            .map(|u| &u.user)
-            .chain(inventory.failures.iter().map(|f| &f.user)),
-    ) {
+    let finished = scan.stop.reason().is_none() && inventory.is_complete();
+    if finished
+        && let Some(event) = targets.unresolved(
+            inventory
+                .users
+                .iter()
+                .map(|u| &u.user)
+                .chain(inventory.failures.iter().map(|f| &f.user)),
+        )
+    {
         info.reason = Some(format!(
             "an audit event could not be matched to a user listed now ({event})"
         ));
-        let state_signals = state.signals;
         // The full scan gets what is left of the time budget, not a new one.
         let mut rest = scan.clone();
         rest.time_budget = scan
             .time_budget
             .map(|budget| budget.saturating_sub(started.elapsed()));
-        let mut inventory = engine::scan(client, &rest, progress).await?;
-        info.owners_read = inventory.users.len() as u64;
-        info.owners_reused = 0;
-        info.last_full_scan = Some(now);
-        inventory.signals = signals(state_signals, &read, &inventory.users);
-        return Ok((inventory, info));
+        return full_scan(
+            client,
+            &rest,
+            progress,
+            info,
+            Some(read),
+            state.signals,
+            now,
+        )
+        .await;
+    }
+    if !finished {
+        info.reason = Some("the refresh did not finish; the report is partial".into());
     }
     info.mode = "incremental".into();
     info.owners_reused = inventory.stats.reused_users;
     info.owners_read = (inventory.users.len() as u64).saturating_sub(info.owners_reused);
     info.last_full_scan = Some(state.last_full_scan);
-    inventory.signals = signals(state.signals, &read, &inventory.users);
+    inventory.signals = signals(state.signals, Some(&read), &inventory.users);
     Ok((inventory, info))
 }
 
@@ -318,23 +324,13 @@ fn seen_since(read: &Read, now: OffsetDateTime) -> Vec<String> {
         .collect()
 }
 
-/// The signals: the state's, plus this window's uses and leaks, for the tokens listed now.
-fn signals(mut kept: Signals, read: &Read, users: &[UserTokens]) -> Signals {
-    for (id, seen) in &read.uses {
-        let entry = kept.entry(id.clone()).or_default();
-        for (mine, theirs) in [
-            (&mut entry.last_use, &seen.last_use),
-            (&mut entry.browser_use, &seen.browser_use),
-            (&mut entry.sensitive_use, &seen.sensitive_use),
-        ] {
-            if let Some(theirs) = theirs
-                && mine.as_ref().is_none_or(|m| m.at < theirs.at)
-            {
-                *mine = Some(theirs.clone());
-            }
-        }
+/// The signals: the state's, plus this window's uses and leaks (when the log was read), for
+/// the tokens listed now.
+fn signals(mut kept: Signals, read: Option<&Read>, users: &[UserTokens]) -> Signals {
+    if let Some(read) = read {
+        auditlog::merge_uses(&mut kept, &read.uses);
+        plan::record_leaks(&mut kept, &read.token_events, users);
     }
-    plan::record_leaks(&mut kept, &read.token_events, users);
     let listed: HashSet<String> = users
         .iter()
         .flat_map(|u| &u.pats)
@@ -345,35 +341,26 @@ fn signals(mut kept: Signals, read: &Read, users: &[UserTokens]) -> Signals {
     kept
 }
 
+/// A full scan: every user's tokens listed; the signals kept so far (`kept`) plus what the
+/// audit log gave, if it was read.
 async fn full_scan(
     client: &AdoClient,
     scan: &ScanOptions,
     progress: &dyn Progress,
     mut info: RefreshInfo,
     read: Option<Read>,
-    state: Option<State>,
+    kept: Signals,
     now: OffsetDateTime,
 ) -> Result<(Inventory, RefreshInfo), ScanError> {
     let mut inventory = engine::scan(client, scan, progress).await?;
     info.owners_read = inventory.users.len() as u64;
     info.last_full_scan = Some(now);
-    let kept = state.map(|s| s.signals).unwrap_or_default();
     if let Some(read) = &read {
         info.audit_events = read.events;
         info.token_events = read.token_events.len() as u64;
         info.seen_events = seen_since(read, now);
-        inventory.signals = signals(kept, read, &inventory.users);
-    } else {
-        inventory.signals = signals(
-            kept,
-            &Read {
-                token_events: vec![],
-                events: 0,
-                uses: Signals::new(),
-            },
-            &inventory.users,
-        );
     }
+    inventory.signals = signals(kept, read.as_ref(), &inventory.users);
     Ok((inventory, info))
 }
 
@@ -384,16 +371,14 @@ async fn checked_full_scan(
     client: &AdoClient,
     scan: &ScanOptions,
     progress: &dyn Progress,
-    mut info: RefreshInfo,
+    info: RefreshInfo,
     read: Read,
     state: State,
     targets: &Targets,
     now: OffsetDateTime,
 ) -> Result<(Inventory, RefreshInfo), ScanError> {
-    let mut inventory = engine::scan(client, scan, progress).await?;
-    info.owners_read = inventory.users.len() as u64;
-    info.last_full_scan = Some(now);
-    info.seen_events = seen_since(&read, now);
+    let (inventory, mut info) =
+        full_scan(client, scan, progress, info, Some(read), state.signals, now).await?;
     let stored: HashMap<&str, &UserTokens> = state
         .users
         .iter()
@@ -424,7 +409,6 @@ async fn checked_full_scan(
             if n > 5 { ", ..." } else { "" }
         ),
     });
-    inventory.signals = signals(state.signals, &read, &inventory.users);
     Ok((inventory, info))
 }
 
