@@ -233,9 +233,23 @@ async fn produce(
     // Written now, before the report takes the inventory apart; kept once the report is
     // delivered. Only a complete picture can be refreshed from, and only refreshing runs keep
     // one (a run without the audit log would drop the signals the state carries).
-    let new_state = match plan.refresh.incremental && inventory.is_complete() {
-        true => save_state(sink, &inventory, &refreshed, plan.scan.include_ssh_keys),
+    let opened = match plan.refresh.incremental && inventory.is_complete() {
+        true => open_state(sink, &inventory.org),
         false => None,
+    };
+    let (inventory, refreshed, new_state) = match opened {
+        None => (inventory, refreshed, None),
+        // Serializing every user's tokens is blocking work: off the async threads, as the
+        // other files are.
+        Some((path, file)) => {
+            let ssh_keys = plan.scan.include_ssh_keys;
+            tokio::task::spawn_blocking(move || {
+                let kept = write_state(path, file, &inventory, &refreshed, ssh_keys);
+                (inventory, refreshed, kept)
+            })
+            .await
+            .map_err(|e| PipelineError::Crashed(e.to_string()))?
+        }
     };
 
     observer.stage(Stage::Writing);
@@ -344,22 +358,27 @@ async fn load_state(sink: &dyn Sink, org: &OrgName) -> refresh::Found {
     Some(read)
 }
 
-/// Write the state of this picture to a file the sink opened; `None` (and a warning) when it
-/// cannot be written: the report does not depend on it.
-fn save_state(
-    sink: &dyn Sink,
+/// A file for the state of this picture from the sink; `None` (and a warning) when there is
+/// none: the report does not depend on it.
+fn open_state(sink: &dyn Sink, org: &OrgName) -> Option<(std::path::PathBuf, std::fs::File)> {
+    match sink.open_state(org) {
+        Ok(opened) => opened,
+        Err(e) => {
+            tracing::warn!(error = %e, "the state of this picture cannot be written");
+            None
+        }
+    }
+}
+
+/// Write the state of this picture into the file [`open_state`] gave; its path, or `None`
+/// (and a warning, the file removed) when it could not be written. Runs on a blocking thread.
+fn write_state(
+    path: std::path::PathBuf,
+    file: std::fs::File,
     inventory: &crate::inventory::Inventory,
     refreshed: &refresh::RefreshInfo,
     ssh_keys: bool,
 ) -> Option<std::path::PathBuf> {
-    let (path, file) = match sink.open_state(&inventory.org) {
-        Ok(Some(opened)) => opened,
-        Ok(None) => return None,
-        Err(e) => {
-            tracing::warn!(error = %e, "the state of this picture cannot be written");
-            return None;
-        }
-    };
     let state = refresh::StateRef {
         version: refresh::STATE_VERSION,
         org: &inventory.org,
