@@ -337,11 +337,7 @@ impl Mutations<'_> {
         authorization_id: &str,
         at: OffsetDateTime,
     ) -> Result<(), MutationError> {
-        let (u, p) = self.valid_pat(authorization_id)?;
-        self.org.users[u].pats[p].is_valid = false;
-        let actor = Self::owner_actor(&self.org.users[u], authorization_id);
-        self.record_pat(PatAction::Revoke, u, p, actor, at);
-        Ok(())
+        self.revoke(authorization_id, None, at)
     }
 
     /// The simulator's token administrator revokes a PAT in the web UI: as
@@ -351,9 +347,21 @@ impl Mutations<'_> {
         authorization_id: &str,
         at: OffsetDateTime,
     ) -> Result<(), MutationError> {
+        let admin = AuditActor::token_admin("AAD_Cookie", BROWSER_USER_AGENT);
+        self.revoke(authorization_id, Some(admin), at)
+    }
+
+    /// Marks the PAT revoked and records `Token.PatRevokeEvent` by `actor` (`None`: its owner).
+    fn revoke(
+        &mut self,
+        authorization_id: &str,
+        actor: Option<AuditActor>,
+        at: OffsetDateTime,
+    ) -> Result<(), MutationError> {
         let (u, p) = self.valid_pat(authorization_id)?;
         self.org.users[u].pats[p].is_valid = false;
-        let actor = AuditActor::token_admin("AAD_Cookie", BROWSER_USER_AGENT);
+        let actor =
+            actor.unwrap_or_else(|| Self::owner_actor(&self.org.users[u], authorization_id));
         self.record_pat(PatAction::Revoke, u, p, actor, at);
         Ok(())
     }
